@@ -1,0 +1,53 @@
+"""Where the machine comes from: Azure, an existing host over SSH, or this machine."""
+
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+from provision.output import Output
+from provision.settings import Settings
+from provision.state import Journal, Record
+
+
+@dataclass(frozen=True)
+class Machine:
+    """How to reach a machine that is up."""
+
+    host: str
+    port: int
+    user: str
+    key_path: str | None = None  # None: the local transport needs no key
+    host_key: str | None = None  # pinned "ssh-ed25519 AAAA..."; None only for local
+    fqdn: str | None = None
+    local: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Machine":
+        return cls(**{key: data.get(key) for key in cls.__dataclass_fields__ if key in data})
+
+
+class Target(Protocol):
+    def create(self, journal: Journal, out: Output) -> Machine:
+        """Make (or find) the machine; record every resource in the journal as it goes."""
+
+    def destroy(self, record: Record | None, out: Output, *, wait: bool) -> None:
+        """Delete what `create` made, if anything; already gone is success."""
+
+    def status(self, record: Record) -> dict:
+        """Live facts about the machine (power state, address...)."""
+
+
+def target_for(settings: Settings) -> Target:
+    if settings.is_azure:
+        from provision.targets.azure import AzureTarget
+
+        return AzureTarget(settings)
+    if settings.target == "local":
+        from provision.targets.local import LocalTarget
+
+        return LocalTarget(settings)
+    from provision.targets.ssh import SSHTarget
+
+    return SSHTarget(settings)

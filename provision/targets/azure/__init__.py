@@ -1,0 +1,234 @@
+"""Azure: a GPU VM in a resource group of its own, through azure-mgmt-* (imported lazily)."""
+
+import getpass
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from provision import keys
+from provision.errors import ProvisionError
+from provision.output import Output
+from provision.plan import Plan, Step, is_ours, make_plan, names_for
+from provision.settings import Settings
+from provision.state import Journal, Record
+from provision.targets import Machine
+from provision.targets.azure.caller import detect_public_ip
+from provision.targets.azure.clients import Clients
+from provision.targets.azure.errors import AzureError, explain
+
+MANAGED_FILTER = "tagName eq 'managed-by' and tagValue eq 'dsvm-kit'"
+
+
+class AzureTarget:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._clients: Clients | None = None
+
+    @property
+    def clients(self) -> Clients:
+        if self._clients is None:
+            self._clients = Clients(self.settings)
+        return self._clients
+
+    def _call(self, action: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call the SDK; turn its exceptions into one-line errors that say what to do."""
+        from azure.core.exceptions import AzureError as SDKError
+
+        try:
+            return fn(*args, **kwargs)
+        except SDKError as e:
+            raise explain(e, action, self.settings.arm_endpoint) from None
+
+    # -- create -------------------------------------------------------------------------
+
+    def plan(self, journal: Journal | None = None) -> Plan:
+        """The plan for this deployment; with a journal, keys and times come from its record."""
+        settings = self.settings
+        client_public = keys.generate().public_openssh
+        created = datetime.now(UTC)
+        if journal is not None:
+            client_public = self._client_key(journal)
+            created = datetime.fromisoformat(journal.record.created)
+        return make_plan(
+            settings,
+            region=settings.region,
+            size=settings.size,
+            allow_ip=settings.allow_ip or detect_public_ip(),
+            ssh_public_key=client_public,
+            host_key=keys.generate(comment=f"{settings.name}-host"),
+            owner=f"{getpass.getuser()}@{socket.gethostname()}",
+            now=created,
+        )
+
+    def _client_key(self, journal: Journal) -> str:
+        """This deployment's client key (made once, 0600); returns its public line."""
+        store, name = journal.store, journal.record.name
+        public = store.read_secret(name, "id_ed25519.pub")
+        if public is None:
+            pair = keys.generate(comment=f"dsvm-kit-{name}")
+            store.write_secret(name, "id_ed25519", pair.private_openssh)
+            store.write_secret(name, "id_ed25519.pub", pair.public_openssh + "\n")
+            public = pair.public_openssh
+        return public.strip()
+
+    def create(self, journal: Journal, out: Output) -> Machine:
+        plan = self.plan(journal)
+        record = journal.record
+        record.settings.update(
+            region=plan.region, size=plan.size, resource_group=plan.names.resource_group
+        )
+        machine = Machine(
+            host="",
+            port=plan.ssh_port,
+            user=plan.admin_user,
+            key_path=str(journal.store.path(record.name, "id_ed25519")),
+            host_key=plan.host_key.public_openssh,
+            fqdn=plan.fqdn,
+        )
+        record.machine = machine.to_dict()
+        journal.save()
+        group, vnet, nsg, public_ip, nic, vm = plan.steps()
+        with (
+            out.step(f"Resource group {group.name} in {plan.region}"),
+            journal.creating(group.kind, group.id),
+        ):
+            self._call(
+                "create the resource group",
+                self.clients.resource.resource_groups.create_or_update,
+                group.name,
+                group.body,
+            )
+        with out.step("Network: virtual network, security group and public IP"):
+            self._create_concurrently(journal, plan, [vnet, nsg, public_ip])
+        with out.step(f"Network interface {nic.name}"):
+            self._create(journal, plan, nic)
+        with out.step(f"VM {vm.name} ({plan.size}, {':'.join(plan.image)})"):
+            self._create(journal, plan, vm)
+        address = self._call(
+            "read the public IP",
+            self.clients.network.public_ip_addresses.get,
+            plan.names.resource_group,
+            public_ip.name,
+        )
+        machine = Machine(**{**machine.to_dict(), "host": address.ip_address})
+        record.machine = machine.to_dict()
+        journal.save()
+        return machine
+
+    def _begin(self, plan: Plan, step: Step):
+        network, compute = self.clients.network, self.clients.compute
+        begin = {
+            "vnet": network.virtual_networks.begin_create_or_update,
+            "nsg": network.network_security_groups.begin_create_or_update,
+            "public_ip": network.public_ip_addresses.begin_create_or_update,
+            "nic": network.network_interfaces.begin_create_or_update,
+            "vm": compute.virtual_machines.begin_create_or_update,
+        }[step.kind]
+        return begin(plan.names.resource_group, step.name, step.body)
+
+    def _create(self, journal: Journal, plan: Plan, step: Step) -> None:
+        action = f"create {step.kind.replace('_', ' ')} {step.name}"
+        with journal.creating(step.kind, step.id):
+            poller = self._call(action, self._begin, plan, step)
+            self._call(action, poller.result)
+
+    def _create_concurrently(self, journal: Journal, plan: Plan, steps: list[Step]) -> None:
+        _ = self.clients.network  # made once here, before the threads share it
+        with ThreadPoolExecutor(len(steps)) as pool:
+            futures = [pool.submit(self._create, journal, plan, step) for step in steps]
+        errors = [f.exception() for f in futures if f.exception()]
+        if errors:
+            raise errors[0]
+
+    # -- find, inspect, destroy ----------------------------------------------------------
+
+    def _group_name(self, record: Record | None) -> str:
+        if record and record.settings.get("resource_group"):
+            return record.settings["resource_group"]
+        assert self.settings.subscription
+        return names_for(self.settings.name, self.settings.subscription).resource_group
+
+    def _get_or_none(self, action: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Like _call, but a missing resource is None rather than an error."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        def get() -> Any:
+            try:
+                return fn(*args)
+            except ResourceNotFoundError:
+                return None
+
+        return self._call(action, get)
+
+    def _find_group(self, record: Record | None) -> str | None:
+        """The deployment's group if it exists; by the record's name, else by tags alone."""
+        name = self._group_name(record)
+        groups = self.clients.resource.resource_groups
+        group = self._get_or_none(f"read resource group {name}", groups.get, name)
+        if group is None:
+            tag_filter = f"tagName eq 'deployment' and tagValue eq '{self.settings.name}'"
+            tagged = self._call(
+                "list resource groups", lambda: list(groups.list(filter=tag_filter))
+            )
+            group = next((g for g in tagged if is_ours(g.tags, self.settings.name)), None)
+            if group is None:
+                return None
+        if not is_ours(group.tags, self.settings.name):
+            raise ProvisionError(
+                f"resource group {group.name} is not tagged managed-by=dsvm-kit and "
+                f"deployment={self.settings.name}; refusing to delete it (if you are sure, "
+                f"delete it yourself: `az group delete -n {group.name}`)"
+            )
+        return group.name
+
+    def destroy(self, record: Record | None, out: Output, *, wait: bool) -> None:
+        group = self._find_group(record)
+        if group is None:
+            out.note(
+                f"no resource group of deployment {self.settings.name!r} exists; nothing to delete"
+            )
+            return
+        label = f"Deleting resource group {group}" + ("" if wait else " (not waiting)")
+        with out.step(label):
+            poller = self._call(
+                f"delete resource group {group}",
+                self.clients.resource.resource_groups.begin_delete,
+                group,
+                force_deletion_types="Microsoft.Compute/virtualMachines",
+            )
+            if wait:
+                self._call(f"delete resource group {group}", poller.result)
+
+    def status(self, record: Record) -> dict:
+        view = self._get_or_none(
+            "read the VM's state",
+            self.clients.compute.virtual_machines.instance_view,
+            self._group_name(record),
+            self.settings.name,
+        )
+        if view is None:
+            return {"power_state": "not found"}
+        codes = [s.code for s in view.statuses or [] if s.code.startswith("PowerState/")]
+        return {"power_state": codes[0].split("/", 1)[1] if codes else "unknown"}
+
+    def list_groups(self) -> list[dict]:
+        """Every resource group in the subscription that dsvm-kit tagged as its own."""
+        groups = self._call(
+            "list resource groups",
+            lambda: list(self.clients.resource.resource_groups.list(filter=MANAGED_FILTER)),
+        )
+        return [
+            {
+                "resource_group": g.name,
+                "deployment": (g.tags or {}).get("deployment", ""),
+                "region": g.location,
+                "owner": (g.tags or {}).get("owner", ""),
+                "created": (g.tags or {}).get("created", ""),
+            }
+            for g in groups
+        ]
+
+
+__all__ = ["AzureError", "AzureTarget"]

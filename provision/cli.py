@@ -1,0 +1,306 @@
+"""The `provision` command: parse, call the core, print, and map errors to exit codes here only.
+
+The core (provision.deploy and friends) is imported inside each command so that `--help`
+costs neither the Azure SDK nor paramiko.
+"""
+
+import os
+import sys
+from typing import Annotated, Any
+
+import click
+import typer
+
+from provision.errors import ExitStatus, ProvisionError
+from provision.output import Output
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="A GPU Jupyter notebook on Azure, proven to train on the GPU before you get the URL.",
+)
+
+Name = Annotated[str | None, typer.Option("--name", "-n", help="Deployment name [default: dsvm].")]
+NameArg = Annotated[str | None, typer.Argument(help="Deployment name [default: dsvm].")]
+Target = Annotated[
+    str | None, typer.Option(help="azure (default), local, or ssh://user@host[:port].")
+]
+Region = Annotated[
+    str | None,
+    typer.Option(help="Azure region, or several in order of preference: eastus,westus2."),
+]
+Size = Annotated[
+    str | None,
+    typer.Option(
+        help="VM size, or several in order of preference [default: Standard_NC4as_T4_v3]."
+    ),
+]
+Image = Annotated[str | None, typer.Option(help="Image URN [default: the Ubuntu 22.04 DSVM].")]
+AdminUser = Annotated[str | None, typer.Option(help="Admin user on the VM [default: azureuser].")]
+OsDisk = Annotated[int | None, typer.Option(help="OS disk size in GB [default: 256].")]
+AllowIp = Annotated[
+    str | None,
+    typer.Option(help="Address or CIDR allowed to reach the VM [default: yours, detected]."),
+]
+SshPort = Annotated[int | None, typer.Option(help="SSH port of the machine [default: 22].")]
+Cloud = Annotated[str | None, typer.Option(help="public (default), china or usgov.")]
+Subscription = Annotated[
+    str | None,
+    typer.Option(help="Subscription id [default: AZURE_SUBSCRIPTION_ID or the Azure CLI's]."),
+]
+Access = Annotated[
+    str | None,
+    typer.Option(help="tunnel (default: Jupyter via SSH) or public (TLS, your address only)."),
+]
+AllowCpu = Annotated[bool, typer.Option("--allow-cpu", help="Accept a machine without a GPU.")]
+RemotePython = Annotated[
+    str | None, typer.Option(help="Python on the machine to run Jupyter with [default: detected].")
+]
+HostKey = Annotated[
+    str | None, typer.Option(help="Host key of an ssh:// target ('ssh-ed25519 AAAA...' or a file).")
+]
+Identity = Annotated[str | None, typer.Option(help="Private SSH key for an ssh:// target.")]
+Dataset = Annotated[
+    str | None, typer.Option(help="Notebook check dataset: cifar10, digits or synthetic.")
+]
+Epochs = Annotated[int | None, typer.Option(help="Epochs of the notebook check [default: 2].")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Port = Annotated[
+    int, typer.Option("--port", help="Local port for the tunnel [default: a free one].")
+]
+
+
+def _flags(values: dict[str, Any]) -> dict[str, Any]:
+    """Settings flags from a command's parameters (None or False means not given)."""
+    renamed = {"region": "regions", "size": "sizes"}
+    return {renamed.get(k, k): v for k, v in values.items() if v is not None and v is not False}
+
+
+def _store():
+    from provision.state import StateStore
+
+    return StateStore()
+
+
+def _name(name: str | None) -> str:
+    from provision.settings import load
+
+    return name or load({"target": "local"}).name
+
+
+@app.command()
+def up(
+    name: Name = None,
+    target: Target = None,
+    region: Region = None,
+    size: Size = None,
+    image: Image = None,
+    admin_user: AdminUser = None,
+    os_disk_gb: OsDisk = None,
+    allow_ip: AllowIp = None,
+    ssh_port: SshPort = None,
+    cloud: Cloud = None,
+    subscription: Subscription = None,
+    access: Access = None,
+    allow_cpu: AllowCpu = False,
+    remote_python: RemotePython = None,
+    host_key: HostKey = None,
+    identity: Identity = None,
+    dataset: Dataset = None,
+    epochs: Epochs = None,
+    skip_check: Annotated[
+        bool, typer.Option("--skip-check", help="Do not run the GPU check.")
+    ] = False,
+    no_bootstrap: Annotated[
+        bool, typer.Option("--no-bootstrap", help="Stop once the VM is ready.")
+    ] = False,
+    detach: Annotated[
+        bool,
+        typer.Option("--detach", help="Print the URL and exit; the tunnel runs in the background."),
+    ] = False,
+    port: Port = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Create the GPU VM, start Jupyter, prove the notebook trains on the GPU, print the URL."""
+    from provision.deploy import UpOptions
+    from provision.deploy import up as run_up
+    from provision.settings import load
+
+    flags = _flags(locals())
+    for option in ("skip_check", "no_bootstrap", "detach", "port", "quiet"):
+        flags.pop(option, None)
+    options = UpOptions(
+        bootstrap=not no_bootstrap, skip_check=skip_check, detach=detach, local_port=port
+    )
+    run_up(load(flags), Output(quiet=quiet), _store(), options)
+
+
+@app.command()
+def down(
+    name: NameArg = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Return once deletion has started.")
+    ] = False,
+    subscription: Subscription = None,
+    quiet: Quiet = False,
+) -> None:
+    """Delete everything `up` made for a deployment (only that), then its record."""
+    from provision.deploy import down as run_down
+
+    flags = _flags({"subscription": subscription})
+    run_down(_name(name), flags, _store(), Output(quiet=quiet), wait=not no_wait, yes=yes)
+
+
+@app.command()
+def status(name: NameArg = None, json: Json = False) -> None:
+    """A deployment's record and the machine's live state."""
+    from provision.report import status as read_status
+
+    out = Output()
+    facts = read_status(_name(name), _store())
+    if json:
+        out.json(facts)
+    else:
+        out.table(
+            ["", ""], [(key, str(value)) for key, value in facts.items()], title=facts["name"]
+        )
+
+
+@app.command("list")
+def list_(
+    cloud: Annotated[
+        bool,
+        typer.Option(
+            "--cloud", help="Also list every dsvm-kit resource group in the subscription."
+        ),
+    ] = False,
+    json: Json = False,
+) -> None:
+    """Every deployment recorded here (and with --cloud, every tagged resource group)."""
+    from provision.report import deployments
+
+    out = Output()
+    rows = deployments(_store(), cloud=cloud)
+    if json:
+        out.json(rows)
+    elif not rows:
+        out.note("no deployments (start one with `provision up`)")
+    else:
+        columns = list(rows[0])
+        out.table(columns, [tuple(str(row.get(c, "")) for c in columns) for row in rows])
+
+
+@app.command()
+def plan(
+    name: Name = None,
+    region: Region = None,
+    size: Size = None,
+    image: Image = None,
+    admin_user: AdminUser = None,
+    os_disk_gb: OsDisk = None,
+    allow_ip: AllowIp = None,
+    ssh_port: SshPort = None,
+    cloud: Cloud = None,
+    subscription: Subscription = None,
+    access: Access = None,
+    allow_cpu: AllowCpu = False,
+    json: Json = False,
+) -> None:
+    """What `up` would create on Azure, for review; sends no request."""
+    from provision.report import plan_table
+    from provision.settings import load
+
+    flags = _flags(locals())
+    flags.pop("json", None)
+    plan_table(load({**flags, "target": "azure"}), Output(), as_json=json)
+
+
+@app.command()
+def check(
+    name: NameArg = None,
+    allow_cpu: AllowCpu = False,
+    dataset: Dataset = None,
+    epochs: Epochs = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run the notebook again on a live deployment and judge whether it trained on the GPU."""
+    from provision.deploy import check as run_check
+
+    flags = _flags({"allow_cpu": allow_cpu, "dataset": dataset, "epochs": epochs})
+    run_check(_name(name), flags, _store(), Output(quiet=quiet))
+
+
+@app.command()
+def tunnel(
+    name: NameArg = None,
+    port: Port = 0,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Run the tunnel in the background.")
+    ] = False,
+    no_url: Annotated[bool, typer.Option("--no-url", hidden=True)] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Reopen the SSH tunnel to a deployment's Jupyter and print its URL."""
+    from provision.deploy import reopen_tunnel
+
+    reopen_tunnel(
+        _name(name),
+        _store(),
+        Output(quiet=quiet),
+        local_port=port,
+        detach=detach,
+        show_url=not no_url,
+    )
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def ssh(
+    name: NameArg = None,
+    command: Annotated[list[str] | None, typer.Argument(help="Command to run (after --).")] = None,
+) -> None:
+    """Open a shell on the machine (or run a command) with its pinned host key."""
+    from provision.sshfiles import ssh_argv
+
+    argv = ssh_argv(_store(), _name(name), command or [])
+    os.execvp(argv[0], argv)
+
+
+@app.command("ssh-config")
+def ssh_config(name: NameArg = None) -> None:
+    """A `Host` block for ~/.ssh/config (VS Code Remote-SSH, plain ssh, scp)."""
+    from provision.sshfiles import ssh_config_block
+
+    Output().result(ssh_config_block(_store(), _name(name)))
+
+
+def main() -> None:
+    """Run the app; every expected failure becomes one line on stderr and an exit code."""
+    sys.exit(run(sys.argv[1:]))
+
+
+def run(argv: list[str]) -> int:
+    try:
+        app(args=argv, prog_name="provision", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return ExitStatus.USAGE
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        Output().error("interrupted")
+        return ExitStatus.INTERRUPTED
+    except ProvisionError as e:
+        Output().error(str(e))
+        return e.exit_status
+    except Exception as e:
+        from bootstrap.remote import BootstrapError
+
+        if not isinstance(e, BootstrapError):
+            raise
+        Output().error(str(e))
+        return ExitStatus.FAILURE
+    return ExitStatus.OK

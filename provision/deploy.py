@@ -1,0 +1,269 @@
+"""The commands' core: up, down, check, tunnel. The CLI parses; this decides and acts."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bootstrap.remote import BootstrapError, Remote
+
+from bootstrap import jupyter
+from provision import session, tunnel
+from provision.errors import ProvisionError
+from provision.output import Output
+from provision.settings import Settings, load
+from provision.sshfiles import write_known_hosts
+from provision.state import Journal, Record, StateStore
+from provision.targets import Machine, target_for
+
+# The settings a record keeps, so that later commands act on what `up` made.
+RECORDED = ("subscription", "cloud", "arm_endpoint", "image", "admin_user", "access")
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    bootstrap: bool = True
+    skip_check: bool = False
+    detach: bool = False
+    local_port: int = 0
+
+
+def settings_for(record: Record, flags: dict[str, Any] | None = None) -> Settings:
+    """Settings for a command on an existing deployment: the record says where it lives."""
+    pinned = {"name": record.name, "target": record.target}
+    pinned.update({key: record.settings[key] for key in RECORDED if key in record.settings})
+    return load({**(flags or {}), **pinned})
+
+
+def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -> None:
+    """Create (or find) the machine, start Jupyter, prove the notebook trains, give the URL."""
+    with store.lock(settings.name):
+        record = store.load(settings.name)
+        journal = Journal(store, record or _new_record(settings))
+        machine = _machine(settings, journal, out, reused=record is not None)
+        if not options.bootstrap:
+            _print_machine(machine, out)
+            return
+        try:
+            remote = session.open_remote(machine, out)
+            server, token = session.start_jupyter(remote, settings, journal, out)
+            _check(remote, settings, journal, out, skip=options.skip_check)
+        except BootstrapError as e:
+            raise ProvisionError(f"{e}; {_still_running(settings.name, machine)}") from None
+        journal.record.phase = "ready"
+        journal.save()
+    _serve(remote, machine, server.port, token, store, settings.name, out, options)
+
+
+def _new_record(settings: Settings) -> Record:
+    return Record(
+        name=settings.name,
+        target=settings.target,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        settings={key: getattr(settings, key) for key in RECORDED},
+    )
+
+
+def _machine(settings: Settings, journal: Journal, out: Output, *, reused: bool) -> Machine:
+    record = journal.record
+    if reused and record.target != settings.target:
+        raise ProvisionError(
+            f"deployment {record.name!r} already exists with target {record.target}; "
+            f"use another --name, or `provision down {record.name}` first"
+        )
+    if reused and record.phase == "creating":
+        raise ProvisionError(
+            f"an earlier `provision up` of {record.name!r} stopped while creating it; run "
+            f"`provision down {record.name}` to clean up, then `provision up` again"
+        )
+    target = target_for(settings)
+    if reused and record.machine:
+        state = target.status(record).get("power_state")
+        if state not in ("running", "unknown (not a cloud machine)"):
+            raise ProvisionError(
+                f"the VM of {record.name!r} is {state}; start it (`az vm start`) or "
+                f"`provision down {record.name}`"
+            )
+        out.note(f"deployment {record.name!r} exists: reusing its machine")
+        return Machine.from_dict(record.machine)
+    machine = target.create(journal, out)
+    write_known_hosts(journal.store, record.name, machine)
+    record.phase = "created"
+    journal.save()
+    return machine
+
+
+def _print_machine(machine: Machine, out: Output) -> None:
+    out.result(
+        f"VM ready: {machine.user}@{machine.host} (FQDN {machine.fqdn}), SSH port {machine.port}"
+    )
+
+
+def _still_running(name: str, machine: Machine) -> str:
+    where = "this machine" if machine.local else f"the machine {machine.host}"
+    return (
+        f"{where} is still running: fix this and re-run `provision up --name {name}`, "
+        f"or delete it with `provision down {name}`"
+    )
+
+
+def _check(
+    remote: Remote, settings: Settings, journal: Journal, out: Output, *, skip: bool
+) -> None:
+    if skip:
+        out.warn("GPU check skipped (--skip-check): the notebook has not been proven to run")
+        return
+    python = journal.record.jupyter["python"]
+    verdict = session.run_check(remote, python, settings, journal, out)
+    for detail in verdict.details:
+        out.note(detail)
+    if not verdict.passed:
+        machine = Machine.from_dict(journal.record.machine or {})
+        raise ProvisionError(f"{verdict.summary}; {_still_running(settings.name, machine)}")
+    out.result(verdict.summary)
+
+
+def _serve(
+    remote: Remote,
+    machine: Machine,
+    remote_port: int,
+    token: str,
+    store: StateStore,
+    name: str,
+    out: Output,
+    options: UpOptions,
+) -> None:
+    """Give the user the URL: direct for local, else through a tunnel held here or detached."""
+    if machine.local:
+        remote.close()
+        out.result(tunnel.lab_url(remote_port, token))
+    elif options.detach:
+        remote.close()
+        _detach(store, name, token, out, options.local_port)
+    else:
+        hold_tunnel(remote, remote_port, token, store, name, out, options.local_port)
+
+
+def _detach(store: StateStore, name: str, token: str, out: Output, local_port: int) -> None:
+    tunnel.stop(store, name)
+    port = local_port or tunnel.free_port()
+    tunnel.spawn_detached(store, name, port)
+    out.result(tunnel.lab_url(port, token))
+    out.note(
+        f"the tunnel runs in the background; `provision down {name}` closes it and deletes the VM"
+    )
+
+
+def hold_tunnel(
+    remote: Remote,
+    remote_port: int,
+    token: str,
+    store: StateStore,
+    name: str,
+    out: Output,
+    local_port: int = 0,
+    show_url: bool = True,
+) -> None:
+    """Forward a local port to Jupyter until Ctrl-C; the machine keeps running."""
+
+    def opened(port: int) -> None:
+        if show_url:
+            out.result(tunnel.lab_url(port, token))
+        out.note(
+            "Ctrl-C closes this tunnel only: the machine keeps running (and billing). "
+            f"`provision tunnel {name}` reopens it; `provision down {name}` deletes everything."
+        )
+
+    try:
+        tunnel.hold(remote, remote_port, local_port or tunnel.free_port(), opened, store, name)
+    finally:
+        remote.close()
+    out.note(f"tunnel closed; {name!r} is still running (`provision down {name}` deletes it)")
+
+
+def reopen_tunnel(
+    name: str,
+    store: StateStore,
+    out: Output,
+    *,
+    local_port: int,
+    detach: bool,
+    show_url: bool = True,
+) -> None:
+    """`provision tunnel`: the URL again, through a new tunnel."""
+    record = store.require(name)
+    token = store.read_secret(name, "jupyter_token")
+    if record.jupyter is None or token is None:
+        raise ProvisionError(
+            f"Jupyter was never started on {name!r}; run `provision up --name {name}`"
+        )
+    machine = Machine.from_dict(record.machine or {})
+    if machine.local:
+        out.result(tunnel.lab_url(record.jupyter["port"], token.strip()))
+    elif detach:
+        _detach(store, name, token.strip(), out, local_port)
+    else:
+        remote = session.open_remote(machine, out, timeout=30)
+        hold_tunnel(
+            remote, record.jupyter["port"], token.strip(), store, name, out, local_port, show_url
+        )
+
+
+def check(name: str, flags: dict[str, Any], store: StateStore, out: Output) -> None:
+    """`provision check`: rerun the notebook and the verdict on a live deployment."""
+    with store.lock(name):
+        record = store.require(name)
+        settings = settings_for(record, flags)
+        journal = Journal(store, record)
+        machine = Machine.from_dict(record.machine or {})
+        if record.jupyter is None:
+            raise ProvisionError(
+                f"{name!r} was never bootstrapped; run `provision up --name {name}`"
+            )
+        remote = session.open_remote(machine, out, timeout=60)
+        try:
+            _check(remote, settings, journal, out, skip=False)
+        finally:
+            remote.close()
+
+
+def down(
+    name: str, flags: dict[str, Any], store: StateStore, out: Output, *, wait: bool, yes: bool
+) -> None:
+    """Delete everything `up` made for `name` and the record; already gone is success."""
+    record = store.load(name)
+    settings = (
+        settings_for(record, flags) if record else load({**flags, "name": name, "target": "azure"})
+    )
+    if not yes and not out.confirm(_down_question(name, record, settings)):
+        raise ProvisionError("nothing deleted (answer yes, or pass --yes)")
+    with store.lock(name):
+        if tunnel.stop(store, name):
+            out.note("closed the SSH tunnel")
+        if record and record.machine and not settings.is_azure:
+            _stop_jupyter(Machine.from_dict(record.machine), out)
+        target_for(settings).destroy(record, out, wait=wait)
+        store.delete(name)
+    out.result(
+        f"deployment {name!r} is gone"
+        if wait or not settings.is_azure
+        else f"deletion of {name!r} started"
+    )
+
+
+def _down_question(name: str, record: Record | None, settings: Settings) -> str:
+    if not settings.is_azure:
+        return f"Stop Jupyter on {settings.target} and forget deployment {name!r}?"
+    where = f" in {record.settings.get('region')}" if record else " (found by its tags)"
+    return f"Delete deployment {name!r}{where}: its VM, disk, network and resource group?"
+
+
+def _stop_jupyter(machine: Machine, out: Output) -> None:
+    try:
+        remote = session.open_remote(machine, out, timeout=30)
+        try:
+            if jupyter.stop(remote):
+                out.note("stopped Jupyter")
+        finally:
+            remote.close()
+    except BootstrapError as e:
+        out.warn(f"could not stop Jupyter on {machine.host}: {e}; stop it there yourself")

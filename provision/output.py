@@ -1,0 +1,86 @@
+"""What the user sees: a line per step on stderr (a spinner on a terminal), results on stdout."""
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.prompt import Confirm
+from rich.table import Table
+
+
+class Step:
+    """A running step; `update` changes what the spinner says (e.g. "attempt 3")."""
+
+    def __init__(self, label: str, status: Any = None):
+        self.label = label
+        self._status = status
+
+    def update(self, detail: str) -> None:
+        if self._status is not None:
+            self._status.update(f"{escape(self.label)} [dim]{escape(detail)}[/]")
+
+
+class Output:
+    def __init__(
+        self, *, quiet: bool = False, err: TextIO | None = None, out: TextIO | None = None
+    ):
+        self.quiet = quiet
+        self.err = Console(file=err or sys.stderr, highlight=False, soft_wrap=True)
+        self.out = Console(file=out or sys.stdout, highlight=False, soft_wrap=True)
+
+    @contextmanager
+    def step(self, label: str) -> Iterator[Step]:
+        """Report a step: a check mark and its duration when it ends, a cross if it fails."""
+        started = time.monotonic()
+        try:
+            if self.quiet or not self.err.is_terminal:
+                yield Step(label)
+            else:
+                with self.err.status(escape(label)) as status:
+                    yield Step(label, status)
+        except BaseException:
+            self._done("[red]✗[/]", label, started)
+            raise
+        self._done("[green]✓[/]", label, started)
+
+    def _done(self, mark: str, label: str, started: float) -> None:
+        if not self.quiet:
+            seconds = time.monotonic() - started
+            self.err.print(f"{mark} {escape(label)} [dim]({seconds:.1f} s)[/]")
+
+    def note(self, message: str) -> None:
+        """A progress detail, hidden by --quiet."""
+        if not self.quiet:
+            self.err.print(f"  {escape(message)}")
+
+    def warn(self, message: str) -> None:
+        """Something the user must know, shown even with --quiet."""
+        self.err.print(f"[yellow]warning:[/] {escape(message)}")
+
+    def error(self, message: str) -> None:
+        self.err.print(f"[red]error:[/] {escape(message)}")
+
+    def confirm(self, question: str) -> bool:
+        """Ask yes or no on the terminal; with no terminal to ask on, the answer is no."""
+        if not sys.stdin.isatty():
+            self.err.print(f"{escape(question)} [no terminal to answer on: taken as no]")
+            return False
+        return Confirm.ask(escape(question), console=self.err, default=False)
+
+    def result(self, text: str) -> None:
+        """The command's answer, on stdout (never hidden)."""
+        self.out.print(escape(text))
+
+    def json(self, data: Any) -> None:
+        self.out.file.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def table(self, columns: list[str], rows: list[tuple[str, ...]], title: str = "") -> None:
+        table = Table(*columns, title=title or None, show_lines=False, title_justify="left")
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        self.out.print(table)

@@ -1,0 +1,333 @@
+"""What `provision up` will create on Azure: names, tags and request bodies. Pure, no I/O."""
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from provision.keys import KeyPair, fingerprint
+from provision.settings import Settings
+
+MANAGED_BY = "dsvm-kit"
+VNET_PREFIX = "10.42.0.0/16"
+SUBNET_PREFIX = "10.42.0.0/24"
+JUPYTER_PUBLIC_PORT = 8888
+
+
+@dataclass(frozen=True)
+class Names:
+    resource_group: str
+    vnet: str
+    subnet: str
+    nsg: str
+    public_ip: str
+    nic: str
+    vm: str
+    os_disk: str
+    dns_label: str
+
+
+def names_for(name: str, subscription: str) -> Names:
+    """Resource names derived from the deployment name; the DNS label is unique per subscription."""
+    digest = hashlib.sha256(f"{subscription}:{name}".encode()).hexdigest()[:6]
+    return Names(
+        resource_group=f"dsvm-{name}",
+        vnet=f"{name}-vnet",
+        subnet="default",
+        nsg=f"{name}-nsg",
+        public_ip=f"{name}-ip",
+        nic=f"{name}-nic",
+        vm=name,
+        os_disk=f"{name}-osdisk",
+        dns_label=f"{name}-{digest}",
+    )
+
+
+def tags_for(name: str, owner: str, now: datetime) -> dict[str, str]:
+    return {
+        "managed-by": MANAGED_BY,
+        "deployment": name,
+        "owner": owner,
+        "created": now.isoformat(timespec="seconds"),
+    }
+
+
+def is_ours(tags: dict[str, str] | None, name: str) -> bool:
+    """True when a resource group's tags say dsvm-kit made it for this deployment."""
+    tags = tags or {}
+    return tags.get("managed-by") == MANAGED_BY and tags.get("deployment") == name
+
+
+@dataclass(frozen=True)
+class Step:
+    """One resource to create: `kind` says which API, `body` is the REST-shaped request."""
+
+    kind: str  # resource_group | vnet | nsg | public_ip | nic | vm
+    name: str
+    id: str
+    body: dict
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    subscription: str
+    region: str
+    size: str
+    image: tuple[str, str, str, str]
+    image_plan: dict | None  # the image's purchase plan, if it has one
+    admin_user: str
+    os_disk_gb: int
+    allow_ip: str
+    ssh_port: int
+    open_jupyter: bool
+    names: Names
+    tags: dict[str, str]
+    ssh_public_key: str
+    host_key: KeyPair
+
+    @property
+    def group_id(self) -> str:
+        return f"/subscriptions/{self.subscription}/resourceGroups/{self.names.resource_group}"
+
+    def network_id(self, kind: str, name: str) -> str:
+        return f"{self.group_id}/providers/Microsoft.Network/{kind}/{name}"
+
+    @property
+    def subnet_id(self) -> str:
+        vnet = self.network_id("virtualNetworks", self.names.vnet)
+        return f"{vnet}/subnets/{self.names.subnet}"
+
+    @property
+    def vm_id(self) -> str:
+        return f"{self.group_id}/providers/Microsoft.Compute/virtualMachines/{self.names.vm}"
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.names.dns_label}.{self.region}.cloudapp.azure.com"
+
+    def steps(self) -> list[Step]:
+        """Every resource in creation order: group; VNet, NSG, IP (concurrently); NIC; VM."""
+        n = self.names
+        return [
+            Step("resource_group", n.resource_group, self.group_id, self._group_body()),
+            Step("vnet", n.vnet, self.network_id("virtualNetworks", n.vnet), self._vnet_body()),
+            Step("nsg", n.nsg, self.network_id("networkSecurityGroups", n.nsg), self._nsg_body()),
+            Step(
+                "public_ip",
+                n.public_ip,
+                self.network_id("publicIPAddresses", n.public_ip),
+                self._public_ip_body(),
+            ),
+            Step("nic", n.nic, self.network_id("networkInterfaces", n.nic), self._nic_body()),
+            Step("vm", n.vm, self.vm_id, self._vm_body()),
+        ]
+
+    def _group_body(self) -> dict:
+        return {"location": self.region, "tags": self.tags}
+
+    def _vnet_body(self) -> dict:
+        return {
+            "location": self.region,
+            "tags": self.tags,
+            "properties": {
+                "addressSpace": {"addressPrefixes": [VNET_PREFIX]},
+                "subnets": [
+                    {"name": self.names.subnet, "properties": {"addressPrefix": SUBNET_PREFIX}}
+                ],
+            },
+        }
+
+    def _nsg_body(self) -> dict:
+        rules = [_inbound_rule("allow-ssh", 1000, self.allow_ip, self.ssh_port)]
+        if self.open_jupyter:
+            rules.append(_inbound_rule("allow-jupyter", 1010, self.allow_ip, JUPYTER_PUBLIC_PORT))
+        return {"location": self.region, "tags": self.tags, "properties": {"securityRules": rules}}
+
+    def _public_ip_body(self) -> dict:
+        return {
+            "location": self.region,
+            "tags": self.tags,
+            "sku": {"name": "Standard", "tier": "Regional"},
+            "properties": {
+                "publicIPAllocationMethod": "Static",
+                "publicIPAddressVersion": "IPv4",
+                "dnsSettings": {"domainNameLabel": self.names.dns_label},
+            },
+        }
+
+    def _nic_body(self) -> dict:
+        return {
+            "location": self.region,
+            "tags": self.tags,
+            "properties": {
+                "ipConfigurations": [
+                    {
+                        "name": "ipconfig1",
+                        "properties": {
+                            "subnet": {"id": self.subnet_id},
+                            "publicIPAddress": {
+                                "id": self.network_id("publicIPAddresses", self.names.public_ip)
+                            },
+                            "privateIPAllocationMethod": "Dynamic",
+                        },
+                    }
+                ],
+                "networkSecurityGroup": {
+                    "id": self.network_id("networkSecurityGroups", self.names.nsg)
+                },
+            },
+        }
+
+    def _vm_body(self) -> dict:
+        publisher, offer, sku, version = self.image
+        body = {
+            "location": self.region,
+            "tags": self.tags,
+            "properties": {
+                "hardwareProfile": {"vmSize": self.size},
+                "storageProfile": {
+                    "imageReference": {
+                        "publisher": publisher,
+                        "offer": offer,
+                        "sku": sku,
+                        "version": version,
+                    },
+                    "osDisk": {
+                        "name": self.names.os_disk,
+                        "createOption": "FromImage",
+                        "caching": "ReadWrite",
+                        "diskSizeGB": self.os_disk_gb,
+                        "managedDisk": {"storageAccountType": "StandardSSD_LRS"},
+                        "deleteOption": "Delete",
+                    },
+                },
+                "osProfile": {
+                    "computerName": self.names.vm,
+                    "adminUsername": self.admin_user,
+                    "customData": base64.b64encode(cloud_config(self.host_key).encode()).decode(),
+                    "linuxConfiguration": {
+                        "disablePasswordAuthentication": True,
+                        "ssh": {
+                            "publicKeys": [
+                                {
+                                    "path": f"/home/{self.admin_user}/.ssh/authorized_keys",
+                                    "keyData": self.ssh_public_key,
+                                }
+                            ]
+                        },
+                    },
+                },
+                "networkProfile": {
+                    "networkInterfaces": [
+                        {
+                            "id": self.network_id("networkInterfaces", self.names.nic),
+                            "properties": {"primary": True, "deleteOption": "Delete"},
+                        }
+                    ]
+                },
+                "diagnosticsProfile": {"bootDiagnostics": {"enabled": True}},
+            },
+        }
+        if self.image_plan:
+            body["plan"] = self.image_plan
+        return body
+
+
+def _inbound_rule(name: str, priority: int, source: str, port: int) -> dict:
+    return {
+        "name": name,
+        "properties": {
+            "priority": priority,
+            "direction": "Inbound",
+            "access": "Allow",
+            "protocol": "Tcp",
+            "sourceAddressPrefix": source,
+            "sourcePortRange": "*",
+            "destinationAddressPrefix": "*",
+            "destinationPortRange": str(port),
+        },
+    }
+
+
+def cloud_config(host_key: KeyPair) -> str:
+    """cloud-init user data that installs our pre-generated Ed25519 host key on the VM.
+
+    JSON is valid YAML, so the document needs no YAML library to write.
+    """
+    config = {
+        "ssh_keys": {
+            "ed25519_private": host_key.private_openssh,
+            "ed25519_public": host_key.public_openssh,
+        }
+    }
+    return "#cloud-config\n" + json.dumps(config, indent=2) + "\n"
+
+
+def make_plan(
+    settings: Settings,
+    *,
+    region: str,
+    size: str,
+    allow_ip: str,
+    ssh_public_key: str,
+    host_key: KeyPair,
+    owner: str,
+    now: datetime,
+    image_plan: dict | None = None,
+) -> Plan:
+    assert settings.subscription, "validated settings for Azure always carry a subscription"
+    return Plan(
+        name=settings.name,
+        subscription=settings.subscription,
+        region=region,
+        size=size,
+        image=settings.image_parts,
+        image_plan=image_plan,
+        admin_user=settings.admin_user,
+        os_disk_gb=settings.os_disk_gb,
+        allow_ip=allow_ip,
+        ssh_port=settings.ssh_port,
+        open_jupyter=settings.access == "public",
+        names=names_for(settings.name, settings.subscription),
+        tags=tags_for(settings.name, owner, now),
+        ssh_public_key=ssh_public_key,
+        host_key=host_key,
+    )
+
+
+def summary_rows(plan: Plan) -> list[tuple[str, str, str]]:
+    """(resource, name, what matters) rows for a person to review, like `terraform plan`."""
+    n = plan.names
+    rules = [f"TCP {plan.ssh_port} (SSH) from {plan.allow_ip}"]
+    if plan.open_jupyter:
+        rules.append(f"TCP {JUPYTER_PUBLIC_PORT} (Jupyter, TLS) from {plan.allow_ip}")
+    return [
+        ("resource group", n.resource_group, f"{plan.region}; tags " + _tags_text(plan.tags)),
+        ("virtual network", n.vnet, f"{VNET_PREFIX}, subnet {n.subnet} {SUBNET_PREFIX}"),
+        ("security group", n.nsg, "allow " + "; ".join(rules) + "; deny all other inbound"),
+        ("public IP", n.public_ip, f"Standard, static, DNS {plan.fqdn}"),
+        ("network interface", n.nic, f"{n.subnet} + {n.public_ip} + {n.nsg}; deleted with the VM"),
+        (
+            "virtual machine",
+            n.vm,
+            f"{plan.size}, image {':'.join(plan.image)}, {plan.os_disk_gb} GB StandardSSD "
+            f"disk deleted with the VM; user {plan.admin_user}, SSH key only "
+            f"({fingerprint(plan.ssh_public_key)}); host key pinned "
+            f"({fingerprint(plan.host_key.public_openssh)}); boot diagnostics on",
+        ),
+    ]
+
+
+def _tags_text(tags: dict[str, str]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in tags.items())
+
+
+def redacted(body: dict) -> dict:
+    """A request body safe to print: customData holds the VM's private host key."""
+    os_profile = body.get("properties", {}).get("osProfile")
+    if not os_profile or "customData" not in os_profile:
+        return body
+    properties = {**body["properties"], "osProfile": {**os_profile, "customData": "<redacted>"}}
+    return {**body, "properties": properties}

@@ -1,0 +1,99 @@
+"""Read-only views: `status`, `list` and `plan`."""
+
+from datetime import UTC, datetime
+
+from provision.output import Output
+from provision.plan import redacted, summary_rows
+from provision.settings import Settings, load
+from provision.state import StateStore
+from provision.targets import target_for
+
+
+def age(created: str, now: datetime | None = None) -> str:
+    """ "3 d 4 h", "2 h 5 min" or "7 min" since an ISO timestamp."""
+    minutes = int(
+        ((now or datetime.now(UTC)) - datetime.fromisoformat(created)).total_seconds() // 60
+    )
+    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {mins} min" if hours else f"{mins} min"
+
+
+def status(name: str, store: StateStore) -> dict:
+    """The record and the machine's live state, flat, for a table or JSON."""
+    from provision import tunnel
+    from provision.deploy import settings_for
+
+    record = store.require(name)
+    machine = record.machine or {}
+    facts = {
+        "name": record.name,
+        "target": record.target,
+        "phase": record.phase,
+        "region": record.settings.get("region", ""),
+        "size": record.settings.get("size", ""),
+        "resource_group": record.settings.get("resource_group", ""),
+        "public_ip": machine.get("host", ""),
+        "fqdn": machine.get("fqdn") or "",
+        "created": record.created,
+        "age": age(record.created),
+        "jupyter_port": (record.jupyter or {}).get("port", ""),
+        "tunnel": "open" if tunnel.is_alive(store, name) else "closed",
+        "last_check": (record.check or {}).get("summary", "never run"),
+    }
+    if record.machine:
+        facts.update(target_for(settings_for(record)).status(record))
+    return facts
+
+
+def deployments(store: StateStore, *, cloud: bool) -> list[dict]:
+    """A row per recorded deployment; with cloud, also tagged groups that no record knows."""
+    rows = []
+    for name in store.names():
+        record = store.require(name)
+        rows.append(
+            {
+                "name": name,
+                "target": record.target,
+                "region": record.settings.get("region", ""),
+                "size": record.settings.get("size", ""),
+                "phase": record.phase,
+                "age": age(record.created),
+                "check": "passed" if (record.check or {}).get("passed") else "-",
+            }
+        )
+    if cloud:
+        from provision.targets.azure import AzureTarget
+
+        known = {row["name"] for row in rows}
+        for group in AzureTarget(load({"target": "azure"})).list_groups():
+            if group["deployment"] not in known:
+                rows.append(
+                    {
+                        "name": group["deployment"],
+                        "target": "azure",
+                        "region": group["region"],
+                        "size": "",
+                        "phase": f"no local record (group {group['resource_group']})",
+                        "age": age(group["created"]) if group["created"] else "",
+                        "check": "-",
+                    }
+                )
+    return rows
+
+
+def plan_table(settings: Settings, out: Output, *, as_json: bool) -> None:
+    from provision.targets.azure import AzureTarget
+
+    plan = AzureTarget(settings).plan()
+    if as_json:
+        out.json(
+            [
+                {"kind": s.kind, "name": s.name, "id": s.id, "body": redacted(s.body)}
+                for s in plan.steps()
+            ]
+        )
+        return
+    title = f"provision up would create, in subscription {plan.subscription}:"
+    out.table(["resource", "name", "settings"], summary_rows(plan), title=title)

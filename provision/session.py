@@ -1,0 +1,109 @@
+"""The machine side of `up`, driven from the laptop: connect, Jupyter, notebooks, GPU check."""
+
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bootstrap.gpucheck import Verdict, judge
+from bootstrap.remote import Endpoint, LocalRemote, Remote, connect
+
+import bootstrap
+from bootstrap import jupyter, notebooks
+from provision.output import Output
+from provision.settings import Settings
+from provision.state import Journal
+from provision.targets import Machine
+
+NOTEBOOK = "first_pytorch_classifier.ipynb"
+SSH_WAIT = 600  # seconds a new VM may take before SSH answers
+
+
+def notebooks_dir() -> Path:
+    """The notebooks to push: bundled in the wheel, or the repository's notebooks/."""
+    bundled = Path(bootstrap.__file__).parent / "bundled_notebooks"
+    return bundled if bundled.is_dir() else Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def open_remote(machine: Machine, out: Output, *, timeout: float = SSH_WAIT) -> Remote:
+    """One connection to the machine, reused for every step (the local transport for local)."""
+    if machine.local:
+        return LocalRemote()
+    assert machine.key_path and machine.host_key, "an SSH machine always has a key and a host key"
+    endpoint = Endpoint(
+        host=machine.host,
+        port=machine.port,
+        user=machine.user,
+        key_path=Path(machine.key_path),
+        host_key=machine.host_key,
+    )
+    with out.step(f"SSH to {machine.user}@{machine.host}:{machine.port} (host key pinned)") as step:
+        return connect(endpoint, timeout=timeout, on_wait=step.update)
+
+
+def start_jupyter(
+    remote: Remote, settings: Settings, journal: Journal, out: Output
+) -> tuple[jupyter.JupyterServer, str]:
+    """A token-protected JupyterLab on the machine: the running one if its token works."""
+    with out.step("Finding the Python environment with PyTorch and Jupyter"):
+        python = jupyter.find_python(remote, settings.remote_python)
+        out.note(python)
+        if jupyter.ensure_jupyterlab(remote, python):
+            out.note(f"JupyterLab was missing from {python}: installed it")
+    with out.step("Pushing notebooks to ~/notebooks"):
+        pushed = notebooks.push(remote, notebooks_dir())
+        out.note(f"{len(pushed)} changed file(s)" if pushed else "all up to date")
+    token = _token(journal)
+    with out.step("Starting JupyterLab (127.0.0.1 on the machine, token required)"):
+        server = jupyter.find_running(remote)
+        if server and jupyter.token_works(remote, server, token):
+            out.note(f"reusing the running server (pid {server.pid})")
+        else:
+            if server:
+                jupyter.stop(remote)  # a server whose token this record does not know
+            server = jupyter.start(remote, python, token)
+            jupyter.wait_ready(remote, server, token)
+    journal.record.jupyter = {
+        "python": python,
+        "port": server.port,
+        "pid": server.pid,
+        "root": server.root,
+    }
+    journal.save()
+    return server, token
+
+
+def _token(journal: Journal) -> str:
+    """The deployment's Jupyter token, made once and kept in a 0600 file."""
+    store, name = journal.store, journal.record.name
+    token = store.read_secret(name, "jupyter_token")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        store.write_secret(name, "jupyter_token", token)
+    return token.strip()
+
+
+def run_check(
+    remote: Remote, python: str, settings: Settings, journal: Journal, out: Output
+) -> Verdict:
+    """Run the training notebook headless on the machine and judge whether it used the GPU."""
+    label = f"Running {NOTEBOOK} headless ({settings.dataset}, {settings.epochs} epoch(s))"
+    with out.step(label):
+        run = notebooks.execute(
+            remote,
+            python,
+            NOTEBOOK,
+            parameters={"dataset": settings.dataset, "epochs": settings.epochs, "device": "auto"},
+            timeout=settings.check_timeout,
+        )
+    verdict = judge(
+        run.result, nvidia_smi=run.nvidia_smi, error=run.error, allow_cpu=settings.allow_cpu
+    )
+    journal.record.check = {
+        "passed": verdict.passed,
+        "summary": verdict.summary,
+        "details": list(verdict.details),
+        "executed": run.executed_path,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    journal.save()
+    return verdict

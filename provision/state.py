@@ -1,0 +1,186 @@
+"""Deployment records: one JSON file per deployment, written atomically, 0600 in a 0700 directory.
+
+Layout under the state directory (platformdirs, or PROVISION_STATE_DIR):
+
+    <name>.lock            held while a command works on <name>
+    <name>/record.json     the Record
+    <name>/id_ed25519      the client key for this deployment (and .pub)
+    <name>/known_hosts     the pinned host key, for plain OpenSSH
+    <name>/jupyter_token   the Jupyter token
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import filelock
+import platformdirs
+
+from provision.errors import ProvisionError
+
+
+@dataclass
+class Resource:
+    kind: str  # resource_group | vnet | nsg | public_ip | nic | vm | ...
+    id: str
+    state: str = "creating"  # creating | created | failed
+
+
+@dataclass
+class Record:
+    """What `down`, `status` and a re-run of `up` need to know about one deployment."""
+
+    name: str
+    target: str  # azure | local | ssh://user@host:port
+    created: str
+    settings: dict = field(default_factory=dict)  # the non-secret settings `up` ran with
+    phase: str = "creating"  # creating | created | ready | failed
+    resources: list[Resource] = field(default_factory=list)
+    machine: dict | None = None  # host, port, user, key_path, host_key, fqdn, public_ip
+    jupyter: dict | None = None  # remote port, pid, python, root
+    tunnel: dict | None = None  # pid and local port of a detached tunnel
+    check: dict | None = None  # the last GPU check: passed, summary, when
+
+    def track(self, kind: str, resource_id: str) -> Resource:
+        """The entry for a resource, added in state "creating" if new."""
+        for resource in self.resources:
+            if resource.id.lower() == resource_id.lower():
+                return resource
+        resource = Resource(kind, resource_id)
+        self.resources.append(resource)
+        return resource
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "Record":
+        data = json.loads(text)
+        data["resources"] = [Resource(**r) for r in data.get("resources", [])]
+        return cls(**data)
+
+
+def default_root() -> Path:
+    override = os.environ.get("PROVISION_STATE_DIR")
+    return Path(override) if override else platformdirs.user_state_path("dsvm-kit")
+
+
+class StateStore:
+    """Records and per-deployment secrets on disk."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = root or default_root()
+
+    def _ensure(self, path: Path) -> Path:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
+        return path
+
+    def dir_for(self, name: str) -> Path:
+        return self._ensure(self._ensure(self.root) / name)
+
+    def path(self, name: str, file: str) -> Path:
+        return self.dir_for(name) / file
+
+    def load(self, name: str) -> Record | None:
+        path = self.root / name / "record.json"
+        try:
+            return Record.from_json(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError) as e:
+            raise ProvisionError(
+                f"the record {path} is damaged ({e}); fix or remove it, then run "
+                f"`provision down {name}` to clean up from the cloud's tags"
+            ) from None
+
+    def require(self, name: str) -> Record:
+        record = self.load(name)
+        if record is None:
+            known = ", ".join(self.names()) or "none"
+            raise ProvisionError(
+                f"no deployment named {name!r} here (known: {known}); see `provision list`"
+            )
+        return record
+
+    def save(self, record: Record) -> None:
+        self.write_secret(record.name, "record.json", record.to_json())
+
+    def write_secret(self, name: str, file: str, text: str) -> Path:
+        """Write a file atomically with mode 0600 (a crash leaves the old file or the new one)."""
+        directory = self.dir_for(name)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{file}.")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, directory / file)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return directory / file
+
+    def read_secret(self, name: str, file: str) -> str | None:
+        try:
+            return (self.root / name / file).read_text()
+        except FileNotFoundError:
+            return None
+
+    def delete(self, name: str) -> None:
+        shutil.rmtree(self.root / name, ignore_errors=True)
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.parent.name for p in self.root.glob("*/record.json"))
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold the deployment's lock, or fail at once if another command holds it."""
+        lock = filelock.FileLock(self._ensure(self.root) / f"{name}.lock", mode=0o600)
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            raise ProvisionError(
+                f"another provision command is working on {name!r}; wait for it to finish"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+class Journal:
+    """A record being written as resources come and go; saved after every change."""
+
+    def __init__(self, store: StateStore, record: Record):
+        self.store = store
+        self.record = record
+        self._lock = threading.Lock()
+
+    def save(self) -> None:
+        with self._lock:
+            self.store.save(self.record)
+
+    @contextmanager
+    def creating(self, kind: str, resource_id: str) -> Iterator[None]:
+        """Record a resource as "creating" before its request, then "created" or "failed"."""
+        with self._lock:
+            resource = self.record.track(kind, resource_id)
+            resource.state = "creating"
+        self.save()
+        try:
+            yield
+        except BaseException:
+            resource.state = "failed"
+            self.save()
+            raise
+        resource.state = "created"
+        self.save()

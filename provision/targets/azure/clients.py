@@ -1,0 +1,81 @@
+"""The Azure SDK clients, built lazily so that `provision --help` never imports azure.*."""
+
+import time
+from functools import cached_property
+from typing import Any
+
+from provision.settings import Settings
+
+ARM_SCOPE = "https://management.azure.com/.default"
+# Transient ARM faults (429 with Retry-After, 5xx, dropped connections) are retried by
+# azure-core's RetryPolicy within these bounds.
+RETRY = {"retry_total": 6, "retry_backoff_factor": 0.5, "retry_backoff_max": 30}
+SOVEREIGN_SCOPES = {
+    "china": "https://management.chinacloudapi.cn/.default",
+    "usgov": "https://management.usgovcloudapi.net/.default",
+}
+
+
+class StaticTokenCredential:
+    """A bearer token handed over as it is (PROVISION_ARM_TOKEN): private endpoints and tests."""
+
+    def __init__(self, token: str):
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any):
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+    def __repr__(self) -> str:
+        return "StaticTokenCredential(<redacted>)"
+
+
+def credential_for(settings: Settings):
+    if settings.arm_token:
+        return StaticTokenCredential(settings.arm_token)
+    from azure.identity import AzureAuthorityHosts, DefaultAzureCredential
+
+    authority = {
+        "china": AzureAuthorityHosts.AZURE_CHINA,
+        "usgov": AzureAuthorityHosts.AZURE_GOVERNMENT,
+    }.get(settings.cloud, AzureAuthorityHosts.AZURE_PUBLIC_CLOUD)
+    return DefaultAzureCredential(authority=authority)
+
+
+class Clients:
+    """One credential and one client per service, made on first use."""
+
+    def __init__(self, settings: Settings, subscription: str | None = None):
+        self.settings = settings
+        self.subscription = subscription or settings.subscription
+        self.credential = credential_for(settings)
+
+    def _options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "base_url": self.settings.arm_endpoint,
+            "credential_scopes": [SOVEREIGN_SCOPES.get(self.settings.cloud, ARM_SCOPE)],
+            "polling_interval": self.settings.poll_interval,
+            **RETRY,
+        }
+        if self.settings.arm_ca_bundle:
+            options["connection_verify"] = self.settings.arm_ca_bundle
+        return options
+
+    @cached_property
+    def resource(self):
+        from azure.mgmt.resource.resources import ResourceManagementClient
+
+        return ResourceManagementClient(self.credential, self.subscription, **self._options())
+
+    @cached_property
+    def network(self):
+        from azure.mgmt.network import NetworkManagementClient
+
+        return NetworkManagementClient(self.credential, self.subscription, **self._options())
+
+    @cached_property
+    def compute(self):
+        from azure.mgmt.compute import ComputeManagementClient
+
+        return ComputeManagementClient(self.credential, self.subscription, **self._options())

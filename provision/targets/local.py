@@ -1,0 +1,25 @@
+"""This machine: try the notebook before paying for a GPU. Creates no cloud resource."""
+
+import getpass
+
+from provision.output import Output
+from provision.settings import Settings
+from provision.state import Journal, Record
+from provision.targets import Machine
+
+
+class LocalTarget:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def create(self, journal: Journal, out: Output) -> Machine:
+        machine = Machine(host="127.0.0.1", port=0, user=getpass.getuser(), local=True)
+        journal.record.machine = machine.to_dict()
+        journal.save()
+        return machine
+
+    def destroy(self, record: Record | None, out: Output, *, wait: bool) -> None:
+        """Nothing to delete: the caller stops Jupyter and removes the record."""
+
+    def status(self, record: Record) -> dict:
+        return {"power_state": "running"}

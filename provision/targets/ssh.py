@@ -1,0 +1,62 @@
+"""An existing machine reached over SSH (ssh://user@host[:port]). Creates no cloud resource."""
+
+from pathlib import Path
+
+from provision.errors import ProvisionError
+from provision.keys import fingerprint
+from provision.output import Output
+from provision.settings import Settings
+from provision.state import Journal, Record
+from provision.targets import Machine
+
+DEFAULT_IDENTITIES = ("id_ed25519", "id_ecdsa", "id_rsa")
+
+
+class SSHTarget:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def create(self, journal: Journal, out: Output) -> Machine:
+        user, host, port = self.settings.ssh_target
+        machine = Machine(
+            host=host,
+            port=port,
+            user=user,
+            key_path=self._identity(),
+            host_key=self.settings.host_key or self._confirmed_host_key(host, port, out),
+        )
+        journal.record.machine = machine.to_dict()
+        journal.save()
+        return machine
+
+    def _identity(self) -> str:
+        if self.settings.identity:
+            return self.settings.identity
+        for name in DEFAULT_IDENTITIES:
+            path = Path.home() / ".ssh" / name
+            if path.is_file():
+                return str(path)
+        raise ProvisionError("no SSH key found in ~/.ssh; pass --identity PATH_TO_PRIVATE_KEY")
+
+    def _confirmed_host_key(self, host: str, port: int, out: Output) -> str:
+        """The key the host presents, used only once the user confirms its fingerprint."""
+        from bootstrap.remote import fetch_host_key
+
+        presented = fetch_host_key(host, port)
+        question = (
+            f"{host}:{port} presents host key {fingerprint(presented)} ({presented.split()[0]}). "
+            "Is this the machine's key (on it: "
+            "`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`)?"
+        )
+        if not out.confirm(question):
+            raise ProvisionError(
+                f"host key of {host}:{port} not confirmed; pass it with --host-key "
+                "(the line from /etc/ssh/ssh_host_ed25519_key.pub on the machine)"
+            )
+        return presented
+
+    def destroy(self, record: Record | None, out: Output, *, wait: bool) -> None:
+        """Nothing to delete: the caller stops Jupyter and removes the record."""
+
+    def status(self, record: Record) -> dict:
+        return {"power_state": "unknown (not a cloud machine)"}

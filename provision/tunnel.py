@@ -1,0 +1,116 @@
+"""The SSH tunnel from a local port to Jupyter on the machine, held here or detached."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import filelock
+from bootstrap.remote import Remote
+
+from provision.errors import ProvisionError
+from provision.state import StateStore
+
+LOCK_FILE = "tunnel.lock"
+LOG_FILE = "tunnel.log"
+PID_FILE = "tunnel.pid"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def lab_url(port: int, token: str, scheme: str = "http", host: str = "127.0.0.1") -> str:
+    return f"{scheme}://{host}:{port}/lab?token={token}"
+
+
+@contextmanager
+def _terminated_by_sigterm() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while the tunnel is held, so it always closes cleanly."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def hold(remote: Remote, remote_port: int, local_port: int, on_open, store: StateStore, name: str):
+    """Forward local_port to the machine until Ctrl-C or SIGTERM; on_open(port) once it listens.
+
+    While it runs it holds the deployment's tunnel lock and names its pid in PID_FILE, which
+    is how `down` finds and stops it.
+    """
+    lock = filelock.FileLock(store.path(name, LOCK_FILE), mode=0o600)
+    with _terminated_by_sigterm(), lock, remote.forward(remote_port, local_port) as forward:
+        store.write_secret(name, PID_FILE, str(os.getpid()))
+        on_open(forward.local_port)
+        with suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+def spawn_detached(store: StateStore, name: str, local_port: int, timeout: float = 60) -> int:
+    """Start `provision tunnel NAME --port P` in a session of its own; its pid once it listens."""
+    argv = [sys.executable, "-m", "provision", "tunnel", name, "--port", str(local_port)]
+    with open(store.path(name, LOG_FILE), "w") as log:
+        child = subprocess.Popen(
+            [*argv, "--quiet", "--no-url"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            last = (store.read_secret(name, LOG_FILE) or "").strip().splitlines()[-1:]
+            raise ProvisionError(
+                f"the detached tunnel exited at once ({' '.join(last) or 'no output'}); "
+                f"try `provision tunnel {name}` to see why"
+            )
+        try:
+            socket.create_connection(("127.0.0.1", local_port), timeout=1).close()
+            return child.pid
+        except OSError:
+            time.sleep(0.1)
+    child.terminate()
+    raise ProvisionError(f"the detached tunnel did not open port {local_port} in {timeout:.0f} s")
+
+
+def is_alive(store: StateStore, name: str) -> bool:
+    """True while a tunnel process holds this deployment's tunnel lock."""
+    path = store.root / name / LOCK_FILE
+    if not path.exists():
+        return False
+    lock = filelock.FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return True
+    lock.release()
+    return False
+
+
+def stop(store: StateStore, name: str) -> bool:
+    """Stop the deployment's tunnel process, if one is alive; True if one was stopped."""
+    pid = store.read_secret(name, PID_FILE)
+    if not pid or not is_alive(store, name):
+        return False
+    try:
+        os.kill(int(pid), signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + 10
+    while is_alive(store, name) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return True
