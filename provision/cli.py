@@ -121,6 +121,9 @@ def up(
         bool,
         typer.Option("--detach", help="Print the URL and exit; the tunnel runs in the background."),
     ] = False,
+    keep_on_failure: Annotated[
+        bool, typer.Option("--keep-on-failure", help="Keep what was created if up fails.")
+    ] = False,
     port: Port = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -130,10 +133,14 @@ def up(
     from provision.settings import load
 
     flags = _flags(locals())
-    for option in ("skip_check", "no_bootstrap", "detach", "port", "quiet"):
+    for option in ("skip_check", "no_bootstrap", "detach", "keep_on_failure", "port", "quiet"):
         flags.pop(option, None)
     options = UpOptions(
-        bootstrap=not no_bootstrap, skip_check=skip_check, detach=detach, local_port=port
+        bootstrap=not no_bootstrap,
+        skip_check=skip_check,
+        detach=detach,
+        local_port=port,
+        keep_on_failure=keep_on_failure,
     )
     run_up(load(flags), Output(quiet=quiet), _store(), options)
 
@@ -153,6 +160,22 @@ def down(
 
     flags = _flags({"subscription": subscription})
     run_down(_name(name), flags, _store(), Output(quiet=quiet), wait=not no_wait, yes=yes)
+
+
+@app.command()
+def gc(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    everyone: Annotated[
+        bool, typer.Option("--everyone", help="Include groups other people created.")
+    ] = False,
+    subscription: Subscription = None,
+    quiet: Quiet = False,
+) -> None:
+    """Find dsvm-kit resource groups that no record here knows, and delete them."""
+    from provision.deploy import gc as run_gc
+
+    flags = _flags({"subscription": subscription})
+    run_gc(flags, _store(), Output(quiet=quiet), yes=yes, everyone=everyone)
 
 
 @app.command()

@@ -9,11 +9,12 @@ from bootstrap.remote import BootstrapError, Remote
 from bootstrap import jupyter
 from provision import session, tunnel
 from provision.errors import ProvisionError
+from provision.interrupts import sigterm_as_interrupt
 from provision.output import Output
 from provision.settings import Settings, load
 from provision.sshfiles import write_known_hosts
 from provision.state import Journal, Record, StateStore
-from provision.targets import Machine, target_for
+from provision.targets import Machine, Target, target_for
 
 # The settings a record keeps, so that later commands act on what `up` made.
 RECORDED = ("subscription", "cloud", "arm_endpoint", "image", "admin_user", "access")
@@ -25,6 +26,7 @@ class UpOptions:
     skip_check: bool = False
     detach: bool = False
     local_port: int = 0
+    keep_on_failure: bool = False
 
 
 def settings_for(record: Record, flags: dict[str, Any] | None = None) -> Settings:
@@ -35,11 +37,26 @@ def settings_for(record: Record, flags: dict[str, Any] | None = None) -> Setting
 
 
 def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -> None:
-    """Create (or find) the machine, start Jupyter, prove the notebook trains, give the URL."""
-    with store.lock(settings.name):
+    """Create (or find) the machine, start Jupyter, prove the notebook trains, give the URL.
+
+    A failure or an interrupt while creating deletes what this run created (unless
+    keep_on_failure); a failure once the machine is up keeps it, and says how to delete it.
+    """
+    with store.lock(settings.name), sigterm_as_interrupt():
         record = store.load(settings.name)
+        target = target_for(settings)
         journal = Journal(store, record or _new_record(settings))
-        machine = _machine(settings, journal, out, reused=record is not None)
+        machine = _reusable_machine(settings, record, target, out)
+        created_now = machine is None
+        try:
+            if machine is None:
+                machine = target.create(journal, out)
+                write_known_hosts(store, settings.name, machine)
+                journal.record.phase = "created"
+                journal.save()
+        except BaseException as e:
+            _undo(e, settings, journal, out, options)
+            raise
         if not options.bootstrap:
             _print_machine(machine, out)
             return
@@ -47,6 +64,10 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
             remote = session.open_remote(machine, out)
             server, token = session.start_jupyter(remote, settings, journal, out)
             _check(remote, settings, journal, out, skip=options.skip_check)
+        except KeyboardInterrupt as e:
+            if created_now:
+                _undo(e, settings, journal, out, options)
+            raise
         except BootstrapError as e:
             raise ProvisionError(f"{e}; {_still_running(settings.name, machine)}") from None
         journal.record.phase = "ready"
@@ -63,33 +84,65 @@ def _new_record(settings: Settings) -> Record:
     )
 
 
-def _machine(settings: Settings, journal: Journal, out: Output, *, reused: bool) -> Machine:
+def _reusable_machine(
+    settings: Settings, record: Record | None, target: Target, out: Output
+) -> Machine | None:
+    """The machine of an earlier, finished `up` of this name; None when there is none."""
+    if record is None:
+        return None
+    name = record.name
+    if record.target != settings.target:
+        raise ProvisionError(
+            f"deployment {name!r} already exists with target {record.target}; "
+            f"use another --name, or `provision down {name}` first"
+        )
+    if record.phase not in ("created", "ready") or not record.machine:
+        raise ProvisionError(
+            f"an earlier `provision up` of {name!r} did not finish ({record.phase}); run "
+            f"`provision down {name}` to clean up, then `provision up` again"
+        )
+    state = target.status(record).get("power_state")
+    if state not in ("running", "unknown (not a cloud machine)"):
+        raise ProvisionError(
+            f"the VM of {name!r} is {state}; start it (`az vm start`) or `provision down {name}`"
+        )
+    out.note(f"deployment {name!r} exists: reusing its machine")
+    return Machine.from_dict(record.machine)
+
+
+def _undo(
+    error: BaseException, settings: Settings, journal: Journal, out: Output, options: UpOptions
+) -> None:
+    """After a failed or interrupted run: delete what it created, or keep it on request."""
     record = journal.record
-    if reused and record.target != settings.target:
-        raise ProvisionError(
-            f"deployment {record.name!r} already exists with target {record.target}; "
-            f"use another --name, or `provision down {record.name}` first"
+    name = record.name
+    if options.keep_on_failure:
+        record.phase = "failed"
+        journal.save()
+        out.warn(f"kept what was created (--keep-on-failure); `provision down {name}` deletes it")
+        return
+    try:
+        with out.step("Rolling back: deleting what this run created"):
+            teardown(record, settings, journal.store, out, wait=True)
+    except BaseException as e:
+        record.phase = "failed"
+        journal.save()
+        out.error(
+            f"rollback did not finish ({e or type(e).__name__}); the record lists what remains: "
+            f"run `provision down {name}`"
         )
-    if reused and record.phase == "creating":
-        raise ProvisionError(
-            f"an earlier `provision up` of {record.name!r} stopped while creating it; run "
-            f"`provision down {record.name}` to clean up, then `provision up` again"
-        )
-    target = target_for(settings)
-    if reused and record.machine:
-        state = target.status(record).get("power_state")
-        if state not in ("running", "unknown (not a cloud machine)"):
-            raise ProvisionError(
-                f"the VM of {record.name!r} is {state}; start it (`az vm start`) or "
-                f"`provision down {record.name}`"
-            )
-        out.note(f"deployment {record.name!r} exists: reusing its machine")
-        return Machine.from_dict(record.machine)
-    machine = target.create(journal, out)
-    write_known_hosts(journal.store, record.name, machine)
-    record.phase = "created"
-    journal.save()
-    return machine
+
+
+def teardown(
+    record: Record, settings: Settings, store: StateStore, out: Output, *, wait: bool
+) -> None:
+    """Close the tunnel, stop Jupyter (not on Azure, where the VM goes), delete, forget."""
+    if tunnel.stop(store, record.name):
+        out.note("closed the SSH tunnel")
+    if record.machine and record.jupyter and not settings.is_azure:
+        _stop_jupyter(Machine.from_dict(record.machine), out)
+    target_for(settings).destroy(record, out, wait=wait)
+    store.delete(record.name)
 
 
 def _print_machine(machine: Machine, out: Output) -> None:
@@ -231,23 +284,16 @@ def down(
 ) -> None:
     """Delete everything `up` made for `name` and the record; already gone is success."""
     record = store.load(name)
-    settings = (
-        settings_for(record, flags) if record else load({**flags, "name": name, "target": "azure"})
-    )
+    if record:
+        settings = settings_for(record, flags)
+    else:
+        settings = load({**flags, "name": name, "target": "azure"})
     if not yes and not out.confirm(_down_question(name, record, settings)):
         raise ProvisionError("nothing deleted (answer yes, or pass --yes)")
     with store.lock(name):
-        if tunnel.stop(store, name):
-            out.note("closed the SSH tunnel")
-        if record and record.machine and not settings.is_azure:
-            _stop_jupyter(Machine.from_dict(record.machine), out)
-        target_for(settings).destroy(record, out, wait=wait)
-        store.delete(name)
-    out.result(
-        f"deployment {name!r} is gone"
-        if wait or not settings.is_azure
-        else f"deletion of {name!r} started"
-    )
+        teardown(record or _new_record(settings), settings, store, out, wait=wait)
+    gone = wait or not settings.is_azure
+    out.result(f"deployment {name!r} is gone" if gone else f"deletion of {name!r} started")
 
 
 def _down_question(name: str, record: Record | None, settings: Settings) -> str:
@@ -267,3 +313,40 @@ def _stop_jupyter(machine: Machine, out: Output) -> None:
             remote.close()
     except BootstrapError as e:
         out.warn(f"could not stop Jupyter on {machine.host}: {e}; stop it there yourself")
+
+
+def gc(flags: dict[str, Any], store: StateStore, out: Output, *, yes: bool, everyone: bool) -> None:
+    """Delete dsvm-kit resource groups that no record here knows (yours, unless everyone)."""
+    from provision.targets.azure import AzureTarget, current_owner
+
+    settings = load({**flags, "target": "azure"})
+    known, me = set(store.names()), current_owner()
+    orphans = [
+        group
+        for group in AzureTarget(settings).list_groups()
+        if group["deployment"] not in known and (everyone or group["owner"] == me)
+    ]
+    if not orphans:
+        out.result(
+            "no dsvm-kit resource groups without a record here"
+            + ("" if everyone else f" (owner {me})")
+        )
+        return
+    columns = ["resource_group", "deployment", "region", "owner", "created"]
+    out.table(columns, [tuple(group[c] for c in columns) for group in orphans])
+    if not yes and not out.confirm(
+        f"Delete these {len(orphans)} resource group(s) and all in them?"
+    ):
+        raise ProvisionError("nothing deleted (answer yes, or pass --yes)")
+    for group in orphans:
+        name = group["deployment"]
+        record = Record(
+            name=name,
+            target="azure",
+            created=group["created"],
+            settings={"resource_group": group["resource_group"]},
+        )
+        AzureTarget(load({**flags, "target": "azure", "name": name})).destroy(
+            record, out, wait=True
+        )
+    out.result(f"deleted {len(orphans)} resource group(s)")

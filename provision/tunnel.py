@@ -7,13 +7,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 
 import filelock
 from bootstrap.remote import Remote
 
 from provision.errors import ProvisionError
+from provision.interrupts import sigterm_as_interrupt
 from provision.state import StateStore
 
 LOCK_FILE = "tunnel.lock"
@@ -31,20 +31,6 @@ def lab_url(port: int, token: str, scheme: str = "http", host: str = "127.0.0.1"
     return f"{scheme}://{host}:{port}/lab?token={token}"
 
 
-@contextmanager
-def _terminated_by_sigterm() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while the tunnel is held, so it always closes cleanly."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def hold(remote: Remote, remote_port: int, local_port: int, on_open, store: StateStore, name: str):
     """Forward local_port to the machine until Ctrl-C or SIGTERM; on_open(port) once it listens.
 
@@ -52,7 +38,7 @@ def hold(remote: Remote, remote_port: int, local_port: int, on_open, store: Stat
     is how `down` finds and stops it.
     """
     lock = filelock.FileLock(store.path(name, LOCK_FILE), mode=0o600)
-    with _terminated_by_sigterm(), lock, remote.forward(remote_port, local_port) as forward:
+    with sigterm_as_interrupt(), lock, remote.forward(remote_port, local_port) as forward:
         store.write_secret(name, PID_FILE, str(os.getpid()))
         on_open(forward.local_port)
         with suppress(KeyboardInterrupt):

@@ -14,11 +14,17 @@ from provision.plan import Plan, Step, is_ours, make_plan, names_for
 from provision.settings import Settings
 from provision.state import Journal, Record
 from provision.targets import Machine
+from provision.targets.azure import preflight
 from provision.targets.azure.caller import detect_public_ip
 from provision.targets.azure.clients import Clients
 from provision.targets.azure.errors import AzureError, explain
 
 MANAGED_FILTER = "tagName eq 'managed-by' and tagValue eq 'dsvm-kit'"
+
+
+def current_owner() -> str:
+    """Who is creating: the `owner` tag, which `gc` uses to leave teammates' groups alone."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 class AzureTarget:
@@ -43,7 +49,14 @@ class AzureTarget:
 
     # -- create -------------------------------------------------------------------------
 
-    def plan(self, journal: Journal | None = None) -> Plan:
+    def plan(
+        self,
+        journal: Journal | None = None,
+        *,
+        region: str | None = None,
+        size: str | None = None,
+        image_plan: dict | None = None,
+    ) -> Plan:
         """The plan for this deployment; with a journal, keys and times come from its record."""
         settings = self.settings
         client_public = keys.generate().public_openssh
@@ -53,13 +66,14 @@ class AzureTarget:
             created = datetime.fromisoformat(journal.record.created)
         return make_plan(
             settings,
-            region=settings.region,
-            size=settings.size,
+            region=region or settings.region,
+            size=size or settings.size,
             allow_ip=settings.allow_ip or detect_public_ip(),
             ssh_public_key=client_public,
             host_key=keys.generate(comment=f"{settings.name}-host"),
-            owner=f"{getpass.getuser()}@{socket.gethostname()}",
+            owner=current_owner(),
             now=created,
+            image_plan=image_plan,
         )
 
     def _client_key(self, journal: Journal) -> str:
@@ -74,7 +88,44 @@ class AzureTarget:
         return public.strip()
 
     def create(self, journal: Journal, out: Output) -> Machine:
-        plan = self.plan(journal)
+        """Try each size, then each region, in the order given; move on from quota and capacity
+        errors after deleting what the attempt made; stop at any other error."""
+        attempts = [
+            (size, region) for size in self.settings.sizes for region in self.settings.regions
+        ]
+        failures: list[tuple[str, AzureError]] = []
+        for size, region in attempts:
+            if failures:
+                self._clear(journal, out)
+                out.note(f"trying {size} in {region}")
+            try:
+                return self._attempt(journal, out, region, size)
+            except AzureError as e:
+                if not (e.is_quota or e.is_capacity) or len(attempts) == 1:
+                    raise
+                out.warn(f"{size} in {region}: {e}")
+                failures.append((f"{size} in {region}: {e.code}", e))
+        reasons = "; ".join(reason for reason, _ in failures)
+        raise AzureError(
+            f"none of the {len(attempts)} size and region choices could be had ({reasons}); "
+            "add regions or sizes (--region a,b --size x,y), or request quota",
+            failures[-1][1].code,
+        )
+
+    def _clear(self, journal: Journal, out: Output) -> None:
+        """Delete what a failed attempt created, so the next one starts clean."""
+        if journal.record.resources:
+            self.destroy(journal.record, out, wait=True)
+            journal.record.resources.clear()
+            journal.save()
+
+    def _attempt(self, journal: Journal, out: Output, region: str, size: str) -> Machine:
+        with out.step(f"Preflight: {size} in {region}"):
+            offer = preflight.check(
+                self._call, self.clients.compute, region, size, self.settings.image_parts
+            )
+            out.note(offer.describe())
+        plan = self.plan(journal, region=region, size=size, image_plan=offer.image_plan)
         record = journal.record
         record.settings.update(
             region=plan.region, size=plan.size, resource_group=plan.names.resource_group
