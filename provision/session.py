@@ -1,6 +1,7 @@
 """The machine side of `up`, driven from the laptop: connect, Jupyter, notebooks, GPU check."""
 
 import secrets
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,8 +45,12 @@ def start_jupyter(
     remote: Remote, settings: Settings, journal: Journal, out: Output
 ) -> tuple[jupyter.JupyterServer, str]:
     """A token-protected JupyterLab on the machine: the running one if its token works."""
+    # On this machine, the Python running `provision` has the [local] extra installed.
+    preferred = settings.remote_python or (
+        sys.executable if isinstance(remote, LocalRemote) else None
+    )
     with out.step("Finding the Python environment with PyTorch and Jupyter"):
-        python = jupyter.find_python(remote, settings.remote_python)
+        python = jupyter.find_python(remote, preferred)
         out.note(python)
         if jupyter.ensure_jupyterlab(remote, python):
             out.note(f"JupyterLab was missing from {python}: installed it")
