@@ -224,6 +224,35 @@ def test_network_puts_answer_like_the_examples(arm, az):
     assert [r for r in arm.requests if r.method == "PUT"][-1].status == 200
 
 
+def test_subnets_are_served_on_their_own_path(arm, az):
+    make_network(az)
+    created = az.network.subnets.begin_create_or_update(GROUP, "vnet", "second",
+                                                         {"properties": {"addressPrefix": "10.0.1.0/24"}}).result()
+    listed = [s.name for s in az.network.subnets.list(GROUP, "vnet")]
+
+    assert created.id.endswith("/virtualNetworks/vnet/subnets/second") and created.provisioning_state == "Succeeded"
+    assert listed == ["default", "second"]
+    assert [s.name for s in az.network.virtual_networks.get(GROUP, "vnet").subnets] == listed
+    az.network.subnets.begin_delete(GROUP, "vnet", "second").result()
+    with pytest.raises(HttpResponseError) as caught:
+        az.network.subnets.begin_delete(GROUP, "vnet", "default").result()
+    assert caught.value.error.code == "InUseSubnetCannotBeDeleted"
+    assert [s.name for s in az.network.subnets.list(GROUP, "vnet")] == ["default"]
+
+
+def test_vm_update_answers_200_and_does_not_boot_again(arm, az, booter):
+    nic_id = make_network(az)
+    az.compute.virtual_machines.begin_create_or_update(GROUP, "dsvm", vm_body(nic_id)).result()
+    body = vm_body(nic_id)
+    body["tags"]["state"] = "updated"
+
+    updated = az.compute.virtual_machines.begin_create_or_update(GROUP, "dsvm", body).result()
+
+    assert [r.status for r in arm.requests if r.method == "PUT" and "/virtualMachines/" in r.path] == [201, 200]
+    assert updated.tags["state"] == "updated" and updated.provisioning_state == "Succeeded"
+    assert [event for event, _ in booter.events] == ["boot"]
+
+
 # -- deletes ---------------------------------------------------------------------------------------
 
 
@@ -291,6 +320,17 @@ def test_delete_of_missing_resource_is_204_and_of_missing_group_404(arm, az):
     with pytest.raises(ResourceNotFoundError) as caught:
         az.resource.resource_groups.begin_delete("no-such-group").result()
     assert caught.value.error.code == "ResourceGroupNotFound"
+
+
+def test_nsg_in_use_is_refused_then_deleted_once_free(arm, az):
+    make_network(az)
+    with pytest.raises(HttpResponseError) as caught:
+        az.network.network_security_groups.begin_delete(GROUP, "nsg").result()
+    az.network.network_interfaces.begin_delete(GROUP, "nic").result()
+    az.network.network_security_groups.begin_delete(GROUP, "nsg").result()
+
+    assert caught.value.error.code == "InUseNetworkSecurityGroupCannotBeDeleted"
+    assert not any("/networkSecurityGroups/" in i for i in arm.inventory())
 
 
 # -- power actions and boots ---------------------------------------------------------------------
@@ -547,6 +587,16 @@ def test_running_vm_counts_against_quota(arm, az):
     create_vm(az)
     usages = {u.name.value: u.current_value for u in az.compute.usage.list(LOCATION)}
     assert (usages["cores"], usages["standardNCASv3_T4Family"], usages["virtualMachines"]) == (4, 4, 1)
+
+
+def test_spot_vm_counts_against_low_priority_quota(arm, az):
+    nic_id = make_network(az)
+    body = vm_body(nic_id)
+    body["properties"].update(priority="Spot", evictionPolicy="Deallocate", billingProfile={"maxPrice": -1})
+    az.compute.virtual_machines.begin_create_or_update(GROUP, "dsvm", body).result()
+
+    usages = {u.name.value: u.current_value for u in az.compute.usage.list(LOCATION)}
+    assert (usages["lowPriorityCores"], usages["cores"], usages["standardNCASv3_T4Family"]) == (4, 0, 0)
 
 
 def test_resource_skus_parse_with_capabilities_and_restrictions(arm, az):

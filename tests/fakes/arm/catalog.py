@@ -155,18 +155,28 @@ def sku_body(size: VmSize, location: str, restriction_reason: str | None) -> dic
     }
 
 
-# Usage_List names: (name.value, name.localizedValue, default limit). Families are compared the
-# way Azure's own tools do: lower case, spaces removed.
-DEFAULT_USAGES: tuple[tuple[str, str, int], ...] = (
-    ("availabilitySets", "Availability Sets", 2500),
-    ("cores", "Total Regional vCPUs", 100),
-    ("virtualMachines", "Virtual Machines", 25000),
-    ("virtualMachineScaleSets", "Virtual Machine Scale Sets", 2500),
-    ("lowPriorityCores", "Total Regional Low-priority vCPUs", 100),
-    ("standardDSv5Family", "Standard DSv5 Family vCPUs", 100),
-    ("standardNCASv3_T4Family", "Standard NCASv3_T4 Family vCPUs", 100),
-    ("standardNCADSA100v4Family", "Standard NCADS_A100_v4 Family vCPUs", 100),
-    ("StandardNCadsH100v5Family", "Standard NCadsH100v5 Family vCPUs", 100),
+@dataclass(frozen=True)
+class Usage:
+    """One Usage_List entry: name.value, name.localizedValue, limit, currentValue."""
+
+    name: str
+    label: str
+    limit: int
+    current: int = 0
+
+
+# Defaults a new subscription is given here (generous, so tests need not set quotas). Families
+# compare the way Azure's own tools do: lower case, spaces removed.
+DEFAULT_USAGES: tuple[Usage, ...] = (
+    Usage("availabilitySets", "Availability Sets", 2500),
+    Usage("cores", "Total Regional vCPUs", 100),
+    Usage("virtualMachines", "Virtual Machines", 25000),
+    Usage("virtualMachineScaleSets", "Virtual Machine Scale Sets", 2500),
+    Usage("lowPriorityCores", "Total Regional Low-priority vCPUs", 100),
+    Usage("standardDSv5Family", "Standard DSv5 Family vCPUs", 100),
+    Usage("standardNCASv3_T4Family", "Standard NCASv3_T4 Family vCPUs", 100),
+    Usage("standardNCADSA100v4Family", "Standard NCADS_A100_v4 Family vCPUs", 100),
+    Usage("StandardNCadsH100v5Family", "Standard NCadsH100v5 Family vCPUs", 100),
 )
 
 

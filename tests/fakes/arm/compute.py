@@ -10,12 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from . import catalog
 from .boot import BootSpec
-from .catalog import PlatformImage, VmSize, family_key, image_key, normalize_location
+from .catalog import PlatformImage, Usage, VmSize, family_key, image_key, normalize_location
 from .errors import ArmError, Conflict, InUse, InvalidParameter, NotFound
 from .models import (
     ArmState,
@@ -46,7 +46,7 @@ _POWER_DISPLAY = {
 }
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class _Action:
     transitional: str  # power state while the operation runs
     final: str
@@ -75,7 +75,7 @@ class ComputeModel:
     def __init__(self, state: ArmState, network: NetworkModel):
         self.state = state
         self.network = network
-        self.quotas: dict[tuple[str, str], tuple[str, str, int, int]] = {}  # (location, key) -> name, label, limit, seed
+        self.quotas: dict[tuple[str, str], Usage] = {}  # (location, family key) -> usage set by a test
         self.restrictions: dict[tuple[str, str], str] = {}
         self.images: dict[tuple[str, str, str], PlatformImage] = {i.key: i for i in catalog.default_images()}
         state.register(KindSpec(VM, put=self.put_vm, delete=self.delete_vm, view=self.vm_view,
@@ -85,11 +85,11 @@ class ComputeModel:
     # -- catalog settings (FakeARM.set_quota / restrict_sku / set_image_plan) -------------------
 
     def set_quota(self, location: str, family: str, limit: int, current: int) -> None:
-        location = normalize_location(location)
-        default = next((u for u in catalog.DEFAULT_USAGES if family_key(u[0]) == family_key(family)), None)
-        name, label = (default[0], default[1]) if default else (family, f"{family} vCPUs")
+        default = next((u for u in catalog.DEFAULT_USAGES if family_key(u.name) == family_key(family)), None)
+        label = default.label if default else f"{family} vCPUs"
         with self.state.lock:
-            self.quotas[(location, family_key(family))] = (name, label, limit, current)
+            self.quotas[(normalize_location(location), family_key(family))] = Usage(
+                default.name if default else family, label, limit, current)
 
     def restrict_sku(self, location: str, size: str, reason: str) -> None:
         with self.state.lock:
@@ -103,23 +103,22 @@ class ComputeModel:
 
     # -- usages, SKUs, images ------------------------------------------------------------------
 
-    def _usage_table(self, location: str) -> dict[str, tuple[str, str, int, int]]:
-        """key -> (name, localized name, limit, current) including what live VMs consume."""
-        table = {family_key(n): (n, label, limit, 0) for n, label, limit in catalog.DEFAULT_USAGES}
-        for (where, key), quota in self.quotas.items():
-            if where == location:
-                table[key] = quota
+    def _usages(self, location: str) -> dict[str, Usage]:
+        """Quota key -> usage in `location`, counting what live (not deallocated) VMs consume."""
+        table = {family_key(u.name): u for u in catalog.DEFAULT_USAGES}
+        table.update({key: usage for (where, key), usage in self.quotas.items() if where == location})
         live: dict[str, int] = {}
         for vm in self.state.entries_of(VM):
             if vm.body["location"] != location:
                 continue
             live["virtualmachines"] = live.get("virtualmachines", 0) + 1
-            size = catalog.SIZES_BY_NAME.get(vm.meta["size"].lower())
-            if size is None or vm.meta["power"] == "deallocated":
+            if vm.meta["power"] == "deallocated":
                 continue
+            size = catalog.SIZES_BY_NAME[vm.meta["size"].lower()]
             for key in self._quota_keys(size, vm.meta["spot"]):
                 live[key] = live.get(key, 0) + size.vcpus
-        return {key: (name, label, limit, seed + live.get(key, 0)) for key, (name, label, limit, seed) in table.items()}
+        return {key: dataclasses.replace(usage, current=usage.current + live.get(key, 0))
+                for key, usage in table.items()}
 
     @staticmethod
     def _quota_keys(size: VmSize, spot: bool) -> tuple[str, ...]:
@@ -127,19 +126,18 @@ class ComputeModel:
 
     def list_usages(self, location: str) -> list[dict]:
         with self.state.lock:
-            table = self._usage_table(normalize_location(location))
-        return [{"unit": "Count", "currentValue": current, "limit": limit,
-                 "name": {"value": name, "localizedValue": label}}
-                for name, label, limit, current in table.values()]
+            usages = self._usages(normalize_location(location))
+        return [{"unit": "Count", "currentValue": u.current, "limit": u.limit,
+                 "name": {"value": u.name, "localizedValue": u.label}} for u in usages.values()]
 
     def _check_quota(self, location: str, size: VmSize, spot: bool) -> None:
-        table = self._usage_table(location)
+        usages = self._usages(location)
         labels = {"cores": "Total Regional Cores", "lowprioritycores": "Low Priority Cores"}
         for key in self._quota_keys(size, spot):
-            name, _, limit, current = table.get(key, (key, key, 0, 0))
-            if current + size.vcpus > limit:
-                raise Conflict(_quota_message(labels.get(key, f"{name} Cores"), location, limit, current, size.vcpus),
-                               code="OperationNotAllowed")
+            usage = usages[key]
+            if usage.current + size.vcpus > usage.limit:
+                raise Conflict(_quota_message(labels.get(key, f"{usage.name} Cores"), location, usage.limit,
+                                              usage.current, size.vcpus), code="OperationNotAllowed")
 
     def list_skus(self, location: str | None) -> list[dict]:
         locations = [normalize_location(location)] if location else [r.name for r in catalog.REGIONS]
@@ -179,12 +177,7 @@ class ComputeModel:
         if not body.get("location"):
             raise ArmError("Resource location is required.", code="LocationRequired")
         properties = body.get("properties") or {}
-        size_name = (properties.get("hardwareProfile") or {}).get("vmSize", "")
-        size = catalog.SIZES_BY_NAME.get(size_name.lower())
-        if size is None:
-            raise InvalidParameter(f"The value {size_name!r} provided for the VM size is not valid in the fake "
-                                   f"ARM; known sizes: {', '.join(s.name for s in catalog.VM_SIZES)}.",
-                                   target="vmSize")
+        size = self._requested_size(properties)
         spot = str(properties.get("priority", "")).lower() == "spot"
         state = self.state
         with state.lock:
@@ -193,37 +186,55 @@ class ComputeModel:
             entry = state.new_entry(found, VM, name, body)
             location = entry.body["location"]
             self._check_sku(size, location)
+            nics = self._resolve_nics(properties, entry.id)
             if existing is None:
                 os_profile = self._validate_os_profile(properties.get("osProfile"))
                 image = self._check_image(properties, body, entry.id)
-                nics = self._resolve_nics(properties, entry.id)
                 self._check_quota(location, size, spot)
-                entry.meta = {"vmId": new_guid(), "timeCreated": utc_now(), "power": "starting", "booted": False,
-                              "custom_data": self._custom_data(os_profile), "image": image}
+                entry.meta = {"vmId": new_guid(), "timeCreated": utc_now(), "power": "deallocated",
+                              "provisioned": False, "booted": False, "image": image,
+                              "custom_data": self._custom_data(os_profile)}
             else:
-                os_profile = properties.get("osProfile") or existing.body["properties"].get("osProfile") or {}
-                nics = self._resolve_nics(properties, entry.id)
-                entry.meta = dict(existing.meta)
+                os_profile = properties.get("osProfile") or existing.body["properties"]["osProfile"]
                 if existing.meta["size"].lower() != size.name.lower():
                     self._check_quota(location, size, spot)
+                entry.meta = dict(existing.meta)
+                self._detach_dropped_nics(existing, nics)
             entry.meta.update(size=size.name, spot=spot, user_data=properties.get("userData"))
             for key in ("plan", "zones", "identity"):
                 if body.get(key) is not None:
                     entry.body[key] = copy.deepcopy(body[key])
             entry.body["properties"] = self._vm_properties(entry, properties, os_profile, existing)
-            disk = self._ensure_os_disk(entry, found.name, existing)
-            entry.set_state("Creating" if existing is None else "Updating")
-            state.store(entry)
+            self._attach_os_disk(entry)
             for nic in nics:
                 self.network.attach_nic(nic, entry.id)
-            if existing is not None and disk is not None:
-                disk.body["managedBy"] = entry.id
-            # A create boots the VM; an update re-provisions only a VM whose provisioning failed.
-            boot = existing is None or existing.body["properties"].get("provisioningState") == "Failed"
-            power = "running" if boot else entry.meta["power"]
-            operation = state.start_operation(VM, location, self._finisher(entry, boot, power),
-                                              failure=failure, on_failure=self._failer(entry))
+            entry.set_state("Creating" if existing is None else "Updating")
+            state.store(entry)
+            # A create provisions (boots) the VM; an update does so only if provisioning never succeeded.
+            previous_power = entry.meta["power"]
+            provision = not entry.meta["provisioned"]
+            if provision:
+                entry.meta["power"] = "starting"
+            operation = state.start_operation(
+                VM, location, self._finisher(entry, provision, "running" if provision else previous_power),
+                failure=failure, on_failure=self._failer(entry, previous_power))
             return PutResult(existing is None, self.vm_view(entry), operation)
+
+    @staticmethod
+    def _requested_size(properties: dict) -> VmSize:
+        size_name = (properties.get("hardwareProfile") or {}).get("vmSize", "")
+        size = catalog.SIZES_BY_NAME.get(size_name.lower())
+        if size is None:
+            raise InvalidParameter(f"The value {size_name!r} provided for the VM size is not valid in the fake "
+                                   f"ARM; known sizes: {', '.join(s.name for s in catalog.VM_SIZES)}.",
+                                   target="vmSize")
+        return size
+
+    def _detach_dropped_nics(self, existing: Entry, kept: list[Entry]) -> None:
+        for reference in existing.body["properties"]["networkProfile"]["networkInterfaces"]:
+            nic = self.state.find(reference["id"])
+            if nic is not None and nic not in kept:
+                self.network.detach_nic(nic)
 
     def _check_sku(self, size: VmSize, location: str) -> None:
         if location not in catalog.REGION_NAMES or (location, size.name.lower()) in self.restrictions:
@@ -331,12 +342,15 @@ class ComputeModel:
         built["timeCreated"] = entry.meta["timeCreated"]
         return built
 
-    def _ensure_os_disk(self, vm: Entry, group: str, existing: Entry | None) -> Entry | None:
+    def _attach_os_disk(self, vm: Entry) -> None:
+        """The VM's OS disk as a Microsoft.Compute/disks resource: made on create, re-owned on update."""
         os_disk = vm.body["properties"]["storageProfile"]["osDisk"]
         disk_id = os_disk["managedDisk"]["id"]
         disk = self.state.find(disk_id)
-        if existing is not None or disk is not None:
-            return disk
+        if disk is not None:
+            disk.body["managedBy"] = vm.id
+            disk.properties["diskState"] = "Attached"
+            return
         image = vm.meta["image"]
         account = os_disk["managedDisk"]["storageAccountType"]
         disk_body: dict = {
@@ -359,9 +373,7 @@ class ComputeModel:
         }
         if vm.body.get("zones"):
             disk_body["zones"] = list(vm.body["zones"])
-        disk = Entry(DISK, vm.group, disk_body)
-        self.state.store(disk)
-        return disk
+        self.state.store(Entry(DISK, vm.group, disk_body))
 
     # -- virtual machines: operations' completion ----------------------------------------------
 
@@ -405,10 +417,10 @@ class ComputeModel:
                 spec = self._boot_spec(vm) if boot else None
             if halt:
                 self.release_vm(vm)
-            if spec is not None and not vm.meta.get("booted"):
+            if spec is not None and not vm.meta["booted"]:
                 self._boot(vm, spec)
                 with self.state.lock:
-                    vm.meta["booted"] = True
+                    vm.meta.update(booted=True, provisioned=True)
             with self.state.lock:
                 vm.meta["power"] = power
                 vm.meta.pop("failure", None)
@@ -416,12 +428,12 @@ class ComputeModel:
 
         return finish
 
-    def _failer(self, vm: Entry) -> Callable[[ArmError], None]:
+    def _failer(self, vm: Entry, previous_power: str) -> Callable[[ArmError], None]:
+        """A failed operation leaves the VM "Failed" in the power state it had before."""
+
         def on_failure(error: ArmError) -> None:
             with self.state.lock:
-                vm.meta["failure"] = error
-                if vm.meta["power"] in ("starting", "stopping", "deallocating"):
-                    vm.meta["power"] = "stopped" if vm.meta["power"] == "starting" else "running"
+                vm.meta.update(failure=error, power=previous_power)
                 vm.set_state("Failed")
 
         return on_failure
@@ -441,11 +453,12 @@ class ComputeModel:
             if spec.boots and vm.meta["power"] == "deallocated":
                 self._check_quota(vm.body["location"], catalog.SIZES_BY_NAME[vm.meta["size"].lower()],
                                   vm.meta["spot"])
+            previous_power = vm.meta["power"]
             vm.meta["power"] = spec.transitional
             vm.set_state("Updating")
             return self.state.start_operation(VM, vm.body["location"],
                                               self._finisher(vm, spec.boots, spec.final, halt=spec.halts),
-                                              failure=failure, on_failure=self._failer(vm))
+                                              failure=failure, on_failure=self._failer(vm, previous_power))
 
     # -- virtual machines: delete --------------------------------------------------------------
 
@@ -466,7 +479,7 @@ class ComputeModel:
                     state.remove(vm)
 
             operation = state.start_operation(VM, vm.body["location"], finish, failure=failure,
-                                              on_failure=self._failer(vm))
+                                              on_failure=self._failer(vm, vm.meta["power"]))
         return DeleteResult(True, operation)
 
     def _release_dependents(self, vm: Entry) -> None:

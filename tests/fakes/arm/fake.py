@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 from .boot import Booter
 from .compute import ComputeModel
 from .faults import Fault, FaultRegistry
@@ -21,6 +19,12 @@ class FakeARM:
 
     Point a client at it with `**arm.client_kwargs()` (base_url, connection_verify,
     polling_interval, retry_total) and any credential that returns a bearer token.
+
+    Long-running operations: PUTs answer 201/200 with Azure-AsyncOperation; deletes and VM
+    actions answer 202 with Location. An operation stays InProgress for its kind's hold time
+    and completes lazily, on the first request (or accessor of this object) after that, so
+    a booter's boot()/halt() runs inside that request. Without a hold, network PUTs complete
+    within the PUT itself ("Succeeded" in the body, as the examples show).
     """
 
     def __init__(self, booter: Booter | None = None, subscription_id: str = DEFAULT_SUBSCRIPTION,
@@ -85,7 +89,12 @@ class FakeARM:
     # -- steering ------------------------------------------------------------------------------
 
     def hold(self, kind: str, seconds: float) -> None:
-        """Creates and deletes of `kind` ("*" for all) stay InProgress this long (0 clears)."""
+        """Operations on `kind` ("*" for all) stay InProgress this long (0 clears).
+
+        Applies to creates (PUT) and deletes of that type; VM power actions count as
+        "Microsoft.Compute/virtualMachines" and subnet writes as their VNet's kind. A resource
+        group's create is synchronous in ARM, so "Microsoft.Resources/resourceGroups" holds deletes.
+        """
         self._state.hold(kind, seconds)
 
     def inject(self, method: str, path_regex: str, *, status: int | None = None, code: str | None = None,
@@ -116,9 +125,4 @@ class FakeARM:
     def resource(self, resource_id: str) -> dict | None:
         """The REST body GET would return for this resource group or resource, or None."""
         self._state.settle()
-        with self._state.lock:
-            group = self._state.groups.get(resource_id.rstrip("/").rsplit("/", 1)[-1].lower())
-            if group is not None and group.body["id"].lower() == resource_id.rstrip("/").lower():
-                return copy.deepcopy(group.body)
-            entry = self._state.find(resource_id)
-            return self._state.view(entry) if entry is not None else None
+        return self._state.body_of(resource_id)

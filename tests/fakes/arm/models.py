@@ -387,6 +387,16 @@ class ArmState:
     def plain_view(entry: Entry) -> dict:
         return copy.deepcopy(entry.body)
 
+    def body_of(self, resource_id: str) -> dict | None:
+        """GET's view of a resource group or resource, by id (case-insensitive)."""
+        wanted = resource_id.rstrip("/").lower()
+        with self.lock:
+            group = next((g for g in self.groups.values() if g.body["id"].lower() == wanted), None)
+            if group is not None:
+                return copy.deepcopy(group.body)
+            entry = self.entries.get(wanted)
+            return self.view(entry) if entry is not None else None
+
     def inventory(self) -> list[str]:
         with self.lock:
             ids = [g.body["id"] for g in self.groups.values()] + [e.id for e in self.entries.values()]

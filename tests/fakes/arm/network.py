@@ -15,7 +15,7 @@ from .errors import ArmError, InUse, InvalidParameter, InvalidResourceReference,
 from .models import ArmState, DeleteResult, Entry, KindSpec, OperationCanceled, PutResult, new_guid
 
 VNET = "Microsoft.Network/virtualNetworks"
-SUBNET = "Microsoft.Network/virtualNetworks/subnets"
+SUBNET = "Microsoft.Network/virtualNetworks/subnets"  # follows its VNet's hold
 NSG = "Microsoft.Network/networkSecurityGroups"
 PUBLIC_IP = "Microsoft.Network/publicIPAddresses"
 NIC = "Microsoft.Network/networkInterfaces"
@@ -294,7 +294,7 @@ class NetworkModel:
                     if subnet in subnets:
                         subnets.remove(subnet)
 
-            operation = state.start_operation(SUBNET, vnet.body["location"], finish, failure=failure)
+            operation = state.start_operation(VNET, vnet.body["location"], finish, failure=failure)
         return DeleteResult(True, operation)
 
     # -- network security groups ---------------------------------------------------------------
