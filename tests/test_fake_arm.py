@@ -7,6 +7,7 @@ import http.client
 import json
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from azure.core.credentials import AccessToken
@@ -253,6 +254,18 @@ def test_vm_update_answers_200_and_does_not_boot_again(arm, az, booter):
     assert [event for event, _ in booter.events] == ["boot"]
 
 
+def test_concurrent_creates_are_served_in_parallel(arm, az):
+    az.resource.resource_groups.create_or_update(GROUP, {"location": LOCATION})
+    arm.hold("Microsoft.Network/publicIPAddresses", 0.2)
+    names = [f"pip{i}" for i in range(3)]
+    with ThreadPoolExecutor(len(names)) as pool:
+        results = list(pool.map(lambda name: az.network.public_ip_addresses.begin_create_or_update(
+            GROUP, name, {"location": LOCATION}).result(), names))
+
+    assert [r.name for r in results] == names
+    assert all(r.provisioning_state == "Succeeded" for r in results)
+
+
 # -- deletes ---------------------------------------------------------------------------------------
 
 
@@ -385,6 +398,18 @@ def test_async_allocation_failure_raises_with_the_code(arm, az):
     assert az.compute.virtual_machines.get(GROUP, "dsvm").provisioning_state == "Failed"
     statuses = [s.code for s in az.compute.virtual_machines.instance_view(GROUP, "dsvm").statuses]
     assert "ProvisioningState/failed/AllocationFailed" in statuses
+
+
+def test_async_failure_of_a_network_put_leaves_it_failed(arm, az):
+    az.resource.resource_groups.create_or_update(GROUP, {"location": LOCATION})
+    arm.inject("PUT", r"/publicipaddresses/pip$", async_failure=True, code="PublicIPCountLimitReached")
+
+    poller = az.network.public_ip_addresses.begin_create_or_update(GROUP, "pip", {"location": LOCATION})
+    with pytest.raises(HttpResponseError) as caught:
+        poller.result()
+
+    assert caught.value.error.code == "PublicIPCountLimitReached"
+    assert az.network.public_ip_addresses.get(GROUP, "pip").provisioning_state == "Failed"
 
 
 def test_async_failure_of_a_delete_arrives_through_the_location_poll(arm, az):
