@@ -21,7 +21,7 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from tests.fakes.arm import BootSpec, FakeARM
+from tests.fakes.arm import BootSpec, FakeARM, RecordingBooter
 
 LOCATION = "eastus"
 GROUP = "dsvm-rg"
@@ -37,20 +37,6 @@ class TokenCredential:
 
     def get_token(self, *scopes, **kwargs) -> AccessToken:
         return AccessToken(self.token, int(time.time()) + 3600)
-
-
-class RecordingBooter:
-    def __init__(self, fail_with: Exception | None = None):
-        self.events: list[tuple[str, object]] = []
-        self.fail_with = fail_with
-
-    def boot(self, spec: BootSpec) -> None:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.events.append(("boot", spec))
-
-    def halt(self, vm_id: str) -> None:
-        self.events.append(("halt", vm_id))
 
 
 class Clients:
@@ -277,7 +263,7 @@ def test_group_delete_removes_everything_and_halts_the_vm(arm, az, booter):
     az.resource.resource_groups.begin_delete(GROUP).result()
 
     assert arm.inventory() == []
-    assert booter.events[-1] == ("halt", vm.id)
+    assert booter.events[-1] == ("halt", vm.id) and booter.running == set()
     delete, *polls = arm.requests
     assert (delete.method, delete.status) == ("DELETE", 202)
     assert [p.status for p in polls if p.is_poll][-1] == 200 and 202 in [p.status for p in polls]
@@ -364,6 +350,14 @@ def test_deallocate_halts_and_start_boots_again(arm, az, booter):
 
     az.compute.virtual_machines.begin_power_off(GROUP, "dsvm").result()
     assert power_state(az) == "PowerState/stopped"
+
+
+def test_stopping_the_fake_halts_booted_vms():
+    booter = RecordingBooter()
+    with FakeARM(booter=booter) as arm:
+        vm = create_vm(Clients(arm))
+        assert booter.running == {vm.id}
+    assert booter.running == set()
 
 
 def test_boot_failure_fails_the_create():
@@ -463,6 +457,7 @@ def test_fault_on_the_operation_poll(arm, az):
     vnet = az.network.virtual_networks.begin_create_or_update(GROUP, "vnet", {"location": LOCATION}).result()
 
     assert vnet.provisioning_state == "Succeeded" and fault.fired == 1
+    assert [r.status for r in arm.requests if r.is_poll] == [503, 200]
 
 
 # -- ARM's rules ----------------------------------------------------------------------------------

@@ -137,12 +137,7 @@ class KindSpec:
     delete: Callable[[str, str, ArmError | None], DeleteResult] | None
     view: Callable[[Entry], dict]
     release: Callable[[Entry], None] | None = None  # teardown when the group's delete removes it
-    asynchronous: bool = True
     delete_has_async_header: bool = False  # NSG delete answers with Azure-AsyncOperation as well
-
-    @property
-    def namespace(self) -> str:
-        return self.kind.split("/")[0]
 
 
 class ArmState:
@@ -157,8 +152,7 @@ class ArmState:
         self.operations: dict[str, Operation] = {}
         self.holds: dict[str, float] = {}
         self.kinds: dict[str, KindSpec] = {}
-        self.register(KindSpec(SCHEDULE_KIND, self.put_schedule, self.delete_schedule, self.plain_view,
-                               asynchronous=False))
+        self.register(KindSpec(SCHEDULE_KIND, self.put_schedule, self.delete_schedule, self.plain_view))
 
     # -- registry and ids ---------------------------------------------------------------------
 

@@ -182,13 +182,13 @@ class Routes:
         add("GET", typed + "/{name}", self.get_resource)
         add("DELETE", typed + "/{name}", self.delete_resource, lro=True)
 
-    def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+    def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
         for route in self._routes:
             if route.method == method:
                 match = route.pattern.fullmatch(path)
                 if match:
                     return route, match.groupdict()
-        raise NotImplementedInFake(f"The fake ARM does not serve {method} {path}.")
+        return None, {}
 
     # -- dispatch ------------------------------------------------------------------------------
 
@@ -197,16 +197,17 @@ class Routes:
         path = unquote(split.path).rstrip("/") or "/"
         query = {key: values[-1] for key, values in parse_qs(split.query, keep_blank_values=True).items()}
         body = None
-        route: Route | None = None
+        route, params = self._match(method, path)
         try:
             self._authenticate(headers.get("Authorization"))
             body = self._parse_body(raw_body)
             fault = self.faults.take(method, path, asynchronous=False)
             if fault is not None:
                 reply = self._fault_reply(fault)
+            elif route is None:
+                raise NotImplementedInFake(f"The fake ARM does not serve {method} {path}.")
             else:
                 self.state.settle()
-                route, params = self._match(method, path)
                 reply = self._call(route, params, Request(method, path, query, body, f"https://{headers.get('Host')}"))
         except ArmError as error:
             reply = _error_reply(error)
