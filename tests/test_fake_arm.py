@@ -135,6 +135,13 @@ def power_state(az: Clients, name: str = "dsvm") -> str:
     return next(s.code for s in view.statuses if s.code.startswith("PowerState/"))
 
 
+def wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
 def send(az: Clients, method: str, path: str, api_version: str = "2025-04-01"):
     return az.resource.send_request(HttpRequest(method, f"{path}?api-version={api_version}"))
 
@@ -179,13 +186,15 @@ def test_stack_is_created_and_read_back_in_rest_shape(arm, az, booter):
     assert power_state(az) == "PowerState/running"
 
 
-def test_held_create_stays_in_progress_and_is_polled(arm, az):
+def test_held_create_stays_in_progress_and_is_polled(arm, az, booter):
     nic_id = make_network(az)
-    arm.hold("Microsoft.Compute/virtualMachines", 0.3)
+    arm.hold("Microsoft.Compute/virtualMachines", 600)
     arm.clear_log()
 
     poller = az.compute.virtual_machines.begin_create_or_update(GROUP, "dsvm", vm_body(nic_id))
     assert az.compute.virtual_machines.get(GROUP, "dsvm").provisioning_state == "Creating"
+    assert power_state(az) == "PowerState/starting" and booter.events == []
+    arm.hold("Microsoft.Compute/virtualMachines", 0)
     assert poller.result().provisioning_state == "Succeeded"
 
     put = arm.requests[0]
@@ -197,11 +206,12 @@ def test_held_create_stays_in_progress_and_is_polled(arm, az):
 
 def test_network_puts_answer_like_the_examples(arm, az):
     az.resource.resource_groups.create_or_update(GROUP, {"location": LOCATION})
-    arm.hold("Microsoft.Network/virtualNetworks", 0.2)
+    arm.hold("Microsoft.Network/virtualNetworks", 600)
     poller = az.network.virtual_networks.begin_create_or_update(GROUP, "vnet", {
         "location": LOCATION, "properties": {"addressSpace": {"addressPrefixes": ["10.1.0.0/16"]}}})
     vnet_id = f"/subscriptions/{arm.subscription_id}/resourceGroups/{GROUP}/providers/Microsoft.Network/virtualNetworks/vnet"
     assert arm.resource(vnet_id)["properties"]["provisioningState"] == "Updating"
+    arm.hold("Microsoft.Network/virtualNetworks", 0)
     assert poller.result().provisioning_state == "Succeeded"
 
     nsg = az.network.network_security_groups.begin_create_or_update(GROUP, "nsg", {"location": LOCATION}).result()
@@ -257,16 +267,22 @@ def test_concurrent_creates_are_served_in_parallel(arm, az):
 
 def test_group_delete_removes_everything_and_halts_the_vm(arm, az, booter):
     vm = create_vm(az)
-    arm.hold("Microsoft.Resources/resourceGroups", 0.2)
+    arm.hold("Microsoft.Resources/resourceGroups", 600)
     arm.clear_log()
 
-    az.resource.resource_groups.begin_delete(GROUP).result()
+    poller = az.resource.resource_groups.begin_delete(GROUP)
+    wait_until(lambda: any(r.is_poll for r in arm.requests))
+    assert az.resource.resource_groups.get(GROUP).properties.provisioning_state == "Deleting"
+    assert booter.running == {vm.id}
+    arm.hold("Microsoft.Resources/resourceGroups", 0)
+    poller.result()
 
     assert arm.inventory() == []
     assert booter.events[-1] == ("halt", vm.id) and booter.running == set()
-    delete, *polls = arm.requests
+    delete, *others = arm.requests
     assert (delete.method, delete.status) == ("DELETE", 202)
-    assert [p.status for p in polls if p.is_poll][-1] == 200 and 202 in [p.status for p in polls]
+    polls = [r.status for r in others if r.is_poll]
+    assert polls[0] == 202 and polls[-1] == 200
     assert not az.resource.resource_groups.check_existence(GROUP)
 
 

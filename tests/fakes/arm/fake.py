@@ -89,7 +89,10 @@ class FakeARM:
     # -- steering ------------------------------------------------------------------------------
 
     def hold(self, kind: str, seconds: float) -> None:
-        """Operations on `kind` ("*" for all) stay InProgress this long (0 clears).
+        """Operations on `kind` ("*" for all) stay InProgress this long after they begin.
+
+        The hold is read when an operation is checked, so `hold(kind, 0)` releases the ones
+        still pending (a test can hold for minutes, look at the in-progress state, then release).
 
         Applies to creates (PUT) and deletes of that type; VM power actions count as
         "Microsoft.Compute/virtualMachines" and subnet writes as their VNet's kind. A resource

@@ -94,9 +94,9 @@ class OperationCanceled(ArmError):
 @dataclass
 class Operation:
     id: str
-    namespace: str
+    kind: str  # whose hold applies
     location: str
-    due: float
+    begun: float  # clock() when it started
     finish: Callable[[], None]
     failure: ArmError | None = None
     on_failure: Callable[[ArmError], None] | None = None
@@ -105,6 +105,10 @@ class Operation:
     started: str = field(default_factory=utc_now)
     ended: str | None = None
     claimed: bool = False
+
+    @property
+    def namespace(self) -> str:
+        return self.kind.split("/")[0]
 
     def status_body(self) -> dict:
         body: dict = {"name": self.id, "status": self.status, "startTime": self.started}
@@ -184,10 +188,10 @@ class ArmState:
     def start_operation(self, kind: str, location: str, finish: Callable[[], None], *,
                         failure: ArmError | None = None,
                         on_failure: Callable[[ArmError], None] | None = None) -> Operation:
-        """Register an LRO on `kind`; it stays InProgress for the kind's hold time."""
+        """Register an LRO on `kind`; it stays InProgress while the kind's hold lasts."""
         operation = Operation(
-            id=new_guid(), namespace=kind.split("/")[0], location=normalize_location(location),
-            due=self.clock() + self.hold_for(kind), finish=finish, failure=failure, on_failure=on_failure,
+            id=new_guid(), kind=kind, location=normalize_location(location), begun=self.clock(),
+            finish=finish, failure=failure, on_failure=on_failure,
         )
         with self.lock:
             self.operations[operation.id] = operation
@@ -195,7 +199,11 @@ class ArmState:
 
     def is_immediate(self, operation: Operation) -> bool:
         """True when nothing holds or fails it, so the request itself may complete it."""
-        return operation.failure is None and operation.due <= self.clock()
+        return operation.failure is None and self._is_due(operation, self.clock())
+
+    def _is_due(self, operation: Operation, now: float) -> bool:
+        """Holds are read now, not when the operation began: lowering one releases what it held."""
+        return operation.begun + self.hold_for(operation.kind) <= now
 
     def complete_now(self, operation: Operation) -> None:
         with self.lock:
@@ -215,7 +223,7 @@ class ArmState:
         """Finish every operation whose hold has passed (booter calls happen outside the lock)."""
         now = self.clock()
         with self.lock:
-            due = [op for op in self.operations.values() if not op.claimed and op.due <= now]
+            due = [op for op in self.operations.values() if not op.claimed and self._is_due(op, now)]
             for operation in due:
                 operation.claimed = True
         for operation in due:
