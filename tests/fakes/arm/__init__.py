@@ -1,0 +1,15 @@
+"""A fake Azure Resource Manager over HTTPS for the real azure-mgmt clients (in the spirit of moto).
+
+    with FakeARM(booter=RecordingBooter()) as arm:
+        compute = ComputeManagementClient(credential, arm.subscription_id, **arm.client_kwargs())
+
+`credential` is anything whose get_token returns an AccessToken (the fake accepts any bearer
+token unless FakeARM(token=...) names one).
+"""
+
+from .boot import Booter, BootSpec, RecordingBooter
+from .fake import FakeARM
+from .faults import Fault
+from .routes import LoggedRequest
+
+__all__ = ["BootSpec", "Booter", "FakeARM", "Fault", "LoggedRequest", "RecordingBooter"]

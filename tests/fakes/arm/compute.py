@@ -1,0 +1,572 @@
+"""Microsoft.Compute: virtual machines (with their OS disks), power actions, SKUs, usages, images.
+
+A VM create answers 201 "Creating" (VirtualMachine_Create_WithSshAuthentication.json); when the
+operation completes the booter boots it. Quota, SKU restrictions and marketplace plans are
+checked the way Azure checks them, with Azure's codes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import dataclasses
+from collections.abc import Callable
+
+from . import catalog
+from .boot import BootSpec
+from .catalog import PlatformImage, Usage, VmSize, family_key, image_key, normalize_location
+from .errors import ArmError, Conflict, InUse, InvalidParameter, NotFound
+from .models import (
+    ArmState,
+    DeleteResult,
+    Entry,
+    KindSpec,
+    OperationCanceled,
+    PutResult,
+    new_guid,
+    utc_now,
+)
+from .network import NetworkModel
+
+VM = "Microsoft.Compute/virtualMachines"
+DISK = "Microsoft.Compute/disks"
+
+# Azure refuses these admin user names (InvalidParameter, target adminUsername).
+RESERVED_USERNAMES = frozenset({
+    "1", "123", "a", "actuser", "adm", "admin", "admin1", "admin2", "administrator", "aspnet", "backup",
+    "console", "david", "guest", "john", "owner", "root", "server", "sql", "support", "support_388945a0", "sys",
+    "test", "test1", "test2", "test3", "user", "user1", "user2", "user3", "user4", "user5",
+})
+MAX_CUSTOM_DATA_BYTES = 65535
+
+_POWER_DISPLAY = {
+    "running": "VM running", "starting": "VM starting", "stopped": "VM stopped", "stopping": "VM stopping",
+    "deallocated": "VM deallocated", "deallocating": "VM deallocating",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Action:
+    transitional: str  # power state while the operation runs
+    final: str
+    halts: bool
+    boots: bool
+
+
+ACTIONS = {
+    "start": _Action("starting", "running", halts=False, boots=True),
+    "deallocate": _Action("deallocating", "deallocated", halts=True, boots=False),
+    "poweroff": _Action("stopping", "stopped", halts=True, boots=False),
+    "restart": _Action("starting", "running", halts=True, boots=True),
+}
+
+
+def _quota_message(quota_name: str, location: str, limit: int, usage: int, required: int) -> str:
+    return (f"Operation could not be completed as it results in exceeding approved {quota_name} quota. Additional "
+            f"details - Deployment Model: Resource Manager, Location: {location}, Current Limit: {limit}, Current "
+            f"Usage: {usage}, Additional Required: {required}, (Minimum) New Limit Required: {usage + required}. "
+            "Submit a request for Quota increase at https://aka.ms/ProdportalCRP by specifying parameters listed "
+            "in the 'Details' section for deployment to succeed. Please read more about quota limits at "
+            "https://docs.microsoft.com/en-us/azure/azure-supportability/per-vm-quota-requests")
+
+
+class ComputeModel:
+    def __init__(self, state: ArmState, network: NetworkModel):
+        self.state = state
+        self.network = network
+        self.quotas: dict[tuple[str, str], Usage] = {}  # (location, family key) -> usage set by a test
+        self.restrictions: dict[tuple[str, str], str] = {}
+        self.images: dict[tuple[str, str, str], PlatformImage] = {i.key: i for i in catalog.default_images()}
+        state.register(KindSpec(VM, put=self.put_vm, delete=self.delete_vm, view=self.vm_view,
+                                release=self.release_vm))
+        state.register(KindSpec(DISK, put=None, delete=self.delete_disk, view=state.plain_view))
+
+    # -- catalog settings (FakeARM.set_quota / restrict_sku / set_image_plan) -------------------
+
+    def set_quota(self, location: str, family: str, limit: int, current: int) -> None:
+        default = next((u for u in catalog.DEFAULT_USAGES if family_key(u.name) == family_key(family)), None)
+        label = default.label if default else f"{family} vCPUs"
+        with self.state.lock:
+            self.quotas[(normalize_location(location), family_key(family))] = Usage(
+                default.name if default else family, label, limit, current)
+
+    def restrict_sku(self, location: str, size: str, reason: str) -> None:
+        with self.state.lock:
+            self.restrictions[(normalize_location(location), size.lower())] = reason
+
+    def set_image_plan(self, publisher: str, offer: str, sku: str, plan: dict | None) -> None:
+        with self.state.lock:
+            image = self.images.setdefault(image_key(publisher, offer, sku),
+                                           PlatformImage(publisher, offer, sku, ["1.0.0"]))
+            image.plan = dict(plan) if plan else None
+
+    # -- usages, SKUs, images ------------------------------------------------------------------
+
+    def _usages(self, location: str) -> dict[str, Usage]:
+        """Quota key -> usage in `location`, counting what live (not deallocated) VMs consume."""
+        table = {family_key(u.name): u for u in catalog.DEFAULT_USAGES}
+        table.update({key: usage for (where, key), usage in self.quotas.items() if where == location})
+        live: dict[str, int] = {}
+        for vm in self.state.entries_of(VM):
+            if vm.body["location"] != location:
+                continue
+            live["virtualmachines"] = live.get("virtualmachines", 0) + 1
+            if vm.meta["power"] == "deallocated":
+                continue
+            size = catalog.SIZES_BY_NAME[vm.meta["size"].lower()]
+            for key in self._quota_keys(size, vm.meta["spot"]):
+                live[key] = live.get(key, 0) + size.vcpus
+        return {key: dataclasses.replace(usage, current=usage.current + live.get(key, 0))
+                for key, usage in table.items()}
+
+    @staticmethod
+    def _quota_keys(size: VmSize, spot: bool) -> tuple[str, ...]:
+        return ("lowprioritycores",) if spot else ("cores", family_key(size.family))
+
+    def list_usages(self, location: str) -> list[dict]:
+        with self.state.lock:
+            usages = self._usages(normalize_location(location))
+        return [{"unit": "Count", "currentValue": u.current, "limit": u.limit,
+                 "name": {"value": u.name, "localizedValue": u.label}} for u in usages.values()]
+
+    def _check_quota(self, location: str, size: VmSize, spot: bool) -> None:
+        usages = self._usages(location)
+        labels = {"cores": "Total Regional Cores", "lowprioritycores": "Low Priority Cores"}
+        for key in self._quota_keys(size, spot):
+            usage = usages[key]
+            if usage.current + size.vcpus > usage.limit:
+                raise Conflict(_quota_message(labels.get(key, f"{usage.name} Cores"), location, usage.limit,
+                                              usage.current, size.vcpus), code="OperationNotAllowed")
+
+    def list_skus(self, location: str | None) -> list[dict]:
+        locations = [normalize_location(location)] if location else [r.name for r in catalog.REGIONS]
+        with self.state.lock:
+            return [catalog.sku_body(size, where, self.restrictions.get((where, size.name.lower())))
+                    for where in locations if where in catalog.REGION_NAMES for size in catalog.VM_SIZES]
+
+    def _image(self, publisher: str, offer: str, sku: str) -> PlatformImage:
+        image = self.images.get(image_key(publisher, offer, sku))
+        if image is None:
+            raise NotFound("Artifact: VMImage was not found.", target="imageReference")
+        return image
+
+    def get_image(self, location: str, publisher: str, offer: str, sku: str, version: str) -> dict:
+        with self.state.lock:
+            image = self._image(publisher, offer, sku)
+            resolved = image.resolve(version)
+            if resolved is None:
+                raise NotFound("Artifact: VMImage was not found.", target="imageReference")
+            return image.version_body(self.state.subscription_id, normalize_location(location), resolved)
+
+    def list_image_versions(self, location: str, publisher: str, offer: str, sku: str, *,
+                            orderby: str | None, top: int | None) -> list[dict]:
+        """VirtualMachineImages_List: `$orderby=name desc&$top=1` is how clients find the latest."""
+        location = normalize_location(location)
+        with self.state.lock:
+            image = self._image(publisher, offer, sku)
+            versions = sorted(image.versions, key=catalog.version_key,
+                              reverse=(orderby or "").lower().endswith(" desc"))
+            return [{"location": location, "name": version,
+                     "id": image.version_id(self.state.subscription_id, location, version)}
+                    for version in versions[:top]]
+
+    # -- virtual machines: create / update -----------------------------------------------------
+
+    def put_vm(self, group: str, name: str, body: dict, failure: ArmError | None) -> PutResult:
+        if not body.get("location"):
+            raise ArmError("Resource location is required.", code="LocationRequired")
+        properties = body.get("properties") or {}
+        size = self._requested_size(properties)
+        spot = str(properties.get("priority", "")).lower() == "spot"
+        state = self.state
+        with state.lock:
+            found = state.require_group(group, for_write=True)
+            existing = state.lookup(group, VM, name)
+            entry = state.new_entry(found, VM, name, body)
+            location = entry.body["location"]
+            self._check_sku(size, location)
+            nics = self._resolve_nics(properties, entry.id)
+            if existing is None:
+                os_profile = self._validate_os_profile(properties.get("osProfile"))
+                image = self._check_image(properties, body, entry.id)
+                self._check_quota(location, size, spot)
+                entry.meta = {"vmId": new_guid(), "timeCreated": utc_now(), "power": "deallocated",
+                              "provisioned": False, "booted": False, "image": image,
+                              "custom_data": self._custom_data(os_profile)}
+            else:
+                os_profile = properties.get("osProfile") or existing.body["properties"]["osProfile"]
+                if existing.meta["size"].lower() != size.name.lower():
+                    self._check_quota(location, size, spot)
+                entry.meta = dict(existing.meta)
+                self._detach_dropped_nics(existing, nics)
+            entry.meta.update(size=size.name, spot=spot, user_data=properties.get("userData"))
+            for key in ("plan", "zones", "identity"):
+                if body.get(key) is not None:
+                    entry.body[key] = copy.deepcopy(body[key])
+            entry.body["properties"] = self._vm_properties(entry, properties, os_profile, existing)
+            self._attach_os_disk(entry)
+            for nic in nics:
+                self.network.attach_nic(nic, entry.id)
+            entry.set_state("Creating" if existing is None else "Updating")
+            state.store(entry)
+            # A create provisions (boots) the VM; an update does so only if provisioning never succeeded.
+            previous_power = entry.meta["power"]
+            provision = not entry.meta["provisioned"]
+            if provision:
+                entry.meta["power"] = "starting"
+            operation = state.start_operation(
+                VM, location, self._finisher(entry, provision, "running" if provision else previous_power),
+                failure=failure, on_failure=self._failer(entry, previous_power))
+            return PutResult(existing is None, self.vm_view(entry), operation)
+
+    @staticmethod
+    def _requested_size(properties: dict) -> VmSize:
+        size_name = (properties.get("hardwareProfile") or {}).get("vmSize", "")
+        size = catalog.SIZES_BY_NAME.get(size_name.lower())
+        if size is None:
+            raise InvalidParameter(f"The value {size_name!r} provided for the VM size is not valid in the fake "
+                                   f"ARM; known sizes: {', '.join(s.name for s in catalog.VM_SIZES)}.",
+                                   target="vmSize")
+        return size
+
+    def _detach_dropped_nics(self, existing: Entry, kept: list[Entry]) -> None:
+        for reference in existing.body["properties"]["networkProfile"]["networkInterfaces"]:
+            nic = self.state.find(reference["id"])
+            if nic is not None and nic not in kept:
+                self.network.detach_nic(nic)
+
+    def _check_sku(self, size: VmSize, location: str) -> None:
+        if location not in catalog.REGION_NAMES or (location, size.name.lower()) in self.restrictions:
+            raise Conflict(f"The requested VM size for resource 'Following SKUs have failed for Capacity "
+                           f"Restrictions: {size.name}' is currently not available in location '{location}'. "
+                           "Please try another size or deploy to a different location or different zone. See "
+                           "https://aka.ms/azureskunotavailable for details.", code="SkuNotAvailable")
+
+    @staticmethod
+    def _validate_os_profile(os_profile: dict | None) -> dict:
+        if not os_profile:
+            raise InvalidParameter("Required parameter 'osProfile' is missing (null).", target="osProfile")
+        username = os_profile.get("adminUsername") or ""
+        if not username or username.lower() in RESERVED_USERNAMES or len(username) > 64:
+            raise InvalidParameter("The Admin Username specified is not allowed.", target="adminUsername")
+        linux = os_profile.get("linuxConfiguration") or {}
+        keys = ((linux.get("ssh") or {}).get("publicKeys")) or []
+        if linux.get("disablePasswordAuthentication") and not keys:
+            raise InvalidParameter("Authentication using either SSH or by user name and password must be enabled "
+                                   "in Linux profile.", target="linuxConfiguration")
+        return os_profile
+
+    @staticmethod
+    def _custom_data(os_profile: dict) -> bytes:
+        encoded = os_profile.get("customData")
+        if not encoded:
+            return b""
+        try:
+            decoded = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidParameter("Custom data in OSProfile must be in Base64 encoding.", target="customData") from None
+        if len(decoded) > MAX_CUSTOM_DATA_BYTES:
+            raise InvalidParameter(f"Custom data in OSProfile must be at most {MAX_CUSTOM_DATA_BYTES} bytes.",
+                                   target="customData")
+        return decoded
+
+    def _check_image(self, properties: dict, body: dict, vm_id: str) -> dict:
+        reference = (properties.get("storageProfile") or {}).get("imageReference") or {}
+        if reference.get("id"):  # a custom or gallery image: not modelled, taken as is
+            return {"reference": dict(reference), "version": None, "generation": "V2"}
+        urn = ":".join(str(reference.get(k, "")) for k in ("publisher", "offer", "sku", "version"))
+        image = self.images.get(image_key(reference.get("publisher", ""), reference.get("offer", ""),
+                                          reference.get("sku", "")))
+        version = image.resolve(str(reference.get("version", "latest"))) if image else None
+        if version is None:
+            raise ArmError(f"The platform image '{urn}' is not available. Verify that all fields in the storage "
+                           "profile are correct. For more details about storage profile information, please refer "
+                           "to https://aka.ms/storageprofile", code="PlatformImageNotFound", status=404,
+                           target="imageReference")
+        if image.plan and not body.get("plan"):
+            raise ArmError("Creating a virtual machine from Marketplace image or a custom image sourced from a "
+                           "Marketplace image requires Plan information in the request. VM: "
+                           f"'{vm_id}'.", code="VMMarketplaceInvalidInput")
+        return {"reference": dict(reference), "version": version, "generation": image.hyper_v_generation,
+                "version_id": image.version_id(self.state.subscription_id, body["location"], version)}
+
+    def _resolve_nics(self, properties: dict, vm_id: str) -> list[Entry]:
+        references = (properties.get("networkProfile") or {}).get("networkInterfaces") or []
+        if not references:
+            raise InvalidParameter("At least one network interface is required.", target="networkProfile")
+        nics = []
+        for reference in references:
+            nic = self.network.require_nic(reference.get("id"), vm_id)
+            owner = nic.meta.get("virtual_machine")
+            if owner and owner.lower() != vm_id.lower():
+                raise InUse(f"Network Interface {nic.id} is used by existing resource {owner}. In order to delete "
+                            "the network interface, it must be dissociated from the resource. To learn more, see "
+                            "aka.ms/deletenic.", code="NicInUse")
+            nics.append(nic)
+        return nics
+
+    def _vm_properties(self, entry: Entry, properties: dict, os_profile: dict, existing: Entry | None) -> dict:
+        built = copy.deepcopy(properties)
+        built.pop("userData", None)
+        shown_profile = {k: v for k, v in copy.deepcopy(os_profile).items()
+                         if k not in ("customData", "adminPassword")}
+        shown_profile.setdefault("computerName", entry.name)
+        shown_profile.setdefault("secrets", [])
+        shown_profile.setdefault("allowExtensionOperations", True)
+        shown_profile.setdefault("requireGuestProvisionSignal", True)
+        built["osProfile"] = shown_profile
+        storage = built.setdefault("storageProfile", {})
+        image = entry.meta["image"]
+        if existing is not None:
+            storage["osDisk"] = copy.deepcopy(existing.body["properties"]["storageProfile"]["osDisk"])
+            storage["imageReference"] = copy.deepcopy(existing.body["properties"]["storageProfile"]["imageReference"])
+        else:
+            os_disk = storage.setdefault("osDisk", {})
+            os_disk.setdefault("name", f"{entry.name}_OsDisk_1_{entry.meta['vmId'].replace('-', '')}")
+            os_disk.setdefault("createOption", "FromImage")
+            os_disk.setdefault("caching", "ReadWrite")
+            os_disk.setdefault("deleteOption", "Detach")
+            os_disk.setdefault("diskSizeGB", 150)
+            os_disk["osType"] = "Linux"
+            managed = os_disk.setdefault("managedDisk", {})
+            managed.setdefault("storageAccountType", "Premium_LRS")
+            managed["id"] = self.state.resource_id(self.state.groups[entry.group].name, DISK, os_disk["name"])
+            if image["version"]:
+                storage["imageReference"] = {**image["reference"], "exactVersion": image["version"]}
+        storage.setdefault("dataDisks", [])
+        network = built.setdefault("networkProfile", {})
+        for reference in network.get("networkInterfaces", []):
+            reference["id"] = self.state.find(reference["id"]).id
+        built["vmId"] = entry.meta["vmId"]
+        built["timeCreated"] = entry.meta["timeCreated"]
+        return built
+
+    def _attach_os_disk(self, vm: Entry) -> None:
+        """The VM's OS disk as a Microsoft.Compute/disks resource: made on create, re-owned on update."""
+        os_disk = vm.body["properties"]["storageProfile"]["osDisk"]
+        disk_id = os_disk["managedDisk"]["id"]
+        disk = self.state.find(disk_id)
+        if disk is not None:
+            disk.body["managedBy"] = vm.id
+            disk.properties["diskState"] = "Attached"
+            return
+        image = vm.meta["image"]
+        account = os_disk["managedDisk"]["storageAccountType"]
+        disk_body: dict = {
+            "id": disk_id, "name": os_disk["name"], "type": DISK, "location": vm.body["location"],
+            "managedBy": vm.id,
+            "sku": {"name": account, "tier": "Premium" if account.startswith("Premium") else "Standard"},
+            "properties": {
+                "osType": "Linux",
+                "hyperVGeneration": image["generation"],
+                "creationData": {"createOption": "FromImage",
+                                 "imageReference": {"id": image.get("version_id") or image["reference"].get("id")}},
+                "diskSizeGB": os_disk["diskSizeGB"],
+                "diskState": "Attached",
+                "provisioningState": "Succeeded",
+                "timeCreated": utc_now(),
+                "uniqueId": new_guid(),
+                "encryption": {"type": "EncryptionAtRestWithPlatformKey"},
+                "networkAccessPolicy": "AllowAll",
+            },
+        }
+        if vm.body.get("zones"):
+            disk_body["zones"] = list(vm.body["zones"])
+        self.state.store(Entry(DISK, vm.group, disk_body))
+
+    # -- virtual machines: operations' completion ----------------------------------------------
+
+    def _boot_spec(self, vm: Entry) -> BootSpec:
+        properties = vm.body["properties"]
+        os_profile = properties.get("osProfile") or {}
+        keys = ((os_profile.get("linuxConfiguration") or {}).get("ssh") or {}).get("publicKeys") or []
+        address = None
+        for reference in properties["networkProfile"]["networkInterfaces"]:
+            nic = self.state.find(reference["id"])
+            if nic is not None:
+                address = address or self.network.public_address_of(nic)
+        return BootSpec(vm_id=vm.id, admin_username=os_profile.get("adminUsername", ""),
+                        ssh_public_keys=[k["keyData"] for k in keys if k.get("keyData")],
+                        custom_data=vm.meta["custom_data"], public_ip=address or self.state.public_ip)
+
+    def _boot(self, vm: Entry, spec: BootSpec) -> None:
+        if self.state.booter is None:
+            return
+        try:
+            self.state.booter.boot(spec)
+        except Exception as failure:
+            raise ArmError(f"OS Provisioning for VM '{vm.name}' failed: {type(failure).__name__}: {failure}",
+                           code="OSProvisioningInternalError") from failure
+
+    def release_vm(self, vm: Entry) -> None:
+        """Halt the VM through the booter if it is booted (delete, deallocate, powerOff, group delete)."""
+        with self.state.lock:
+            booted = vm.meta.get("booted")
+            vm.meta["booted"] = False
+        if booted and self.state.booter is not None:
+            self.state.booter.halt(vm.id)
+
+    def _finisher(self, vm: Entry, boot: bool, power: str, halt: bool = False) -> Callable[[], None]:
+        generation = vm.generation
+
+        def finish() -> None:
+            with self.state.lock:
+                if not self.state.is_current(vm, generation):
+                    raise OperationCanceled("The operation was preempted by a later one.")
+                spec = self._boot_spec(vm) if boot else None
+            if halt:
+                self.release_vm(vm)
+            if spec is not None and not vm.meta["booted"]:
+                self._boot(vm, spec)
+                with self.state.lock:
+                    vm.meta.update(booted=True, provisioned=True)
+            with self.state.lock:
+                vm.meta["power"] = power
+                vm.meta.pop("failure", None)
+                vm.set_state("Succeeded")
+
+        return finish
+
+    def _failer(self, vm: Entry, previous_power: str) -> Callable[[ArmError], None]:
+        """A failed operation leaves the VM "Failed" in the power state it had before."""
+
+        def on_failure(error: ArmError) -> None:
+            with self.state.lock:
+                vm.meta.update(failure=error, power=previous_power)
+                vm.set_state("Failed")
+
+        return on_failure
+
+    def act(self, group: str, name: str, action: str, failure: ArmError | None):
+        """POST start | deallocate | powerOff | restart: returns the Operation."""
+        spec = ACTIONS.get(action.lower())
+        if spec is None:
+            raise ArmError(f"The fake ARM does not serve VM action '{action}'.", code="NotImplementedInFakeARM",
+                           status=501)
+        with self.state.lock:
+            vm = self.state.require(group, VM, name)
+            if vm.properties.get("provisioningState") == "Deleting":
+                raise Conflict(f"Operation '{action}' is not allowed on VM '{vm.name}' since the VM is marked for "
+                               "deletion. You can only retry the Delete operation (or wait for an ongoing one to "
+                               "complete).", code="OperationNotAllowed")
+            if spec.boots and vm.meta["power"] == "deallocated":
+                self._check_quota(vm.body["location"], catalog.SIZES_BY_NAME[vm.meta["size"].lower()],
+                                  vm.meta["spot"])
+            previous_power = vm.meta["power"]
+            vm.meta["power"] = spec.transitional
+            vm.set_state("Updating")
+            return self.state.start_operation(VM, vm.body["location"],
+                                              self._finisher(vm, spec.boots, spec.final, halt=spec.halts),
+                                              failure=failure, on_failure=self._failer(vm, previous_power))
+
+    # -- virtual machines: delete --------------------------------------------------------------
+
+    def delete_vm(self, group: str, name: str, failure: ArmError | None) -> DeleteResult:
+        state = self.state
+        with state.lock:
+            vm = state.lookup(group, VM, name)
+            if vm is None:
+                return DeleteResult(False)
+            vm.set_state("Deleting")
+
+            def finish() -> None:
+                if state.find(vm.id) is not vm:
+                    return
+                self.release_vm(vm)
+                with state.lock:
+                    self._release_dependents(vm)
+                    state.remove(vm)
+
+            operation = state.start_operation(VM, vm.body["location"], finish, failure=failure,
+                                              on_failure=self._failer(vm, vm.meta["power"]))
+        return DeleteResult(True, operation)
+
+    def _release_dependents(self, vm: Entry) -> None:
+        """Delete or detach the OS disk and NICs, as their deleteOption says."""
+        os_disk = vm.body["properties"]["storageProfile"]["osDisk"]
+        disk = self.state.find(os_disk["managedDisk"]["id"])
+        if disk is not None:
+            if os_disk.get("deleteOption", "Detach").lower() == "delete":
+                self.state.remove(disk)
+            else:
+                disk.body.pop("managedBy", None)
+                disk.properties["diskState"] = "Unattached"
+        for reference in vm.body["properties"]["networkProfile"]["networkInterfaces"]:
+            nic = self.state.find(reference["id"])
+            if nic is None:
+                continue
+            option = (reference.get("properties") or {}).get("deleteOption", "Detach")
+            if option.lower() == "delete":
+                self.network.delete_nic_with_vm(nic)
+            else:
+                self.network.detach_nic(nic)
+
+    def delete_disk(self, group: str, name: str, failure: ArmError | None) -> DeleteResult:
+        state = self.state
+        with state.lock:
+            disk = state.lookup(group, DISK, name)
+            if disk is None:
+                return DeleteResult(False)
+            if disk.body.get("managedBy"):
+                raise Conflict(f"Disk {disk.name} is attached to VM {disk.body['managedBy']}.",
+                               code="OperationNotAllowed")
+
+            def finish() -> None:
+                with state.lock:
+                    if state.find(disk.id) is disk:
+                        state.remove(disk)
+
+            operation = state.start_operation(DISK, disk.body["location"], finish, failure=failure)
+        return DeleteResult(True, operation)
+
+    # -- virtual machines: views ---------------------------------------------------------------
+
+    def vm_view(self, vm: Entry, expand: str | None = None) -> dict:
+        view = copy.deepcopy(vm.body)
+        expand = (expand or "").lower()
+        if "instanceview" in expand:
+            view["properties"]["instanceView"] = self.instance_view(vm)
+        if "userdata" in expand and vm.meta.get("user_data"):
+            view["properties"]["userData"] = vm.meta["user_data"]
+        return view
+
+    def get_vm(self, group: str, name: str, expand: str | None) -> dict:
+        with self.state.lock:
+            return self.vm_view(self.state.require(group, VM, name), expand)
+
+    def get_instance_view(self, group: str, name: str) -> dict:
+        with self.state.lock:
+            return self.instance_view(self.state.require(group, VM, name))
+
+    def instance_view(self, vm: Entry) -> dict:
+        """VirtualMachines_InstanceView (shape of VirtualMachine_Get_InstanceView.json)."""
+        now = utc_now()
+        properties = vm.body["properties"]
+        state = properties.get("provisioningState", "Succeeded")
+        failure: ArmError | None = vm.meta.get("failure")
+        if state == "Failed" and failure is not None:
+            provisioning = {"code": f"ProvisioningState/failed/{failure.code}", "level": "Error",
+                            "displayStatus": "Provisioning failed", "message": failure.message, "time": now}
+        else:
+            provisioning = {"code": f"ProvisioningState/{state.lower()}", "level": "Info",
+                            "displayStatus": "Provisioning succeeded" if state == "Succeeded" else state,
+                            "time": now}
+        power = vm.meta["power"]
+        view: dict = {
+            "computerName": properties["osProfile"].get("computerName", vm.name),
+            "osName": "ubuntu",
+            "osVersion": "22.04",
+            "hyperVGeneration": vm.meta["image"]["generation"],
+            "disks": [{"name": properties["storageProfile"]["osDisk"]["name"],
+                       "statuses": [{"code": "ProvisioningState/succeeded", "level": "Info",
+                                     "displayStatus": "Provisioning succeeded", "time": now}]}],
+            "statuses": [provisioning, {"code": f"PowerState/{power}", "level": "Info",
+                                        "displayStatus": _POWER_DISPLAY[power]}],
+        }
+        if power == "running":
+            view["vmAgent"] = {"vmAgentVersion": "2.13.1.1", "extensionHandlers": [],
+                               "statuses": [{"code": "ProvisioningState/succeeded", "level": "Info",
+                                             "displayStatus": "Ready", "message": "Guest Agent is running",
+                                             "time": now}]}
+        return view

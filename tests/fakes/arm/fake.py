@@ -1,0 +1,131 @@
+"""FakeARM: the fake Azure Resource Manager a test starts, steers and inspects."""
+
+from __future__ import annotations
+
+from .boot import Booter
+from .compute import ComputeModel
+from .faults import Fault, FaultRegistry
+from .models import ArmState
+from .network import NetworkModel
+from .routes import LoggedRequest, Routes
+from .server import HttpsServer
+
+DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+DEFAULT_TENANT = "00000000-0000-0000-0000-0000000000aa"
+
+
+class FakeARM:
+    """An HTTPS ARM endpoint for the real azure-mgmt clients (use as a context manager).
+
+    Point a client at it with `**arm.client_kwargs()` (base_url, connection_verify,
+    polling_interval, retry_total) and any credential that returns a bearer token.
+
+    Long-running operations: PUTs answer 201/200 with Azure-AsyncOperation; deletes and VM
+    actions answer 202 with Location. An operation stays InProgress for its kind's hold time
+    and completes lazily, on the first request (or accessor of this object) after that, so
+    a booter's boot()/halt() runs inside that request. Without a hold, network PUTs complete
+    within the PUT itself ("Succeeded" in the body, as the examples show).
+    """
+
+    def __init__(self, booter: Booter | None = None, subscription_id: str = DEFAULT_SUBSCRIPTION,
+                 public_ip: str = "127.0.0.1", *, tenant_id: str = DEFAULT_TENANT, token: str | None = None):
+        self.subscription_id = subscription_id
+        self._state = ArmState(subscription_id, public_ip, booter)
+        self._network = NetworkModel(self._state)
+        self._compute = ComputeModel(self._state, self._network)
+        self._faults = FaultRegistry()
+        self._routes = Routes(self._state, self._network, self._compute, self._faults,
+                              tenant_id=tenant_id, token=token)
+        self._server: HttpsServer | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> FakeARM:
+        self._server = HttpsServer(self._routes.handle)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and halt every VM still booted (the cloud is gone)."""
+        if self._server is None:
+            return
+        self._server.stop()
+        self._server = None
+        for vm in self._state.entries_of("Microsoft.Compute/virtualMachines"):
+            self._compute.release_vm(vm)
+
+    def __enter__(self) -> FakeARM:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return self._running().url
+
+    @property
+    def ca_bundle(self) -> str:
+        return self._running().ca_bundle
+
+    def _running(self) -> HttpsServer:
+        if self._server is None:
+            raise RuntimeError("FakeARM is not started (use it as a context manager)")
+        return self._server
+
+    def client_kwargs(self, *, polling_interval: float = 0.05, retry_total: int = 3) -> dict:
+        """Keyword arguments that point an azure-mgmt client at this fake."""
+        return {"base_url": self.url, "connection_verify": self.ca_bundle,
+                "polling_interval": polling_interval, "retry_total": retry_total}
+
+    # -- request log ---------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[LoggedRequest]:
+        return self._routes.log()
+
+    def clear_log(self) -> None:
+        self._routes.clear_log()
+
+    # -- steering ------------------------------------------------------------------------------
+
+    def hold(self, kind: str, seconds: float) -> None:
+        """Operations on `kind` ("*" for all) stay InProgress this long after they begin.
+
+        The hold is read when an operation is checked, so `hold(kind, 0)` releases the ones
+        still pending (a test can hold for minutes, look at the in-progress state, then release).
+
+        Applies to creates (PUT) and deletes of that type; VM power actions count as
+        "Microsoft.Compute/virtualMachines" and subnet writes as their VNet's kind. A resource
+        group's create is synchronous in ARM, so "Microsoft.Resources/resourceGroups" holds deletes.
+        """
+        self._state.hold(kind, seconds)
+
+    def inject(self, method: str, path_regex: str, *, status: int | None = None, code: str | None = None,
+               message: str = "injected fault", retry_after: float | None = None, async_failure: bool = False,
+               drop_connection: bool = False, times: int = 1) -> Fault:
+        return self._faults.add(method, path_regex, status=status, code=code, message=message,
+                                retry_after=retry_after, async_failure=async_failure,
+                                drop_connection=drop_connection, times=times)
+
+    def add_resource_group(self, name: str, location: str = "eastus", tags: dict | None = None) -> None:
+        self._state.add_group(name, location, tags)
+
+    def set_quota(self, location: str, family: str, limit: int, current: int = 0) -> None:
+        self._compute.set_quota(location, family, limit, current)
+
+    def restrict_sku(self, location: str, size: str, reason: str = "NotAvailableForSubscription") -> None:
+        self._compute.restrict_sku(location, size, reason)
+
+    def set_image_plan(self, publisher: str, offer: str, sku: str, plan: dict | None) -> None:
+        self._compute.set_image_plan(publisher, offer, sku, plan)
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    def inventory(self) -> list[str]:
+        self._state.settle()
+        return self._state.inventory()
+
+    def resource(self, resource_id: str) -> dict | None:
+        """The REST body GET would return for this resource group or resource, or None."""
+        self._state.settle()
+        return self._state.body_of(resource_id)
