@@ -58,9 +58,10 @@ def check(call, compute, region: str, size: str, image: tuple[str, str, str, str
         )
     for restriction in sku.restrictions or []:
         if restriction.type == "Location":
+            reason = getattr(restriction.reason_code, "value", restriction.reason_code)
             raise AzureError(
                 f"size {size} is not available to this subscription in {region} "
-                f"({restriction.reason_code}); try another --region or --size, or ask Azure "
+                f"({reason}); try another --region or --size, or ask Azure "
                 "support to enable it",
                 "SkuNotAvailable",
             )

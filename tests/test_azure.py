@@ -1,0 +1,200 @@
+"""The Azure target end to end through the real azure-mgmt clients against the fake ARM."""
+
+import base64
+import json
+import stat
+from datetime import datetime
+
+import pytest
+
+from provision.keys import KeyPair
+from provision.plan import make_plan
+from provision.settings import load
+from provision.state import StateStore
+from tests.conftest import provision
+
+NAME = "exp1"
+GROUP = f"dsvm-{NAME}"
+
+
+def group_id(arm):
+    return f"/subscriptions/{arm.subscription_id}/resourceGroups/{GROUP}"
+
+
+def expected_inventory(arm):
+    g = group_id(arm)
+    return sorted(
+        [
+            g,
+            f"{g}/providers/Microsoft.Compute/disks/{NAME}-osdisk",
+            f"{g}/providers/Microsoft.Compute/virtualMachines/{NAME}",
+            f"{g}/providers/Microsoft.Network/networkInterfaces/{NAME}-nic",
+            f"{g}/providers/Microsoft.Network/networkSecurityGroups/{NAME}-nsg",
+            f"{g}/providers/Microsoft.Network/publicIPAddresses/{NAME}-ip",
+            f"{g}/providers/Microsoft.Network/virtualNetworks/{NAME}-vnet",
+        ],
+        key=str.lower,
+    )
+
+
+def lower(ids):
+    return sorted(i.lower() for i in ids)
+
+
+def puts(arm):
+    return [r for r in arm.requests if r.method == "PUT"]
+
+
+def replan(arm, state_dir, record):
+    """The plan `up` made, rebuilt from what it recorded and sent (keys are random per run)."""
+    vm_put = next(r for r in puts(arm) if "virtualmachines" in r.path.lower())
+    user_data = base64.b64decode(vm_put.body["properties"]["osProfile"]["customData"]).decode()
+    host = json.loads(user_data.split("\n", 1)[1])["ssh_keys"]
+    tags = vm_put.body["tags"]
+    return make_plan(
+        load({"name": NAME}),
+        region=record.settings["region"],
+        size=record.settings["size"],
+        allow_ip="127.0.0.1/32",
+        ssh_public_key=(state_dir / NAME / "id_ed25519.pub").read_text().strip(),
+        host_key=KeyPair(host["ed25519_private"], host["ed25519_public"]),
+        owner=tags["owner"],
+        now=datetime.fromisoformat(tags["created"]),
+    )
+
+
+def test_up_creates_exactly_the_planned_resources(arm, azure_env, state_dir, booter):
+    result = provision("up", "--name", NAME, "--no-bootstrap")
+    assert result.exit_code == 0, result.stderr
+    assert lower(arm.inventory()) == lower(expected_inventory(arm))
+
+    record = StateStore(state_dir).require(NAME)
+    plan = replan(arm, state_dir, record)
+    sent = {r.path.lower(): r.body for r in puts(arm)}
+    for step in plan.steps():
+        path = step.id.lower()
+        assert sent[path] == step.body, step.kind
+    assert len(sent) == len(plan.steps())
+
+    assert record.phase == "created"
+    assert [(r.kind, r.state) for r in record.resources] == [
+        ("resource_group", "created"),
+        *sorted([("vnet", "created"), ("nsg", "created"), ("public_ip", "created")]),
+        ("nic", "created"),
+        ("vm", "created"),
+    ] or sorted(r.state for r in record.resources) == ["created"] * 6
+    assert record.machine["host"] == "127.0.0.1"
+    assert record.machine["fqdn"] == plan.fqdn
+    assert f"{plan.fqdn}" in result.stdout and "127.0.0.1" in result.stdout
+    assert [event for event, _ in booter.events] == ["boot"]
+
+
+def test_record_and_keys_are_private(arm, azure_env, state_dir):
+    assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
+    assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((state_dir / NAME).stat().st_mode) == 0o700
+    for file in ("record.json", "id_ed25519", "known_hosts"):
+        assert stat.S_IMODE((state_dir / NAME / file).stat().st_mode) == 0o600, file
+    known = (state_dir / NAME / "known_hosts").read_text()
+    assert known.startswith("127.0.0.1,") and "ssh-ed25519 " in known
+
+
+def test_network_resources_are_created_concurrently(arm, azure_env):
+    for kind in ("virtualNetworks", "networkSecurityGroups", "publicIPAddresses"):
+        arm.hold(f"Microsoft.Network/{kind}", 0.3)
+    assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
+    log = arm.requests
+    network_puts = [
+        i for i, r in enumerate(log) if r.method == "PUT" and any(
+            k in r.path.lower() for k in ("virtualnetworks", "networksecuritygroups", "publicipaddresses")
+        )
+    ]
+    first_poll = next(i for i, r in enumerate(log) if r.is_poll)
+    assert len(network_puts) == 3 and max(network_puts) < first_poll
+
+
+def test_down_deletes_everything_and_the_record(arm, azure_env, state_dir, booter):
+    assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
+    result = provision("down", NAME, "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert arm.inventory() == []
+    assert not (state_dir / NAME).exists()
+    assert booter.running == set()
+    assert f"deployment {NAME!r} is gone" in result.stdout
+
+
+def test_down_is_idempotent(arm, azure_env):
+    result = provision("down", NAME, "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert "nothing to delete" in result.stderr
+
+
+def test_down_without_a_record_finds_the_group_by_its_tags(arm, azure_env, state_dir):
+    assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
+    StateStore(state_dir).delete(NAME)
+    result = provision("down", NAME, "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert arm.inventory() == []
+
+
+@pytest.mark.parametrize(
+    "tags", [None, {"managed-by": "dsvm-kit", "deployment": "someone-else"}, {"deployment": NAME}]
+)
+def test_down_refuses_a_group_that_is_not_ours(arm, azure_env, tags):
+    arm.add_resource_group(GROUP, tags=tags)
+    result = provision("down", NAME, "--yes")
+    assert result.exit_code == 1
+    assert "refusing to delete it" in result.stderr and result.stderr.count("\n") == 1
+    assert lower(arm.inventory()) == lower([group_id(arm)])
+    assert not any(r.method == "DELETE" for r in arm.requests)
+
+
+def test_down_asks_first(arm, azure_env):
+    assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
+    result = provision("down", NAME)  # no terminal to answer on: taken as no
+    assert result.exit_code == 1 and "nothing deleted" in result.stderr
+    assert len(arm.inventory()) == 7
+
+
+def test_down_no_wait_returns_while_deleting(arm, azure_env):
+    assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
+    arm.hold("Microsoft.Resources/resourceGroups", 600)
+    result = provision("down", NAME, "--yes", "--no-wait")
+    assert result.exit_code == 0 and "deletion of 'exp1' started" in result.stdout
+    assert len(arm.inventory()) == 7
+    arm.hold("Microsoft.Resources/resourceGroups", 0)
+    assert arm.inventory() == []
+
+
+def test_status_and_list(arm, azure_env):
+    assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
+    status = json.loads(provision("status", NAME, "--json").stdout)
+    assert status["power_state"] == "running"
+    assert (status["region"], status["size"], status["public_ip"]) == (
+        "eastus", "Standard_NC4as_T4_v3", "127.0.0.1"
+    )
+    assert status["fqdn"].endswith(".eastus.cloudapp.azure.com")
+    listed = json.loads(provision("list", "--json").stdout)
+    assert [row["name"] for row in listed] == [NAME]
+
+
+def test_list_cloud_shows_groups_without_a_record(arm, azure_env, state_dir):
+    assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
+    StateStore(state_dir).delete(NAME)
+    arm.add_resource_group("unrelated", tags={"team": "x"})
+    listed = json.loads(provision("list", "--cloud", "--json").stdout)
+    assert [(row["name"], row["phase"]) for row in listed] == [
+        (NAME, f"no local record (group {GROUP})")
+    ]
+
+
+def test_no_credentials_says_how_to_fix(arm, azure_env, monkeypatch):
+    monkeypatch.delenv("PROVISION_ARM_TOKEN")
+    for key in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "IDENTITY_ENDPOINT", "MSI_ENDPOINT"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no `az` CLI or other credential helpers
+    result = provision("up", "--name", NAME, "--no-bootstrap")
+    assert result.exit_code == 1
+    assert "no Azure credentials found: run `az login`" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert arm.inventory() == []
