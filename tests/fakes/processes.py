@@ -46,6 +46,12 @@ def _all_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
+def state(pid: int) -> str | None:
+    """The process state letter ("S", "R", "Z", ...), or None when it is gone."""
+    stat = _stat(pid)
+    return stat[0] if stat else None
+
+
 def exists(pid: int) -> bool:
     """True while the process exists, zombie included."""
     return _stat(pid) is not None
