@@ -74,13 +74,13 @@ def find_python(remote: Remote, preferred: str | None = None, *,
     if preferred:
         if not found:
             raise BootstrapError(f"{preferred} is not an executable file on the machine")
-        (path, (_, server, pip)), = found.items()
+        path, (_, server, pip) = next(iter(found.items()))
         if not (server or pip):
             raise BootstrapError(f"{preferred} has neither jupyter_server nor pip to install it")
         return path
-    for wanted in ((1, 1), (1, None), (None, 1)):
+    for needs_torch, needs_server in ((True, True), (True, False), (False, True)):
         for path, (torch, server, _) in found.items():
-            if wanted[0] in (None, torch) and wanted[1] in (None, server):
+            if (torch or not needs_torch) and (server or not needs_server):
                 return path
     tried = ", ".join([*candidates, "python3 on PATH"])
     seen = f"; found without torch or jupyter_server: {', '.join(found)}" if found else ""
@@ -108,7 +108,10 @@ def find_running(remote: Remote) -> JupyterServer | None:
 
 def start(remote: Remote, python: str, token: str, *, root: str = "~/notebooks",
           port: int | None = None) -> JupyterServer:
-    """Start JupyterLab on 127.0.0.1 (a free port unless given), detached, serving `root`."""
+    """Start JupyterLab on 127.0.0.1 (a free port unless given), detached, serving `root`.
+
+    Callers reuse a running server (find_running + token_works) instead of starting another.
+    """
     python, root = expand(remote, python), expand(remote, root)
     py = shlex.quote(python)
     port_value = str(int(port)) if port else f"$({py} -c {shlex.quote(_FREE_PORT)})"

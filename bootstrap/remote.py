@@ -27,11 +27,13 @@ from typing import Protocol
 
 import paramiko
 
-LOG_CHANNEL = "bootstrap.ssh"  # paramiko logs our transports under this name
+LOG_CHANNEL = "bootstrap.ssh"  # paramiko logs our connected transports under this name
+_HANDSHAKE_LOG_CHANNEL = f"{LOG_CHANNEL}.handshake"  # ... and those still connecting under this one
 RECONNECT_TIMEOUT = 30.0  # seconds a dropped session may take to come back
 _ATTEMPT_TIMEOUT = 15.0  # seconds for one TCP connect / banner / auth exchange
 _FIRST_DELAY, _MAX_DELAY = 0.5, 10.0  # backoff between connection attempts
 _CHANNEL_OPEN_TIMEOUT = 30.0
+_DROP_GRACE = 5.0  # seconds to tell a dropped connection from an error on a live one
 
 
 @dataclass(frozen=True)
@@ -156,14 +158,24 @@ def _http_get(conn: http.client.HTTPConnection, path: str,
 # --------------------------------------------------------------------------- SSH
 
 
-class _QuietChannelRefusals(logging.Filter):
-    """Drop paramiko's "open FAILED ... Connection refused" lines: expected while a server starts."""
+class _Demote(logging.Filter):
+    """Turn the records it matches into DEBUG ones: expected noise, shown only to who asks for it."""
+
+    def __init__(self, matches: Callable[[str], bool]):
+        super().__init__()
+        self._matches = matches
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "open FAILED" not in record.getMessage()
+        if self._matches(record.getMessage()):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
 
 
-logging.getLogger(LOG_CHANNEL).addFilter(_QuietChannelRefusals())
+# "open FAILED ... Connection refused": a tunnel to a server that is still starting.
+logging.getLogger(LOG_CHANNEL).addFilter(_Demote(lambda message: "open FAILED" in message))
+# A transport that has not connected yet logs its failures (banner errors, with tracebacks)
+# at ERROR; _open_client retries them and reports through on_wait and its exceptions.
+logging.getLogger(_HANDSHAKE_LOG_CHANNEL).addFilter(_Demote(lambda message: True))
 
 
 def _known_host_name(host: str, port: int) -> str:
@@ -206,7 +218,7 @@ def _open_client(endpoint: Endpoint, timeout: float,
         attempts += 1
         remaining = deadline - time.monotonic()
         client = paramiko.SSHClient()
-        client.set_log_channel(LOG_CHANNEL)
+        client.set_log_channel(_HANDSHAKE_LOG_CHANNEL)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         client.get_host_keys().add(_known_host_name(endpoint.host, endpoint.port),
                                    pinned.get_name(), pinned)
@@ -216,6 +228,7 @@ def _open_client(endpoint: Endpoint, timeout: float,
                            timeout=attempt_timeout, banner_timeout=attempt_timeout,
                            auth_timeout=attempt_timeout, channel_timeout=_CHANNEL_OPEN_TIMEOUT,
                            look_for_keys=False, allow_agent=False)
+            client.get_transport().set_log_channel(LOG_CHANNEL)
             return client
         except paramiko.BadHostKeyException as e:
             client.close()
@@ -271,31 +284,31 @@ class SSHRemote:
 
     # -- the session, reconnected once when it dropped
 
-    def _transport(self) -> paramiko.Transport:
+    def _reconnect(self, dead: paramiko.Transport | None) -> paramiko.Transport:
+        """A live transport: a new connection unless another thread already replaced `dead`."""
         with self._lock:
-            transport = self._client.get_transport()
-            if transport is None or not transport.is_active():
-                self._reconnect()
-                transport = self._client.get_transport()
-            return transport
-
-    def _reconnect(self) -> None:
-        with self._lock:
+            current = self._client.get_transport()
+            if current is not dead and current is not None and current.is_active():
+                return current
             self._client.close()
             self._sftp = None
             self._client = _open_client(self.endpoint, RECONNECT_TIMEOUT, None)
             self._count()
+            return self._client.get_transport()
 
     def _session(self, operation):
-        """Run operation(transport); if the connection dropped under it, reconnect once and rerun."""
-        transport = self._transport()
-        try:
-            return operation(transport)
-        except (paramiko.SSHException, EOFError, OSError):
-            if transport.is_active():
-                raise
-        self._reconnect()
-        return operation(self._transport())
+        """Run operation(transport); if the connection has dropped, reconnect once and (re)run it."""
+        transport = self._client.get_transport()
+        if transport is not None and transport.is_active():
+            try:
+                return operation(transport)
+            except paramiko.ChannelException:
+                raise  # the machine refused that channel; the connection is fine
+            except (EOFError, ConnectionError, paramiko.SSHException):
+                transport.join(_DROP_GRACE)  # the transport's thread ends at once if it dropped
+                if transport.is_active():
+                    raise
+        return operation(self._reconnect(transport))
 
     def _sftp_client(self, transport: paramiko.Transport) -> paramiko.SFTPClient:
         with self._lock:
@@ -337,6 +350,8 @@ class SSHRemote:
                     if wait <= 0:
                         raise CommandTimedOut(step or _step_name(command), timeout)
                     select.select([channel], [], [], min(wait, 1.0))
+            if channel.recv_exit_status() == -1 and not channel.eof_received:
+                raise EOFError("the SSH connection dropped during the command")
             return CommandResult(channel.recv_exit_status(), out.decode(errors="replace"),
                                  err.decode(errors="replace"))
         finally:

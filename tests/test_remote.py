@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shlex
 import socket
 import threading
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.remote import (AuthenticationFailed, CommandFailed, CommandTimedOut, ConnectTimeout,
+from bootstrap.remote import (LOG_CHANNEL, AuthenticationFailed, CommandFailed, CommandTimedOut, ConnectTimeout,
                               Endpoint, HostKeyMismatch, Remote, SSHRemote, connect, expand)
 from tests.fakes.fixtures import (assert_nothing_left, env_python, local_remote, new_machine,  # noqa: F401
                                   remote, ssh_remote, vm)
@@ -184,4 +185,50 @@ def test_a_dropped_connection_is_reopened_once(vm, ssh_remote: SSHRemote, drop: 
         ssh_remote._client.get_transport().close()
     assert ssh_remote.run("cat before.txt").stdout == "1"
     assert ssh_remote.read_text("~/before.txt") == "1"
+    assert SSHRemote.connections_opened - before == 1
+
+
+def _loud_records(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name.startswith(LOG_CHANNEL) and r.levelno >= logging.WARNING]
+
+
+def test_refused_tunnels_are_not_logged_as_errors(ssh_remote: SSHRemote, caplog):
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ConnectionRefusedError):
+        ssh_remote.http_get(free_port(), "/api/status")  # what wait_ready sees while Jupyter starts
+    assert any("open FAILED" in r.getMessage() for r in caplog.records)  # kept, as DEBUG
+    assert _loud_records(caplog) == []
+
+
+def _hang_up_on_everyone(server: socket.socket) -> None:
+    try:
+        while True:
+            server.accept()[0].close()
+    except OSError:
+        pass  # the test closed the server
+
+
+def test_retried_banner_errors_are_not_logged_as_errors(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    with socket.create_server(("127.0.0.1", 0)) as mute:  # accepts, never speaks SSH
+        threading.Thread(target=_hang_up_on_everyone, args=(mute,), daemon=True).start()
+        machine = new_machine(tmp_path, mute.getsockname()[1])
+        with pytest.raises(ConnectTimeout, match="banner"):
+            connect(machine.endpoint, timeout=1)
+        mute.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+    assert any("banner" in r.getMessage() for r in caplog.records)  # kept, as DEBUG
+    assert _loud_records(caplog) == []
+
+
+def test_a_command_cut_by_a_drop_runs_again_on_a_new_connection(vm, ssh_remote: SSHRemote):
+    before = SSHRemote.connections_opened
+    dropper = threading.Timer(1.0, vm.sshd.drop_sessions)
+    dropper.start()
+    try:
+        result = ssh_remote.run("echo run >> runs.txt; sleep 3; echo finished")
+    finally:
+        dropper.join()
+    assert result.stdout == "finished\n"
+    assert ssh_remote.read_text("~/runs.txt") == "run\nrun\n"  # steps must be idempotent
     assert SSHRemote.connections_opened - before == 1

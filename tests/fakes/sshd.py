@@ -119,9 +119,9 @@ class SSHD:
                 time.sleep(0.02)
 
     def drop_sessions(self) -> None:
-        """Kill the per-connection sshd processes: every client sees its connection drop."""
+        """Kill every per-connection process (and what runs in it): each client sees its connection drop."""
         if self._process:
-            processes.kill_and_reap(processes.children(self._process.pid))
+            processes.kill_and_reap(processes.descendants(self._process.pid))
 
     def stop(self) -> None:
         """Stop the listener and every session it started; wait() on all of them."""
