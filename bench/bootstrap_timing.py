@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bootstrap import jupyter, notebooks  # noqa: E402
-from bootstrap.remote import SSHRemote, connect  # noqa: E402
-from tests.fakes import processes  # noqa: E402
-from tests.fakes.fixtures import new_machine, write_notebook  # noqa: E402
-from tests.fakes.sshd import free_port  # noqa: E402
-from tests.fakes.vm import FakeVMs  # noqa: E402
+from bootstrap import jupyter, notebooks
+from bootstrap.remote import SSHRemote, connect
+from tests.fakes import processes
+from tests.fakes.notebook import write_notebook
+from tests.fakes.sshd import free_port
+from tests.fakes.vm import FakeVMs, new_machine
 
 STEPS = ["connect", "detect python", "check jupyterlab", "push", "start", "ready"]
 

@@ -9,7 +9,7 @@ import posixpath
 import shlex
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bootstrap.pyenv import ensure_packages, pin_kernel_script
@@ -133,7 +133,7 @@ def execute(remote: Remote, python: str, notebook: str, *, parameters: dict, tim
     python, root = expand(remote, python), expand(remote, root)
     installed = tuple(ensure_packages(remote, python, {"papermill": "papermill", "ipykernel": "ipykernel"}))
     source = posixpath.join(root, expand(remote, notebook))
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
     runs = posixpath.join(root, "runs")
     stem = posixpath.splitext(posixpath.basename(source))[0]
     executed, log = f"{runs}/{stamp}-{stem}.ipynb", f"{runs}/{stamp}-{stem}.log"

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Self
 
 import paramiko
 
@@ -101,7 +101,7 @@ class Forward:
     def close(self) -> None:
         """Stop forwarding (nothing to stop here)."""
 
-    def __enter__(self) -> Forward:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -553,7 +553,8 @@ class LocalRemote:
             check: bool = True, step: str | None = None) -> CommandResult:
         try:
             done = subprocess.run(["bash", "-c", command], input=stdin, capture_output=True,
-                                  text=True, timeout=timeout, cwd=self.home, env=self._env)
+                                  text=True, timeout=timeout, cwd=self.home, env=self._env,
+                                  check=False)
         except subprocess.TimeoutExpired:
             raise CommandTimedOut(step or _step_name(command), timeout) from None
         return _check(CommandResult(done.returncode, done.stdout, done.stderr), check, step, command)

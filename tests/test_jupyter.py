@@ -17,10 +17,10 @@ from bootstrap import jupyter, notebooks
 from bootstrap.pyenv import ensure_packages
 from bootstrap.remote import BootstrapError, LocalRemote, Remote, SSHRemote, connect
 from tests.fakes import processes
-from tests.fakes.fixtures import (env_python, local_remote, remote, ssh_remote, vm,  # noqa: F401
-                                  write_notebook)
 
 # ----------------------------------------------------------------- find_python
+
+pytest_plugins = ["tests.fakes.fixtures"]
 
 
 def _fake_python(path: Path, modules: set[str]) -> Path:
@@ -142,9 +142,8 @@ def _fresh(remote: Remote, request) -> Remote:
     return LocalRemote(remote.home)
 
 
-def test_jupyter_lifecycle(remote: Remote, env_python: str, tmp_path: Path, request):
-    write_notebook(tmp_path / "local-notebooks" / "demo.ipynb")
-    notebooks.push(remote, tmp_path / "local-notebooks")
+def test_jupyter_lifecycle(remote: Remote, env_python: str, notebook_dir: Path, request):
+    notebooks.push(remote, notebook_dir)
     token = secrets.token_urlsafe(32)
     server = jupyter.start(remote, env_python, token)
     try:

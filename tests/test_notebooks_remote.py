@@ -10,13 +10,12 @@ import pytest
 
 from bootstrap import notebooks
 from bootstrap.remote import Remote
-from tests.fakes.fixtures import (env_python, local_remote, remote, ssh_remote, vm,  # noqa: F401
-                                  write_notebook)
+
+pytest_plugins = ["tests.fakes.fixtures"]
 
 
-def test_push_sends_only_changed_files(remote: Remote, tmp_path: Path):
-    local = tmp_path / "nb"
-    write_notebook(local / "demo.ipynb")
+def test_push_sends_only_changed_files(remote: Remote, notebook_dir: Path):
+    local = notebook_dir
     (local / "data dir").mkdir()
     (local / "data dir" / "it's $(here).txt").write_text("v1")
     (local / ".ipynb_checkpoints").mkdir()
@@ -36,9 +35,8 @@ def test_push_sends_only_changed_files(remote: Remote, tmp_path: Path):
 
 
 @pytest.fixture
-def pushed(remote: Remote, tmp_path: Path) -> Remote:
-    write_notebook(tmp_path / "nb" / "demo.ipynb")
-    notebooks.push(remote, tmp_path / "nb")
+def pushed(remote: Remote, notebook_dir: Path) -> Remote:
+    notebooks.push(remote, notebook_dir)
     # a user-level python3 kernel that runs something else: ours must win
     remote.write_text("~/.local/share/jupyter/kernels/python3/kernel.json", json.dumps(
         {"argv": ["/bin/false", "{connection_file}"], "display_name": "decoy", "language": "python"}))

@@ -13,14 +13,25 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.remote import (LOG_CHANNEL, AuthenticationFailed, CommandFailed, CommandTimedOut, ConnectTimeout,
-                              Endpoint, HostKeyMismatch, Remote, SSHRemote, connect, expand)
-from tests.fakes.fixtures import (assert_nothing_left, env_python, local_remote, new_machine,  # noqa: F401
-                                  remote, ssh_remote, vm)
+from bootstrap.remote import (
+    LOG_CHANNEL,
+    AuthenticationFailed,
+    CommandFailed,
+    CommandTimedOut,
+    ConnectTimeout,
+    Endpoint,
+    HostKeyMismatch,
+    Remote,
+    SSHRemote,
+    connect,
+    expand,
+)
 from tests.fakes.sshd import free_port, new_ed25519_key
-from tests.fakes.vm import FakeVMs
+from tests.fakes.vm import FakeVMs, leftovers, new_machine
 
 NASTY = "dir with spaces/$(touch pwned)/`touch pwned2`;x"  # a path that must stay inert
+
+pytest_plugins = ["tests.fakes.fixtures"]
 
 
 def test_connect_uses_one_connection_and_the_vm_user(vm):
@@ -42,13 +53,14 @@ def test_a_different_host_key_is_refused_before_anything_is_sent(tmp_path):
     with FakeVMs(machine.endpoint.port, present_host_key=new_ed25519_key().private_openssh) as vms:
         vms.boot(machine.spec)
         sshd = vms.sshd(machine.spec.vm_id)
+        sshd_pid = sshd.pid
         waits = []
         with pytest.raises(HostKeyMismatch, match="may not be the machine we created") as caught:
             connect(machine.endpoint, timeout=30, on_wait=waits.append)
         assert waits == []  # not retried
         assert "Accepted publickey" not in sshd.log()  # we never even authenticated
         assert "PRIVATE KEY" not in str(caught.value)
-    assert_nothing_left(machine.user, sshd.pid)
+    assert leftovers(machine.user, sshd_pid) == []
 
 
 def test_a_refused_client_key_fails_at_once(vm, tmp_path):
@@ -76,7 +88,7 @@ def test_connect_waits_until_the_vm_boots(tmp_path):
         sshd_pid = vms.sshd(machine.spec.vm_id).pid if vms.running() else None
         vms.close()
     assert waits and "retrying" in waits[0]
-    assert_nothing_left(machine.user, sshd_pid)
+    assert leftovers(machine.user, sshd_pid) == []
 
 
 def test_connect_gives_up_after_its_timeout(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import base64
 import pwd
+import secrets
 import shutil
 import subprocess
 import sys
@@ -20,12 +21,14 @@ import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Self
 
 import filelock
 import yaml
 
+from bootstrap.remote import Endpoint
 from tests.fakes import processes
-from tests.fakes.sshd import SSHD
+from tests.fakes.sshd import SSHD, KeyPair, new_ed25519_key
 
 _USERS_LOCK = filelock.FileLock(Path(tempfile.gettempdir()) / "dsvm-kit-fake-vm-users.lock")
 
@@ -63,6 +66,52 @@ def machine_python() -> str:
             (env / data).mkdir(exist_ok=True)
             (env / data / "jupyter").symlink_to(Path(sys.prefix) / data / "jupyter")
     return str(env / "bin" / "python")
+
+
+def cloud_config(host_key: KeyPair) -> bytes:
+    """customData as the kit sends it: cloud-config handing the VM its Ed25519 host key."""
+    config = {"ssh_keys": {"ed25519_private": host_key.private_openssh,
+                           "ed25519_public": host_key.public_line}}
+    return b"#cloud-config\n" + yaml.safe_dump(config).encode()
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A VM as the kit asks for it: the boot request, and how to reach it once booted."""
+
+    spec: BootSpec
+    endpoint: Endpoint  # pins spec's host key; key_path is the client key in spec's authorized keys
+    host_key: KeyPair
+    client_key: KeyPair
+
+    @property
+    def user(self) -> str:
+        return self.spec.admin_username
+
+
+def new_machine(key_dir: Path, ssh_port: int) -> Machine:
+    """Fresh host and client keys, a unique admin user ("dsvm" + hex), the client key file in key_dir."""
+    host_key, client_key = new_ed25519_key(), new_ed25519_key()
+    spec = BootSpec(vm_id="vm-" + secrets.token_hex(3), admin_username="dsvm" + secrets.token_hex(4),
+                    ssh_public_keys=[client_key.public_line], custom_data=cloud_config(host_key),
+                    public_ip="127.0.0.1")
+    key_path = client_key.write_private(key_dir / f"id_ed25519_{spec.vm_id}")
+    endpoint = Endpoint("127.0.0.1", ssh_port, spec.admin_username, key_path, host_key.public_line)
+    return Machine(spec, endpoint, host_key, client_key)
+
+
+def leftovers(user: str, sshd_pid: int | None) -> list[str]:
+    """What a halted VM left behind: its user, its sshd, orphans of ours (reaped on the way)."""
+    found = []
+    try:
+        pwd.getpwnam(user)
+        found.append(f"user {user}")
+    except KeyError:
+        pass
+    if sshd_pid is not None and processes.exists(sshd_pid):
+        found.append(f"sshd {sshd_pid}")
+    found += [f"running orphan {pid}" for pid in processes.reap_orphans()]
+    return found
 
 
 def host_key_from_custom_data(custom_data: bytes) -> str:
@@ -125,7 +174,7 @@ class FakeVMs:
         for vm_id in list(self._vms):
             self.halt(vm_id)
 
-    def __enter__(self) -> FakeVMs:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
