@@ -1,0 +1,199 @@
+"""A token-protected JupyterLab on the machine: find a Python, start, wait ready, find, stop.
+
+The server binds 127.0.0.1 only and is reached through the connection. The token
+travels over stdin, never on a command line, in a file or in the log, and the
+kernels do not inherit it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from bootstrap.pyenv import ensure_packages, pin_kernel_script
+from bootstrap.remote import BootstrapError, Remote, expand
+
+CANDIDATES = ("/anaconda/envs/*/bin/python", "/anaconda/bin/python")  # then python3 on PATH
+STATE_DIR = "~/.dsvm-kit"
+STATE_FILE = f"{STATE_DIR}/jupyter.json"
+LOG_FILE = f"{STATE_DIR}/jupyter.log"
+
+_PROBE = """\
+import importlib.util as u
+print(*(int(u.find_spec(m) is not None) for m in ("torch", "jupyter_server", "pip")))
+"""
+_FREE_PORT = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"
+# JupyterLab with the token taken out of the environment first, so kernels do not inherit it.
+_LAUNCH = """\
+import os, sys
+from traitlets.config import Config
+from jupyterlab.labapp import LabApp
+config = Config()
+config.IdentityProvider.token = os.environ.pop("JUPYTER_TOKEN")
+LabApp.initialize_server(argv=sys.argv[1:], config=config).start()
+"""
+_SERVER_MARK = "jupyterlab.labapp"  # in the server's command line
+
+
+@dataclass(frozen=True)
+class JupyterServer:
+    python: str
+    port: int
+    pid: int
+    root: str
+
+
+def _glob_quote(pattern: str) -> str:
+    """shlex.quote every part of a path pattern except its `*` wildcards."""
+    return "*".join(shlex.quote(part) if part else "" for part in pattern.split("*"))
+
+
+def find_python(remote: Remote, preferred: str | None = None, *,
+                candidates: Sequence[str] = CANDIDATES) -> str:
+    """The Python to run Jupyter and the notebook with, probed in one command.
+
+    `preferred` must exist and have jupyter_server or pip. Otherwise the first of
+    `candidates` (globs), then python3 on PATH, that has torch and jupyter_server;
+    else the first with torch; else the first with jupyter_server.
+    """
+    if preferred:
+        listed = shlex.quote(expand(remote, preferred))
+    else:
+        listed = " ".join(_glob_quote(c) for c in candidates) + ' "$(command -v python3)"'
+    script = (f"for p in {listed}; do [ -f \"$p\" ] && [ -x \"$p\" ] || continue; "
+              f"printf '%s\\t%s\\n' \"$p\" \"$(\"$p\" -c {shlex.quote(_PROBE)} 2>/dev/null)\"; done")
+    found = {}
+    for line in remote.run(script, step="looking for Python").stdout.splitlines():
+        path, _, flags = line.partition("\t")
+        torch, server, pip = ([int(f) for f in flags.split()] + [0, 0, 0])[:3]
+        found.setdefault(path, (torch, server, pip))
+    if preferred:
+        if not found:
+            raise BootstrapError(f"{preferred} is not an executable file on the machine")
+        path, (_, server, pip) = next(iter(found.items()))
+        if not (server or pip):
+            raise BootstrapError(f"{preferred} has neither jupyter_server nor pip to install it")
+        return path
+    for needs_torch, needs_server in ((True, True), (True, False), (False, True)):
+        for path, (torch, server, _) in found.items():
+            if (torch or not needs_torch) and (server or not needs_server):
+                return path
+    tried = ", ".join([*candidates, "python3 on PATH"])
+    seen = f"; found without torch or jupyter_server: {', '.join(found)}" if found else ""
+    raise BootstrapError(f"no Python with torch or jupyter_server on the machine (tried {tried}{seen})")
+
+
+def ensure_jupyterlab(remote: Remote, python: str) -> bool:
+    """Install jupyterlab (and ipykernel) into `python`'s env if missing; True when it installed."""
+    return bool(ensure_packages(remote, python, {"jupyterlab": "jupyterlab", "ipykernel": "ipykernel"}))
+
+
+def find_running(remote: Remote) -> JupyterServer | None:
+    """The server start() left running, if its process is still that server."""
+    try:
+        state = json.loads(remote.read_text(STATE_FILE))
+        server = JupyterServer(str(state["python"]), int(state["port"]), int(state["pid"]),
+                               str(state["root"]))
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+    cmdline = remote.run(f"tr '\\0' ' ' < /proc/{server.pid}/cmdline", check=False).stdout
+    if _SERVER_MARK in cmdline and f"--ServerApp.port={server.port} " in cmdline:
+        return server
+    return None
+
+
+def start(remote: Remote, python: str, token: str, *, root: str = "~/notebooks",
+          port: int | None = None) -> JupyterServer:
+    """Start JupyterLab on 127.0.0.1 (a free port unless given), detached, serving `root`.
+
+    Callers reuse a running server (find_running + token_works) instead of starting another.
+    """
+    python, root = expand(remote, python), expand(remote, root)
+    py = shlex.quote(python)
+    port_value = str(int(port)) if port else f"$({py} -c {shlex.quote(_FREE_PORT)})"
+    options = ["--no-browser", "--ServerApp.ip=127.0.0.1", '--ServerApp.port="$port"',
+               "--ServerApp.port_retries=0", f"--ServerApp.root_dir={shlex.quote(root)}"]
+    script = f"""\
+umask 077
+mkdir -p {shlex.quote(expand(remote, STATE_DIR))} {shlex.quote(root)} || exit 1
+IFS= read -r JUPYTER_TOKEN || exit 1
+export JUPYTER_TOKEN
+{pin_kernel_script(remote, python)}port={port_value} || exit 1
+as_root=; [ "$(id -u)" -ne 0 ] || as_root=--ServerApp.allow_root=True  # local target run as root
+cd {shlex.quote(root)} || exit 1
+setsid {py} -c {shlex.quote(_LAUNCH)} {" ".join(options)} $as_root </dev/null >{shlex.quote(expand(remote, LOG_FILE))} 2>&1 &
+echo "$! $port"
+"""
+    out = remote.run(script, stdin=token + "\n", step="starting Jupyter").stdout.split()
+    server = JupyterServer(python, int(out[1]), int(out[0]), root)
+    remote.write_text(STATE_FILE, json.dumps(asdict(server)), mode=0o600)
+    return server
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"token {token}"}
+
+
+def token_works(remote: Remote, server: JupyterServer, token: str) -> bool:
+    """True when /api/status answers 200 to this token."""
+    try:
+        status, _ = remote.http_get(server.port, "/api/status", _auth(token))
+    except (OSError, http.client.HTTPException):
+        return False
+    return status == 200
+
+
+def wait_ready(remote: Remote, server: JupyterServer, token: str, *, timeout: float = 120) -> None:
+    """Poll /api/status until it accepts the token; raise with the log's tail if the server dies."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status, _ = remote.http_get(server.port, "/api/status", _auth(token), timeout=10)
+            if status == 200:
+                return
+            if status == 403:
+                raise BootstrapError(f"Jupyter on port {server.port} refuses the token")
+            last = f"HTTP {status}"
+        except (OSError, http.client.HTTPException) as e:
+            last = f"{type(e).__name__}: {e}"
+        if not _is_alive(remote, server.pid):
+            raise BootstrapError(f"Jupyter exited while starting: {_log_tail(remote, token)}")
+        if time.monotonic() > deadline:
+            raise BootstrapError(f"Jupyter did not answer within {timeout:g} s ({last}); "
+                                 f"log: {_log_tail(remote, token)}")
+        time.sleep(0.25)
+
+
+def _is_alive(remote: Remote, pid: int) -> bool:
+    """True while pid runs and is not a zombie."""
+    stat = remote.run(f"ps -o stat= -p {int(pid)}", check=False).stdout.strip()
+    return bool(stat) and not stat.startswith("Z")
+
+
+def _log_tail(remote: Remote, token: str, lines: int = 15) -> str:
+    tail = remote.run(f"tail -n {lines} {shlex.quote(expand(remote, LOG_FILE))}", check=False).stdout
+    return " | ".join(line.strip() for line in tail.replace(token, "<token>").splitlines() if line.strip())
+
+
+def stop(remote: Remote) -> bool:
+    """Stop the server start() left (SIGTERM, wait, SIGKILL) and forget it; True if one was running."""
+    server = find_running(remote)
+    state = shlex.quote(expand(remote, STATE_FILE))
+    if server is None:
+        remote.run(f"rm -f {state}", step="removing Jupyter's state file")
+        return False
+    pid = int(server.pid)
+    script = f"""\
+gone() {{ case "$(ps -o stat= -p {pid})" in ""|Z*) return 0;; esac; return 1; }}
+kill -TERM {pid} 2>/dev/null
+i=0
+while ! gone && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+gone || kill -KILL {pid} 2>/dev/null
+rm -f {state}
+"""
+    remote.run(script, step="stopping Jupyter")
+    return True

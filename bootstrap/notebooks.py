@@ -1,0 +1,158 @@
+"""Notebooks on the machine: push the changed ones, execute one headless, fetch its result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import posixpath
+import shlex
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bootstrap.pyenv import ensure_packages, pin_kernel_script
+from bootstrap.remote import BootstrapError, Remote, expand
+
+SKIPPED = {".ipynb_checkpoints", "__pycache__", ".pytest_cache", ".git", ".DS_Store"}
+_CHANNEL_GRACE = 90.0  # seconds the channel waits beyond the notebook's own limit
+
+# Runs on the machine after papermill: judge the run, fetch the result, ask nvidia-smi.
+_SUMMARY = """\
+import json, subprocess, sys
+rc, executed, result_path, log, limit = int(sys.argv[1]), *sys.argv[2:]
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+def cell_error():
+    for cell in (load(executed) or {}).get("cells", []):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return f"{output.get('ename')}: {output.get('evalue')}"
+    return None
+
+def last_line(path):
+    try:
+        with open(path, errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except OSError:
+        return None
+    return lines[-1] if lines else None
+
+def nvidia_smi():
+    query = ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"]
+    try:
+        done = subprocess.run(query, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+if rc in (124, 137):
+    error = f"timed out after {limit} s"
+elif rc:
+    error = cell_error() or last_line(log) or f"papermill exited with code {rc}"
+else:
+    error = None
+print(json.dumps({"error": error, "result": load(result_path), "nvidia_smi": nvidia_smi()}))
+"""
+
+
+def _local_files(local_dir: Path) -> dict[str, Path]:
+    """{posix relative path: file} under local_dir, without caches and checkpoints."""
+    files = {}
+    for path in sorted(local_dir.rglob("*")):
+        relative = path.relative_to(local_dir)
+        if path.is_file() and not SKIPPED & set(relative.parts) and path.suffix != ".pyc":
+            files[relative.as_posix()] = path
+    return files
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def push(remote: Remote, local_dir: Path, remote_dir: str = "~/notebooks") -> list[str]:
+    """Copy the files under local_dir that differ on the machine; returns the relative paths pushed."""
+    files = _local_files(local_dir)
+    if not files:
+        return []
+    target = expand(remote, remote_dir)
+    names = " ".join(shlex.quote(name) for name in files)
+    listing = remote.run(f"cd {shlex.quote(target)} 2>/dev/null || exit 0; sha256sum -- {names} 2>/dev/null; exit 0",
+                         step="comparing notebooks").stdout
+    remote_hashes = {}
+    for line in listing.splitlines():
+        digest, _, name = line.partition("  ")
+        remote_hashes[name] = digest
+    pushed = [name for name, path in files.items() if remote_hashes.get(name) != _sha256(path)]
+    for name in pushed:
+        remote.put(files[name], f"{target}/{name}")
+    return pushed
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    executed_path: str  # absolute path of the executed copy: <root>/runs/<UTC timestamp>-<name>.ipynb
+    result: dict | None  # what the notebook wrote to its `result_path` parameter
+    error: str | None  # None on success; else "ename: evalue", "timed out after N s" or papermill's message
+    nvidia_smi: str | None  # "name, driver, memory" per GPU; None without a working nvidia-smi
+    seconds: float
+    installed: tuple[str, ...] = ()  # what had to be pip-installed first (papermill, ipykernel)
+
+
+def _yaml_safe_json(value) -> str:
+    """JSON that PyYAML (papermill's -y) reads back as the same values.
+
+    YAML 1.1 reads 1e-05 as a string: floats get a '.' before their exponent.
+    """
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"parameter value {value} cannot be passed to a notebook")
+        text = repr(value)
+        return text.replace("e", ".0e") if "e" in text and "." not in text else text
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_yaml_safe_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml_safe_json(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def execute(remote: Remote, python: str, notebook: str, *, parameters: dict, timeout: float,
+            root: str = "~/notebooks") -> NotebookRun:
+    """Run `notebook` (relative to root, or absolute) with papermill in `python`'s env.
+
+    The executed copy keeps its outputs, also when a cell fails or time runs out.
+    The `result_path` parameter is set to a file under <root>/runs that is fetched.
+    """
+    python, root = expand(remote, python), expand(remote, root)
+    installed = tuple(ensure_packages(remote, python, {"papermill": "papermill", "ipykernel": "ipykernel"}))
+    source = posixpath.join(root, expand(remote, notebook))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
+    runs = posixpath.join(root, "runs")
+    stem = posixpath.splitext(posixpath.basename(source))[0]
+    executed, log = f"{runs}/{stamp}-{stem}.ipynb", f"{runs}/{stamp}-{stem}.log"
+    result_path = f"{runs}/{stamp}-result.json"
+    limit = max(1, math.ceil(timeout))
+    q = shlex.quote
+    script = f"""\
+mkdir -p {q(runs)} || exit 1
+{pin_kernel_script(remote, python)}cd {q(root)} || exit 1
+timeout -k 10 {limit} {q(python)} -m papermill --no-progress-bar -k python3 \\
+  --cwd {q(posixpath.dirname(source))} -y {q(_yaml_safe_json({**parameters, "result_path": result_path}))} \\
+  {q(source)} {q(executed)} >{q(log)} 2>&1
+{q(python)} -c {q(_SUMMARY)} "$?" {q(executed)} {q(result_path)} {q(log)} {limit}
+"""
+    started = time.monotonic()
+    out = remote.run(script, timeout=limit + _CHANNEL_GRACE, step=f"running {notebook}").stdout
+    seconds = time.monotonic() - started
+    try:
+        summary = json.loads(out.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise BootstrapError(f"running {notebook} gave no summary: {out.strip()[-300:]!r}") from None
+    return NotebookRun(executed, summary["result"], summary["error"], summary["nvidia_smi"], seconds, installed)

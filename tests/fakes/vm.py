@@ -1,0 +1,214 @@
+"""Fake VMs: what Azure + cloud-init would do at boot, on this machine.
+
+Booting a VM creates its admin user, installs the SSH keys from the request,
+takes the host key from customData (cloud-config `ssh_keys`) and starts a real
+sshd on 127.0.0.1:ssh_port. Every VM user finds `machine_python()` first on its
+PATH: a Python that imports torch, jupyter_server, jupyterlab and papermill,
+like a DSVM's conda env.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import pwd
+import secrets
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Self
+
+import filelock
+import yaml
+
+from bootstrap.remote import Endpoint
+from tests.fakes import processes
+from tests.fakes.sshd import SSHD, KeyPair, new_ed25519_key
+
+_USERS_LOCK = filelock.FileLock(Path(tempfile.gettempdir()) / "dsvm-kit-fake-vm-users.lock")
+
+
+@dataclass(frozen=True)
+class BootSpec:  # the lead switches this to tests.fakes.arm's BootSpec once merged
+    vm_id: str
+    admin_username: str
+    ssh_public_keys: list[str]
+    custom_data: bytes
+    public_ip: str
+
+
+@cache
+def machine_python() -> str:
+    """A Python any user can run, with this test environment's packages (a venv + .pth).
+
+    The test venv's own interpreter lives under /root (0700), out of other users' reach;
+    this one is the system python of the same minor version, looking into the test
+    venv's site-packages, with its share/ and etc/ Jupyter data linked in.
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    base = Path(f"/usr/bin/python{version}")
+    if not base.exists():
+        raise RuntimeError(f"fake VMs need {base} (the tests run on Python {version})")
+    root = Path(tempfile.mkdtemp(prefix="fakevm-python-"))
+    root.chmod(0o755)
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    env = root / "env"
+    subprocess.run([str(base), "-m", "venv", "--without-pip", str(env)], check=True)
+    site = env / "lib" / f"python{version}" / "site-packages"
+    (site / "test-venv.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    for data in ("share", "etc"):
+        if (Path(sys.prefix) / data / "jupyter").exists():
+            (env / data).mkdir(exist_ok=True)
+            (env / data / "jupyter").symlink_to(Path(sys.prefix) / data / "jupyter")
+    return str(env / "bin" / "python")
+
+
+def cloud_config(host_key: KeyPair) -> bytes:
+    """customData as the kit sends it: cloud-config handing the VM its Ed25519 host key."""
+    config = {"ssh_keys": {"ed25519_private": host_key.private_openssh,
+                           "ed25519_public": host_key.public_line}}
+    return b"#cloud-config\n" + yaml.safe_dump(config).encode()
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A VM as the kit asks for it: the boot request, and how to reach it once booted."""
+
+    spec: BootSpec
+    endpoint: Endpoint  # pins spec's host key; key_path is the client key in spec's authorized keys
+    host_key: KeyPair
+    client_key: KeyPair
+
+    @property
+    def user(self) -> str:
+        return self.spec.admin_username
+
+
+def new_machine(key_dir: Path, ssh_port: int) -> Machine:
+    """Fresh host and client keys, a unique admin user ("dsvm" + hex), the client key file in key_dir."""
+    host_key, client_key = new_ed25519_key(), new_ed25519_key()
+    spec = BootSpec(vm_id="vm-" + secrets.token_hex(3), admin_username="dsvm" + secrets.token_hex(4),
+                    ssh_public_keys=[client_key.public_line], custom_data=cloud_config(host_key),
+                    public_ip="127.0.0.1")
+    key_path = client_key.write_private(key_dir / f"id_ed25519_{spec.vm_id}")
+    endpoint = Endpoint("127.0.0.1", ssh_port, spec.admin_username, key_path, host_key.public_line)
+    return Machine(spec, endpoint, host_key, client_key)
+
+
+def leftovers(user: str, sshd_pid: int | None) -> list[str]:
+    """What a halted VM left behind: its user, its sshd, orphans of ours (reaped on the way)."""
+    found = []
+    try:
+        pwd.getpwnam(user)
+        found.append(f"user {user}")
+    except KeyError:
+        pass
+    if sshd_pid is not None and processes.exists(sshd_pid):
+        found.append(f"sshd {sshd_pid}")
+    found += [f"running orphan {pid}" for pid in processes.reap_orphans()]
+    return found
+
+
+def host_key_from_custom_data(custom_data: bytes) -> str:
+    """The Ed25519 host private key in a cloud-config (raw, or base64 as ARM receives it)."""
+    text = custom_data if custom_data.lstrip().startswith(b"#cloud-config") else base64.b64decode(custom_data)
+    return yaml.safe_load(text)["ssh_keys"]["ed25519_private"]
+
+
+@dataclass
+class _VM:
+    user: str
+    created_user: bool
+    sshd: SSHD
+
+
+class FakeVMs:
+    """Implements the fake ARM's Booter: one running VM at a time on `ssh_port`."""
+
+    def __init__(self, ssh_port: int, *, present_host_key: str | None = None):
+        processes.become_subreaper()
+        self.ssh_port = ssh_port
+        self.python = machine_python()
+        self._present_host_key = present_host_key  # used instead of customData's: a mismatch
+        self._vms: dict[str, _VM] = {}
+
+    def boot(self, spec: BootSpec) -> None:
+        if spec.vm_id in self._vms:
+            return
+        if self._vms:
+            raise RuntimeError(f"FakeVMs runs one VM per ssh_port; {list(self._vms)} is running")
+        created = _ensure_user(spec.admin_username)
+        try:
+            _write_authorized_keys(spec.admin_username, spec.ssh_public_keys)
+            host_key = self._present_host_key or host_key_from_custom_data(spec.custom_data)
+            path = f"{Path(self.python).parent}:/usr/local/bin:/usr/bin:/bin"
+            sshd = SSHD(self.ssh_port, host_key, set_env={"PATH": path}).start()
+        except BaseException:
+            if created:
+                _remove_user(spec.admin_username)
+            raise
+        self._vms[spec.vm_id] = _VM(spec.admin_username, created, sshd)
+
+    def halt(self, vm_id: str) -> None:
+        """Power off: stop sshd, kill every process of the user, remove the user and its home."""
+        vm = self._vms.pop(vm_id, None)
+        if vm is None:
+            return
+        vm.sshd.cleanup()
+        if vm.created_user:
+            _remove_user(vm.user)
+
+    def running(self) -> list[str]:
+        return [vm_id for vm_id, vm in self._vms.items() if vm.sshd.pid is not None]
+
+    def sshd(self, vm_id: str) -> SSHD:
+        """The running sshd of a VM (tests read its log or drop its sessions)."""
+        return self._vms[vm_id].sshd
+
+    def close(self) -> None:
+        for vm_id in list(self._vms):
+            self.halt(vm_id)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _ensure_user(name: str) -> bool:
+    """Create the user (not locked, bash) unless it exists; True when created."""
+    try:
+        pwd.getpwnam(name)
+        return False
+    except KeyError:
+        pass
+    with _USERS_LOCK:
+        subprocess.run(["useradd", "-m", "-s", "/bin/bash", "-p", "*", name], check=True,
+                       capture_output=True)
+    return True
+
+
+def _write_authorized_keys(user: str, public_keys: list[str]) -> None:
+    entry = pwd.getpwnam(user)
+    ssh_dir = Path(entry.pw_dir) / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    keys = ssh_dir / "authorized_keys"
+    keys.write_text("".join(key.strip() + "\n" for key in public_keys))
+    keys.chmod(0o600)
+    for path in (ssh_dir, keys):
+        shutil.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _remove_user(name: str) -> None:
+    uid = pwd.getpwnam(name).pw_uid
+    left = processes.kill_and_reap(processes.pids_of_user(uid))
+    if left:
+        raise RuntimeError(f"processes of {name} survived SIGKILL: {left}")
+    with _USERS_LOCK:
+        subprocess.run(["userdel", "-r", "-f", name], check=True, capture_output=True)
