@@ -128,11 +128,11 @@ def up(
     quiet: Quiet = False,
 ) -> None:
     """Create the GPU VM, start Jupyter, prove the notebook trains on the GPU, print the URL."""
+    flags = _flags(locals())  # first, while the parameters are the only locals
     from provision.deploy import UpOptions
     from provision.deploy import up as run_up
     from provision.settings import load
 
-    flags = _flags(locals())
     for option in ("skip_check", "no_bootstrap", "detach", "keep_on_failure", "port", "quiet"):
         flags.pop(option, None)
     options = UpOptions(
@@ -234,10 +234,10 @@ def plan(
     json: Json = False,
 ) -> None:
     """What `up` would create on Azure, for review; sends no request."""
+    flags = _flags(locals())  # first, while the parameters are the only locals
     from provision.report import plan_table
     from provision.settings import load
 
-    flags = _flags(locals())
     flags.pop("json", None)
     plan_table(load({**flags, "target": "azure"}), Output(), as_json=json)
 

@@ -3,6 +3,8 @@
 import base64
 import json
 import stat
+import threading
+import time
 from datetime import datetime
 
 import pytest
@@ -100,17 +102,22 @@ def test_record_and_keys_are_private(arm, azure_env, state_dir):
 
 
 def test_network_resources_are_created_concurrently(arm, azure_env):
-    for kind in ("virtualNetworks", "networkSecurityGroups", "publicIPAddresses"):
-        arm.hold(f"Microsoft.Network/{kind}", 0.3)
-    assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
-    log = arm.requests
-    network_puts = [
-        i for i, r in enumerate(log) if r.method == "PUT" and any(
-            k in r.path.lower() for k in ("virtualnetworks", "networksecuritygroups", "publicipaddresses")
-        )
-    ]
-    first_poll = next(i for i, r in enumerate(log) if r.is_poll)
-    assert len(network_puts) == 3 and max(network_puts) < first_poll
+    """With the VNet, NSG and IP held InProgress indefinitely, all three PUTs still arrive."""
+    network = ("virtualNetworks", "networkSecurityGroups", "publicIPAddresses")
+    for kind in network:
+        arm.hold(f"Microsoft.Network/{kind}", 600)
+    up = threading.Thread(target=provision, args=("up", "--name", NAME, "--no-bootstrap"))
+    up.start()
+    deadline = time.monotonic() + 20
+    sent = []
+    while len(sent) < 3 and time.monotonic() < deadline:
+        sent = [r for r in puts(arm) if any(k.lower() in r.path.lower() for k in network)]
+        time.sleep(0.05)
+    for kind in network:
+        arm.hold(f"Microsoft.Network/{kind}", 0)
+    up.join(30)
+    assert len(sent) == 3, "the network resources were not created concurrently"
+    assert len(arm.inventory()) == 7
 
 
 def test_down_deletes_everything_and_the_record(arm, azure_env, state_dir, booter):
