@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from provision.cli import run  # noqa: E402
-from tests.fakes.arm import FakeARM, RecordingBooter  # noqa: E402
+from provision.cli import run
+from tests.fakes.arm import FakeARM, RecordingBooter
 
 HELD = [
     "Microsoft.Network/virtualNetworks",
@@ -58,8 +58,10 @@ def main() -> None:
     up_once(0, args.poll)  # warm up: SDK imports and TLS
     _, requests = up_once(0, args.poll)
     kinds = Counter("poll" if r.is_poll else r.method for r in requests)
-    print(f"requests per `up --no-bootstrap`: {len(requests)} "
-          f"({kinds['poll']} polls, {kinds['PUT']} PUTs, {kinds['GET']} other GETs)")
+    print(
+        f"requests per `up --no-bootstrap`: {len(requests)} "
+        f"({kinds['poll']} polls, {kinds['PUT']} PUTs, {kinds['GET']} other GETs)"
+    )
 
     elapsed, requests = up_once(args.hold, args.poll)
     polls = sum(r.is_poll for r in requests)

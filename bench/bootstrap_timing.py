@@ -74,11 +74,16 @@ def main() -> None:
             times, notebook_seconds, connections = one_round(Path(workdir))
         results.append(times)
         cells = "  ".join(f"{name} {times[name]:.3f}" for name in STEPS)
-        print(f"round {i + 1}: {cells}  | total {sum(times.values()):.3f} s"
-              f"  | notebook run {notebook_seconds:.2f} s  | SSH connections {connections}")
+        print(
+            f"round {i + 1}: {cells}  | total {sum(times.values()):.3f} s"
+            f"  | notebook run {notebook_seconds:.2f} s  | SSH connections {connections}"
+        )
     medians = {name: statistics.median(r[name] for r in results) for name in STEPS}
-    print("median:  " + "  ".join(f"{name} {medians[name]:.3f}" for name in STEPS)
-          + f"  | total {statistics.median(sum(r.values()) for r in results):.3f} s")
+    print(
+        "median:  "
+        + "  ".join(f"{name} {medians[name]:.3f}" for name in STEPS)
+        + f"  | total {statistics.median(sum(r.values()) for r in results):.3f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """`provision --help` start-up time next to importing the Azure SDK, in the same run.
 
-    python bench/cli_startup.py [--runs 10]
+python bench/cli_startup.py [--runs 10]
 """
 
 import argparse
@@ -15,7 +15,9 @@ COMMANDS = {
     "python -c pass": [sys.executable, "-c", "pass"],
     "provision --help": [PROVISION, "--help"],
     "import azure.mgmt.compute, azure.mgmt.network": [
-        sys.executable, "-c", "import azure.mgmt.compute, azure.mgmt.network"
+        sys.executable,
+        "-c",
+        "import azure.mgmt.compute, azure.mgmt.network",
     ],
     "import paramiko": [sys.executable, "-c", "import paramiko"],
 }
@@ -37,10 +39,15 @@ def main() -> None:
     for label, argv in COMMANDS.items():
         print(f"{median_seconds(argv, args.runs):6.3f} s  {label}  (median of {args.runs})")
     leaked = subprocess.run(
-        [sys.executable, "-c",
-         "import sys; from provision.cli import app; "
-         "print(sorted(m for m in sys.modules if m.startswith(('azure', 'paramiko'))))"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from provision.cli import app; "
+            "print(sorted(m for m in sys.modules if m.startswith(('azure', 'paramiko'))))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     print(f"SDK modules imported by the CLI module: {leaked}")
 

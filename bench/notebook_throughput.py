@@ -98,7 +98,7 @@ def tutorial_images_per_second(device: torch.device, images: int, epochs: int) -
         optimizer.step()
         return loss.item()
 
-    for _, (inputs, labels) in zip(range(WARM_UP_BATCHES), loader):
+    for _, (inputs, labels) in zip(range(WARM_UP_BATCHES), loader, strict=False):
         step(inputs, labels)
     synchronize(device)
     started = time.perf_counter()

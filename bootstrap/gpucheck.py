@@ -98,7 +98,9 @@ def judge(result: dict | None, *, nvidia_smi: str | None, error: str | None, all
         facts.append("notebook error: " + _last_line(error))
         if result is not None:
             facts.append("a result file exists although the notebook failed: probably from an earlier run, not judged")
-        return _fail(f"the notebook raised {_last_line(error)}; open the executed notebook to see the failing cell", facts)
+        return _fail(
+            f"the notebook raised {_last_line(error)}; open the executed notebook to see the failing cell", facts
+        )
     if result is None:
         return _fail(
             "the notebook did not finish: it wrote no result file; open the executed notebook to see where it stopped",
@@ -155,11 +157,12 @@ def _schema_problems(result: dict) -> list[str]:
 def _result_facts(result: dict) -> list[str]:
     get = result.get
     build = f"built for CUDA {get('cuda_version')}" if get("cuda_version") else "a CPU-only build"
+    images = _number(get("train_samples"), "{:,}")
     return [
         f"torch.cuda.is_available(): {get('cuda_available')}",
         f"torch {get('torch_version')}: {build}",
         f"the notebook trained on: {get('device')} ({get('device_name')})",
-        f"training: {get('epochs')} epochs of {get('dataset')} ({_number(get('train_samples'), '{:,}')} images), batch size "
+        f"training: {get('epochs')} epochs of {get('dataset')} ({images} images), batch size "
         f"{get('batch_size')}, mixed precision {get('mixed_precision')}, {_number(get('train_seconds'), '{:.1f}')} s, "
         f"{_number(get('images_per_second'), '{:,.0f}')} images/s",
     ]
@@ -281,4 +284,4 @@ def _rate(value: float) -> str:
     """Three significant figures with thousands separators: 12437.2 -> '12,400'."""
     if value < 100:
         return f"{value:.3g}"
-    return f"{round(value, 2 - int(math.floor(math.log10(value)))):,.0f}"
+    return f"{round(value, 2 - math.floor(math.log10(value))):,.0f}"

@@ -52,8 +52,7 @@ def _glob_quote(pattern: str) -> str:
     return "*".join(shlex.quote(part) if part else "" for part in pattern.split("*"))
 
 
-def find_python(remote: Remote, preferred: str | None = None, *,
-                candidates: Sequence[str] = CANDIDATES) -> str:
+def find_python(remote: Remote, preferred: str | None = None, *, candidates: Sequence[str] = CANDIDATES) -> str:
     """The Python to run Jupyter and the notebook with, probed in one command.
 
     `preferred` must exist and have jupyter_server or pip. Otherwise the first of
@@ -64,8 +63,10 @@ def find_python(remote: Remote, preferred: str | None = None, *,
         listed = shlex.quote(expand(remote, preferred))
     else:
         listed = " ".join(_glob_quote(c) for c in candidates) + ' "$(command -v python3)"'
-    script = (f"for p in {listed}; do [ -f \"$p\" ] && [ -x \"$p\" ] || continue; "
-              f"printf '%s\\t%s\\n' \"$p\" \"$(\"$p\" -c {shlex.quote(_PROBE)} 2>/dev/null)\"; done")
+    script = (
+        f'for p in {listed}; do [ -f "$p" ] && [ -x "$p" ] || continue; '
+        f'printf \'%s\\t%s\\n\' "$p" "$("$p" -c {shlex.quote(_PROBE)} 2>/dev/null)"; done'
+    )
     found = {}
     for line in remote.run(script, step="looking for Python").stdout.splitlines():
         path, _, flags = line.partition("\t")
@@ -96,8 +97,7 @@ def find_running(remote: Remote) -> JupyterServer | None:
     """The server start() left running, if its process is still that server."""
     try:
         state = json.loads(remote.read_text(STATE_FILE))
-        server = JupyterServer(str(state["python"]), int(state["port"]), int(state["pid"]),
-                               str(state["root"]))
+        server = JupyterServer(str(state["python"]), int(state["port"]), int(state["pid"]), str(state["root"]))
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
     cmdline = remote.run(f"tr '\\0' ' ' < /proc/{server.pid}/cmdline", check=False).stdout
@@ -106,8 +106,9 @@ def find_running(remote: Remote) -> JupyterServer | None:
     return None
 
 
-def start(remote: Remote, python: str, token: str, *, root: str = "~/notebooks",
-          port: int | None = None) -> JupyterServer:
+def start(
+    remote: Remote, python: str, token: str, *, root: str = "~/notebooks", port: int | None = None
+) -> JupyterServer:
     """Start JupyterLab on 127.0.0.1 (a free port unless given), detached, serving `root`.
 
     Callers reuse a running server (find_running + token_works) instead of starting another.
@@ -115,8 +116,14 @@ def start(remote: Remote, python: str, token: str, *, root: str = "~/notebooks",
     python, root = expand(remote, python), expand(remote, root)
     py = shlex.quote(python)
     port_value = str(int(port)) if port else f"$({py} -c {shlex.quote(_FREE_PORT)})"
-    options = ["--no-browser", "--ServerApp.ip=127.0.0.1", '--ServerApp.port="$port"',
-               "--ServerApp.port_retries=0", f"--ServerApp.root_dir={shlex.quote(root)}"]
+    options = [
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        '--ServerApp.port="$port"',
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={shlex.quote(root)}",
+    ]
+    log = shlex.quote(expand(remote, LOG_FILE))
     script = f"""\
 umask 077
 mkdir -p {shlex.quote(expand(remote, STATE_DIR))} {shlex.quote(root)} || exit 1
@@ -125,7 +132,7 @@ export JUPYTER_TOKEN
 {pin_kernel_script(remote, python)}port={port_value} || exit 1
 as_root=; [ "$(id -u)" -ne 0 ] || as_root=--ServerApp.allow_root=True  # local target run as root
 cd {shlex.quote(root)} || exit 1
-setsid {py} -c {shlex.quote(_LAUNCH)} {" ".join(options)} $as_root </dev/null >{shlex.quote(expand(remote, LOG_FILE))} 2>&1 &
+setsid {py} -c {shlex.quote(_LAUNCH)} {" ".join(options)} $as_root </dev/null >{log} 2>&1 &
 echo "$! $port"
 """
     out = remote.run(script, stdin=token + "\n", step="starting Jupyter").stdout.split()
@@ -163,8 +170,9 @@ def wait_ready(remote: Remote, server: JupyterServer, token: str, *, timeout: fl
         if not _is_alive(remote, server.pid):
             raise BootstrapError(f"Jupyter exited while starting: {_log_tail(remote, token)}")
         if time.monotonic() > deadline:
-            raise BootstrapError(f"Jupyter did not answer within {timeout:g} s ({last}); "
-                                 f"log: {_log_tail(remote, token)}")
+            raise BootstrapError(
+                f"Jupyter did not answer within {timeout:g} s ({last}); log: {_log_tail(remote, token)}"
+            )
         time.sleep(0.25)
 
 

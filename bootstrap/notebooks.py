@@ -84,8 +84,10 @@ def push(remote: Remote, local_dir: Path, remote_dir: str = "~/notebooks") -> li
         return []
     target = expand(remote, remote_dir)
     names = " ".join(shlex.quote(name) for name in files)
-    listing = remote.run(f"cd {shlex.quote(target)} 2>/dev/null || exit 0; sha256sum -- {names} 2>/dev/null; exit 0",
-                         step="comparing notebooks").stdout
+    listing = remote.run(
+        f"cd {shlex.quote(target)} 2>/dev/null || exit 0; sha256sum -- {names} 2>/dev/null; exit 0",
+        step="comparing notebooks",
+    ).stdout
     remote_hashes = {}
     for line in listing.splitlines():
         digest, _, name = line.partition("  ")
@@ -123,8 +125,9 @@ def _yaml_safe_json(value) -> str:
     return json.dumps(value)
 
 
-def execute(remote: Remote, python: str, notebook: str, *, parameters: dict, timeout: float,
-            root: str = "~/notebooks") -> NotebookRun:
+def execute(
+    remote: Remote, python: str, notebook: str, *, parameters: dict, timeout: float, root: str = "~/notebooks"
+) -> NotebookRun:
     """Run `notebook` (relative to root, or absolute) with papermill in `python`'s env.
 
     The executed copy keeps its outputs, also when a cell fails or time runs out.

@@ -47,12 +47,16 @@ def pin_kernel_script(remote: Remote, python: str) -> str:
     """
     data_dir = expand(remote, KERNEL_DATA_DIR)
     kernel_dir = shlex.quote(f"{data_dir}/kernels/python3")
-    spec = json.dumps({
-        "argv": [expand(remote, python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-        "metadata": {"debugger": True},
-    })
-    return (f"mkdir -p {kernel_dir} || exit 1\n"
-            f"printf '%s\\n' {shlex.quote(spec)} > {kernel_dir}/kernel.json || exit 1\n"
-            f"export JUPYTER_PATH={shlex.quote(data_dir)}\n")
+    spec = json.dumps(
+        {
+            "argv": [expand(remote, python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
+            "metadata": {"debugger": True},
+        }
+    )
+    return (
+        f"mkdir -p {kernel_dir} || exit 1\n"
+        f"printf '%s\\n' {shlex.quote(spec)} > {kernel_dir}/kernel.json || exit 1\n"
+        f"export JUPYTER_PATH={shlex.quote(data_dir)}\n"
+    )

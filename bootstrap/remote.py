@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import http.client
 import logging
 import os
@@ -113,14 +114,22 @@ class Remote(Protocol):
 
     home: str
 
-    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None,
-            check: bool = True, step: str | None = None) -> CommandResult: ...
+    def run(
+        self,
+        command: str,
+        *,
+        stdin: str | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+        step: str | None = None,
+    ) -> CommandResult: ...
     def put(self, local: Path, remote_path: str) -> None: ...
     def get(self, remote_path: str, local: Path) -> None: ...
     def read_text(self, remote_path: str) -> str: ...
     def write_text(self, remote_path: str, text: str, mode: int = 0o600) -> None: ...
-    def http_get(self, port: int, path: str, headers: dict[str, str] | None = None,
-                 timeout: float = 10) -> tuple[int, bytes]: ...
+    def http_get(
+        self, port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 10
+    ) -> tuple[int, bytes]: ...
     def forward(self, remote_port: int, local_port: int = 0) -> Forward: ...
     def close(self) -> None: ...
 
@@ -145,8 +154,7 @@ def _check(result: CommandResult, check: bool, step: str | None, command: str) -
     return result
 
 
-def _http_get(conn: http.client.HTTPConnection, path: str,
-              headers: dict[str, str] | None) -> tuple[int, bytes]:
+def _http_get(conn: http.client.HTTPConnection, path: str, headers: dict[str, str] | None) -> tuple[int, bytes]:
     try:
         conn.request("GET", path, headers=headers or {})
         response = conn.getresponse()
@@ -206,8 +214,7 @@ def _short(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
-def _open_client(endpoint: Endpoint, timeout: float,
-                 on_wait: Callable[[str], None] | None) -> paramiko.SSHClient:
+def _open_client(endpoint: Endpoint, timeout: float, on_wait: Callable[[str], None] | None) -> paramiko.SSHClient:
     """An authenticated SSHClient, retrying (with capped backoff) while SSH is not up yet."""
     pinned = _parse_host_key(endpoint.host_key)
     pkey = _load_client_key(endpoint.key_path)
@@ -220,14 +227,21 @@ def _open_client(endpoint: Endpoint, timeout: float,
         client = paramiko.SSHClient()
         client.set_log_channel(_HANDSHAKE_LOG_CHANNEL)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.get_host_keys().add(_known_host_name(endpoint.host, endpoint.port),
-                                   pinned.get_name(), pinned)
+        client.get_host_keys().add(_known_host_name(endpoint.host, endpoint.port), pinned.get_name(), pinned)
         attempt_timeout = max(1.0, min(_ATTEMPT_TIMEOUT, remaining))
         try:
-            client.connect(endpoint.host, endpoint.port, username=endpoint.user, pkey=pkey,
-                           timeout=attempt_timeout, banner_timeout=attempt_timeout,
-                           auth_timeout=attempt_timeout, channel_timeout=_CHANNEL_OPEN_TIMEOUT,
-                           look_for_keys=False, allow_agent=False)
+            client.connect(
+                endpoint.host,
+                endpoint.port,
+                username=endpoint.user,
+                pkey=pkey,
+                timeout=attempt_timeout,
+                banner_timeout=attempt_timeout,
+                auth_timeout=attempt_timeout,
+                channel_timeout=_CHANNEL_OPEN_TIMEOUT,
+                look_for_keys=False,
+                allow_agent=False,
+            )
             client.get_transport().set_log_channel(LOG_CHANNEL)
             return client
         except paramiko.BadHostKeyException as e:
@@ -235,11 +249,13 @@ def _open_client(endpoint: Endpoint, timeout: float,
             raise HostKeyMismatch(
                 f"{where} presented host key {e.key.get_name()} {e.key.fingerprint}, not the pinned "
                 f"{e.expected_key.fingerprint}: the host may not be the machine we created; "
-                "nothing was sent to it") from None
+                "nothing was sent to it"
+            ) from None
         except paramiko.AuthenticationException as e:
             client.close()
             raise AuthenticationFailed(
-                f"{where} refused key {endpoint.key_path} for user {endpoint.user!r} ({e})") from None
+                f"{where} refused key {endpoint.key_path} for user {endpoint.user!r} ({e})"
+            ) from None
         except paramiko.IncompatiblePeer as e:
             client.close()
             raise BootstrapError(f"cannot agree on SSH algorithms with {where}: {e}") from None
@@ -248,8 +264,8 @@ def _open_client(endpoint: Endpoint, timeout: float,
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ConnectTimeout(
-                    f"SSH on {where} did not answer within {timeout:g} s ({attempts} attempts; "
-                    f"last error: {_short(e)})") from None
+                    f"SSH on {where} did not answer within {timeout:g} s ({attempts} attempts; last error: {_short(e)})"
+                ) from None
             pause = min(delay, remaining)
             if on_wait:
                 on_wait(f"SSH on {where} not ready ({_short(e)}); retrying in {pause:.1f} s")
@@ -257,8 +273,7 @@ def _open_client(endpoint: Endpoint, timeout: float,
             delay = min(delay * 2, _MAX_DELAY)
 
 
-def connect(endpoint: Endpoint, *, timeout: float = 300,
-            on_wait: Callable[[str], None] | None = None) -> SSHRemote:
+def connect(endpoint: Endpoint, *, timeout: float = 300, on_wait: Callable[[str], None] | None = None) -> SSHRemote:
     """Connect to the machine, waiting up to `timeout` seconds for SSH to come up."""
     return SSHRemote(endpoint, _open_client(endpoint, timeout, on_wait))
 
@@ -321,15 +336,23 @@ class SSHRemote:
 
     # -- commands
 
-    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None,
-            check: bool = True, step: str | None = None) -> CommandResult:
+    def run(
+        self,
+        command: str,
+        *,
+        stdin: str | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+        step: str | None = None,
+    ) -> CommandResult:
         """Run `command` in the user's shell on the machine."""
         result = self._session(lambda transport: self._exec(transport, command, stdin, timeout, step))
         return _check(result, check, step, command)
 
     @staticmethod
-    def _exec(transport: paramiko.Transport, command: str, stdin: str | None,
-              timeout: float | None, step: str | None) -> CommandResult:
+    def _exec(
+        transport: paramiko.Transport, command: str, stdin: str | None, timeout: float | None, step: str | None
+    ) -> CommandResult:
         channel = transport.open_session(timeout=_CHANNEL_OPEN_TIMEOUT)
         try:
             channel.exec_command(command)
@@ -352,8 +375,7 @@ class SSHRemote:
                     select.select([channel], [], [], min(wait, 1.0))
             if channel.recv_exit_status() == -1 and not channel.eof_received:
                 raise EOFError("the SSH connection dropped during the command")
-            return CommandResult(channel.recv_exit_status(), out.decode(errors="replace"),
-                                 err.decode(errors="replace"))
+            return CommandResult(channel.recv_exit_status(), out.decode(errors="replace"), err.decode(errors="replace"))
         finally:
             channel.close()
 
@@ -397,14 +419,17 @@ class SSHRemote:
 
     def _open_direct(self, port: int, timeout: float = _CHANNEL_OPEN_TIMEOUT) -> paramiko.Channel:
         try:
-            return self._session(lambda transport: transport.open_channel(
-                "direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0), timeout=timeout))
+            return self._session(
+                lambda transport: transport.open_channel(
+                    "direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0), timeout=timeout
+                )
+            )
         except paramiko.ChannelException as e:
-            raise ConnectionRefusedError(
-                f"nothing answers on 127.0.0.1:{port} on the machine ({e.text})") from None
+            raise ConnectionRefusedError(f"nothing answers on 127.0.0.1:{port} on the machine ({e.text})") from None
 
-    def http_get(self, port: int, path: str, headers: dict[str, str] | None = None,
-                 timeout: float = 10) -> tuple[int, bytes]:
+    def http_get(
+        self, port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 10
+    ) -> tuple[int, bytes]:
         """GET http://127.0.0.1:port/path as seen from the machine; raises ConnectionRefusedError."""
         connection = _ChannelHTTPConnection(self, port, timeout)
         try:
@@ -518,10 +543,8 @@ class _SSHForward(Forward):
         with self._open_lock:
             self._closed = True
             ends = list(self._open)
-        try:
+        with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept()
-        except OSError:
-            pass
         self._listener.close()
         for end in ends:
             end.close()
@@ -549,12 +572,26 @@ class LocalRemote:
         self.home = home or str(Path.home())
         self._env = {**os.environ, **(env or {}), "HOME": self.home}
 
-    def run(self, command: str, *, stdin: str | None = None, timeout: float | None = None,
-            check: bool = True, step: str | None = None) -> CommandResult:
+    def run(
+        self,
+        command: str,
+        *,
+        stdin: str | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+        step: str | None = None,
+    ) -> CommandResult:
         try:
-            done = subprocess.run(["bash", "-c", command], input=stdin, capture_output=True,
-                                  text=True, timeout=timeout, cwd=self.home, env=self._env,
-                                  check=False)
+            done = subprocess.run(
+                ["bash", "-c", command],
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=self.home,
+                env=self._env,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             raise CommandTimedOut(step or _step_name(command), timeout) from None
         return _check(CommandResult(done.returncode, done.stdout, done.stderr), check, step, command)
@@ -581,8 +618,9 @@ class LocalRemote:
             f.write(text)
         os.replace(partial, target)
 
-    def http_get(self, port: int, path: str, headers: dict[str, str] | None = None,
-                 timeout: float = 10) -> tuple[int, bytes]:
+    def http_get(
+        self, port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 10
+    ) -> tuple[int, bytes]:
         return _http_get(http.client.HTTPConnection("127.0.0.1", port, timeout=timeout), path, headers)
 
     def forward(self, remote_port: int, local_port: int = 0) -> Forward:
@@ -590,4 +628,3 @@ class LocalRemote:
 
     def close(self) -> None:
         """Nothing to close."""
-

@@ -24,18 +24,14 @@ app = typer.Typer(
 
 Name = Annotated[str | None, typer.Option("--name", "-n", help="Deployment name [default: dsvm].")]
 NameArg = Annotated[str | None, typer.Argument(help="Deployment name [default: dsvm].")]
-Target = Annotated[
-    str | None, typer.Option(help="azure (default), local, or ssh://user@host[:port].")
-]
+Target = Annotated[str | None, typer.Option(help="azure (default), local, or ssh://user@host[:port].")]
 Region = Annotated[
     str | None,
     typer.Option(help="Azure region, or several in order of preference: eastus,westus2."),
 ]
 Size = Annotated[
     str | None,
-    typer.Option(
-        help="VM size, or several in order of preference [default: Standard_NC4as_T4_v3]."
-    ),
+    typer.Option(help="VM size, or several in order of preference [default: Standard_NC4as_T4_v3]."),
 ]
 Image = Annotated[str | None, typer.Option(help="Image URN [default: the Ubuntu 22.04 DSVM].")]
 AdminUser = Annotated[str | None, typer.Option(help="Admin user on the VM [default: azureuser].")]
@@ -58,19 +54,13 @@ AllowCpu = Annotated[bool, typer.Option("--allow-cpu", help="Accept a machine wi
 RemotePython = Annotated[
     str | None, typer.Option(help="Python on the machine to run Jupyter with [default: detected].")
 ]
-HostKey = Annotated[
-    str | None, typer.Option(help="Host key of an ssh:// target ('ssh-ed25519 AAAA...' or a file).")
-]
+HostKey = Annotated[str | None, typer.Option(help="Host key of an ssh:// target ('ssh-ed25519 AAAA...' or a file).")]
 Identity = Annotated[str | None, typer.Option(help="Private SSH key for an ssh:// target.")]
-Dataset = Annotated[
-    str | None, typer.Option(help="Notebook check dataset: cifar10, digits or synthetic.")
-]
+Dataset = Annotated[str | None, typer.Option(help="Notebook check dataset: cifar10, digits or synthetic.")]
 Epochs = Annotated[int | None, typer.Option(help="Epochs of the notebook check [default: 2].")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-Port = Annotated[
-    int, typer.Option("--port", help="Local port for the tunnel [default: a free one].")
-]
+Port = Annotated[int, typer.Option("--port", help="Local port for the tunnel [default: a free one].")]
 
 
 def _flags(values: dict[str, Any]) -> dict[str, Any]:
@@ -111,12 +101,8 @@ def up(
     identity: Identity = None,
     dataset: Dataset = None,
     epochs: Epochs = None,
-    skip_check: Annotated[
-        bool, typer.Option("--skip-check", help="Do not run the GPU check.")
-    ] = False,
-    no_bootstrap: Annotated[
-        bool, typer.Option("--no-bootstrap", help="Stop once the VM is ready.")
-    ] = False,
+    skip_check: Annotated[bool, typer.Option("--skip-check", help="Do not run the GPU check.")] = False,
+    no_bootstrap: Annotated[bool, typer.Option("--no-bootstrap", help="Stop once the VM is ready.")] = False,
     detach: Annotated[
         bool,
         typer.Option("--detach", help="Print the URL and exit; the tunnel runs in the background."),
@@ -149,9 +135,7 @@ def up(
 def down(
     name: NameArg = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    no_wait: Annotated[
-        bool, typer.Option("--no-wait", help="Return once deletion has started.")
-    ] = False,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once deletion has started.")] = False,
     subscription: Subscription = None,
     quiet: Quiet = False,
 ) -> None:
@@ -165,9 +149,7 @@ def down(
 @app.command()
 def gc(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    everyone: Annotated[
-        bool, typer.Option("--everyone", help="Include groups other people created.")
-    ] = False,
+    everyone: Annotated[bool, typer.Option("--everyone", help="Include groups other people created.")] = False,
     subscription: Subscription = None,
     quiet: Quiet = False,
 ) -> None:
@@ -188,18 +170,14 @@ def status(name: NameArg = None, json: Json = False) -> None:
     if json:
         out.json(facts)
     else:
-        out.table(
-            ["", ""], [(key, str(value)) for key, value in facts.items()], title=facts["name"]
-        )
+        out.table(["", ""], [(key, str(value)) for key, value in facts.items()], title=facts["name"])
 
 
 @app.command("list")
 def list_(
     cloud: Annotated[
         bool,
-        typer.Option(
-            "--cloud", help="Also list every dsvm-kit resource group in the subscription."
-        ),
+        typer.Option("--cloud", help="Also list every dsvm-kit resource group in the subscription."),
     ] = False,
     json: Json = False,
 ) -> None:
@@ -261,9 +239,7 @@ def check(
 def tunnel(
     name: NameArg = None,
     port: Port = 0,
-    detach: Annotated[
-        bool, typer.Option("--detach", help="Run the tunnel in the background.")
-    ] = False,
+    detach: Annotated[bool, typer.Option("--detach", help="Run the tunnel in the background.")] = False,
     no_url: Annotated[bool, typer.Option("--no-url", hidden=True)] = False,
     quiet: Quiet = False,
 ) -> None:

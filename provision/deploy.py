@@ -4,9 +4,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bootstrap.remote import BootstrapError, Remote
-
 from bootstrap import jupyter
+from bootstrap.remote import BootstrapError, Remote
 from provision import session, tunnel
 from provision.errors import ProvisionError
 from provision.interrupts import sigterm_as_interrupt
@@ -84,9 +83,7 @@ def _new_record(settings: Settings) -> Record:
     )
 
 
-def _reusable_machine(
-    settings: Settings, record: Record | None, target: Target, out: Output
-) -> Machine | None:
+def _reusable_machine(settings: Settings, record: Record | None, target: Target, out: Output) -> Machine | None:
     """The machine of an earlier, finished `up` of this name; None when there is none."""
     if record is None:
         return None
@@ -103,16 +100,12 @@ def _reusable_machine(
         )
     state = target.status(record).get("power_state")
     if state not in ("running", "unknown (not a cloud machine)"):
-        raise ProvisionError(
-            f"the VM of {name!r} is {state}; start it (`az vm start`) or `provision down {name}`"
-        )
+        raise ProvisionError(f"the VM of {name!r} is {state}; start it (`az vm start`) or `provision down {name}`")
     out.note(f"deployment {name!r} exists: reusing its machine")
     return Machine.from_dict(record.machine)
 
 
-def _undo(
-    error: BaseException, settings: Settings, journal: Journal, out: Output, options: UpOptions
-) -> None:
+def _undo(error: BaseException, settings: Settings, journal: Journal, out: Output, options: UpOptions) -> None:
     """After a failed or interrupted run: delete what it created, or keep it on request."""
     record = journal.record
     name = record.name
@@ -133,9 +126,7 @@ def _undo(
         )
 
 
-def teardown(
-    record: Record, settings: Settings, store: StateStore, out: Output, *, wait: bool
-) -> None:
+def teardown(record: Record, settings: Settings, store: StateStore, out: Output, *, wait: bool) -> None:
     """Close the tunnel, stop Jupyter (not on Azure, where the VM goes), delete, forget."""
     if tunnel.stop(store, record.name):
         out.note("closed the SSH tunnel")
@@ -146,9 +137,7 @@ def teardown(
 
 
 def _print_machine(machine: Machine, out: Output) -> None:
-    out.result(
-        f"VM ready: {machine.user}@{machine.host} (FQDN {machine.fqdn}), SSH port {machine.port}"
-    )
+    out.result(f"VM ready: {machine.user}@{machine.host} (FQDN {machine.fqdn}), SSH port {machine.port}")
 
 
 def _still_running(name: str, machine: Machine) -> str:
@@ -159,9 +148,7 @@ def _still_running(name: str, machine: Machine) -> str:
     )
 
 
-def _check(
-    remote: Remote, settings: Settings, journal: Journal, out: Output, *, skip: bool
-) -> None:
+def _check(remote: Remote, settings: Settings, journal: Journal, out: Output, *, skip: bool) -> None:
     if skip:
         out.warn("GPU check skipped (--skip-check): the notebook has not been proven to run")
         return
@@ -201,9 +188,7 @@ def _detach(store: StateStore, name: str, token: str, out: Output, local_port: i
     port = local_port or tunnel.free_port()
     tunnel.spawn_detached(store, name, port)
     out.result(tunnel.lab_url(port, token))
-    out.note(
-        f"the tunnel runs in the background; `provision down {name}` closes it and deletes the VM"
-    )
+    out.note(f"the tunnel runs in the background; `provision down {name}` closes it and deletes the VM")
 
 
 def hold_tunnel(
@@ -246,9 +231,7 @@ def reopen_tunnel(
     record = store.require(name)
     token = store.read_secret(name, "jupyter_token")
     if record.jupyter is None or token is None:
-        raise ProvisionError(
-            f"Jupyter was never started on {name!r}; run `provision up --name {name}`"
-        )
+        raise ProvisionError(f"Jupyter was never started on {name!r}; run `provision up --name {name}`")
     machine = Machine.from_dict(record.machine or {})
     if machine.local:
         out.result(tunnel.lab_url(record.jupyter["port"], token.strip()))
@@ -256,9 +239,7 @@ def reopen_tunnel(
         _detach(store, name, token.strip(), out, local_port)
     else:
         remote = session.open_remote(machine, out, timeout=30)
-        hold_tunnel(
-            remote, record.jupyter["port"], token.strip(), store, name, out, local_port, show_url
-        )
+        hold_tunnel(remote, record.jupyter["port"], token.strip(), store, name, out, local_port, show_url)
 
 
 def check(name: str, flags: dict[str, Any], store: StateStore, out: Output) -> None:
@@ -269,9 +250,7 @@ def check(name: str, flags: dict[str, Any], store: StateStore, out: Output) -> N
         journal = Journal(store, record)
         machine = Machine.from_dict(record.machine or {})
         if record.jupyter is None:
-            raise ProvisionError(
-                f"{name!r} was never bootstrapped; run `provision up --name {name}`"
-            )
+            raise ProvisionError(f"{name!r} was never bootstrapped; run `provision up --name {name}`")
         remote = session.open_remote(machine, out, timeout=60)
         try:
             _check(remote, settings, journal, out, skip=False)
@@ -279,15 +258,10 @@ def check(name: str, flags: dict[str, Any], store: StateStore, out: Output) -> N
             remote.close()
 
 
-def down(
-    name: str, flags: dict[str, Any], store: StateStore, out: Output, *, wait: bool, yes: bool
-) -> None:
+def down(name: str, flags: dict[str, Any], store: StateStore, out: Output, *, wait: bool, yes: bool) -> None:
     """Delete everything `up` made for `name` and the record; already gone is success."""
     record = store.load(name)
-    if record:
-        settings = settings_for(record, flags)
-    else:
-        settings = load({**flags, "name": name, "target": "azure"})
+    settings = settings_for(record, flags) if record else load({**flags, "name": name, "target": "azure"})
     if not yes and not out.confirm(_down_question(name, record, settings)):
         raise ProvisionError("nothing deleted (answer yes, or pass --yes)")
     with store.lock(name):
@@ -327,16 +301,11 @@ def gc(flags: dict[str, Any], store: StateStore, out: Output, *, yes: bool, ever
         if group["deployment"] not in known and (everyone or group["owner"] == me)
     ]
     if not orphans:
-        out.result(
-            "no dsvm-kit resource groups without a record here"
-            + ("" if everyone else f" (owner {me})")
-        )
+        out.result("no dsvm-kit resource groups without a record here" + ("" if everyone else f" (owner {me})"))
         return
     columns = ["resource_group", "deployment", "region", "owner", "created"]
     out.table(columns, [tuple(group[c] for c in columns) for group in orphans])
-    if not yes and not out.confirm(
-        f"Delete these {len(orphans)} resource group(s) and all in them?"
-    ):
+    if not yes and not out.confirm(f"Delete these {len(orphans)} resource group(s) and all in them?"):
         raise ProvisionError("nothing deleted (answer yes, or pass --yes)")
     for group in orphans:
         name = group["deployment"]
@@ -346,7 +315,5 @@ def gc(flags: dict[str, Any], store: StateStore, out: Output, *, yes: bool, ever
             created=group["created"],
             settings={"resource_group": group["resource_group"]},
         )
-        AzureTarget(load({**flags, "target": "azure", "name": name})).destroy(
-            record, out, wait=True
-        )
+        AzureTarget(load({**flags, "target": "azure", "name": name})).destroy(record, out, wait=True)
     out.result(f"deleted {len(orphans)} resource group(s)")

@@ -25,22 +25,14 @@ def generate(comment: str = "") -> KeyPair:
         serialization.PrivateFormat.OpenSSH,
         serialization.NoEncryption(),
     ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        .decode()
-    )
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
     return KeyPair(private, f"{public} {comment}".strip())
 
 
 def public_from_private(private_openssh: str) -> str:
     """The "ssh-ed25519 AAAA..." line of an OpenSSH private key."""
     key = serialization.load_ssh_private_key(private_openssh.encode(), password=None)
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        .decode()
-    )
+    return key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
 
 
 def fingerprint(public_openssh: str) -> str:

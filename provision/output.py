@@ -26,9 +26,7 @@ class Step:
 
 
 class Output:
-    def __init__(
-        self, *, quiet: bool = False, err: TextIO | None = None, out: TextIO | None = None
-    ):
+    def __init__(self, *, quiet: bool = False, err: TextIO | None = None, out: TextIO | None = None):
         self.quiet = quiet
         self.err = Console(file=err or sys.stderr, highlight=False, soft_wrap=True)
         self.out = Console(file=out or sys.stdout, highlight=False, soft_wrap=True)

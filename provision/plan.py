@@ -133,9 +133,7 @@ class Plan:
             "tags": self.tags,
             "properties": {
                 "addressSpace": {"addressPrefixes": [VNET_PREFIX]},
-                "subnets": [
-                    {"name": self.names.subnet, "properties": {"addressPrefix": SUBNET_PREFIX}}
-                ],
+                "subnets": [{"name": self.names.subnet, "properties": {"addressPrefix": SUBNET_PREFIX}}],
             },
         }
 
@@ -167,16 +165,12 @@ class Plan:
                         "name": "ipconfig1",
                         "properties": {
                             "subnet": {"id": self.subnet_id},
-                            "publicIPAddress": {
-                                "id": self.network_id("publicIPAddresses", self.names.public_ip)
-                            },
+                            "publicIPAddress": {"id": self.network_id("publicIPAddresses", self.names.public_ip)},
                             "privateIPAllocationMethod": "Dynamic",
                         },
                     }
                 ],
-                "networkSecurityGroup": {
-                    "id": self.network_id("networkSecurityGroups", self.names.nsg)
-                },
+                "networkSecurityGroup": {"id": self.network_id("networkSecurityGroups", self.names.nsg)},
             },
         }
 

@@ -11,9 +11,7 @@ from provision.targets import target_for
 
 def age(created: str, now: datetime | None = None) -> str:
     """ "3 d 4 h", "2 h 5 min" or "7 min" since an ISO timestamp."""
-    minutes = int(
-        ((now or datetime.now(UTC)) - datetime.fromisoformat(created)).total_seconds() // 60
-    )
+    minutes = int(((now or datetime.now(UTC)) - datetime.fromisoformat(created)).total_seconds() // 60)
     days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
     if days:
         return f"{days} d {hours} h"
@@ -88,12 +86,7 @@ def plan_table(settings: Settings, out: Output, *, as_json: bool) -> None:
 
     plan = AzureTarget(settings).plan()
     if as_json:
-        out.json(
-            [
-                {"kind": s.kind, "name": s.name, "id": s.id, "body": redacted(s.body)}
-                for s in plan.steps()
-            ]
-        )
+        out.json([{"kind": s.kind, "name": s.name, "id": s.id, "body": redacted(s.body)} for s in plan.steps()])
         return
     title = f"provision up would create, in subscription {plan.subscription}:"
     out.table(["resource", "name", "settings"], summary_rows(plan), title=title)

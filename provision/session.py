@@ -5,11 +5,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bootstrap.gpucheck import Verdict, judge
-from bootstrap.remote import Endpoint, LocalRemote, Remote, connect
-
 import bootstrap
 from bootstrap import jupyter, notebooks
+from bootstrap.gpucheck import Verdict, judge
+from bootstrap.remote import Endpoint, LocalRemote, Remote, connect
 from provision.output import Output
 from provision.settings import Settings
 from provision.state import Journal
@@ -46,9 +45,7 @@ def start_jupyter(
 ) -> tuple[jupyter.JupyterServer, str]:
     """A token-protected JupyterLab on the machine: the running one if its token works."""
     # On this machine, the Python running `provision` has the [local] extra installed.
-    preferred = settings.remote_python or (
-        sys.executable if isinstance(remote, LocalRemote) else None
-    )
+    preferred = settings.remote_python or (sys.executable if isinstance(remote, LocalRemote) else None)
     with out.step("Finding the Python environment with PyTorch and Jupyter"):
         python = jupyter.find_python(remote, preferred)
         out.note(python)
@@ -87,9 +84,7 @@ def _token(journal: Journal) -> str:
     return token.strip()
 
 
-def run_check(
-    remote: Remote, python: str, settings: Settings, journal: Journal, out: Output
-) -> Verdict:
+def run_check(remote: Remote, python: str, settings: Settings, journal: Journal, out: Output) -> Verdict:
     """Run the training notebook headless on the machine and judge whether it used the GPU."""
     label = f"Running {NOTEBOOK} headless ({settings.dataset}, {settings.epochs} epoch(s))"
     with out.step(label):
@@ -100,9 +95,7 @@ def run_check(
             parameters={"dataset": settings.dataset, "epochs": settings.epochs, "device": "auto"},
             timeout=settings.check_timeout,
         )
-    verdict = judge(
-        run.result, nvidia_smi=run.nvidia_smi, error=run.error, allow_cpu=settings.allow_cpu
-    )
+    verdict = judge(run.result, nvidia_smi=run.nvidia_smi, error=run.error, allow_cpu=settings.allow_cpu)
     journal.record.check = {
         "passed": verdict.passed,
         "summary": verdict.summary,

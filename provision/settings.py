@@ -160,14 +160,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"{path.name}: {e}") from None
-    allowed = ({f.name for f in fields(Settings)} - NOT_IN_TOML - set(TOML_KEYS.values())) | set(
-        TOML_KEYS
-    )
+    allowed = ({f.name for f in fields(Settings)} - NOT_IN_TOML - set(TOML_KEYS.values())) | set(TOML_KEYS)
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise UsageError(
-            f"{path.name}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(allowed))})"
-        )
+        raise UsageError(f"{path.name}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
     return {TOML_KEYS.get(key, key): value for key, value in data.items()}
 
 
@@ -256,9 +252,7 @@ def _as_source(value: str) -> str:
     try:
         return str(ipaddress.ip_network(value, strict=False))
     except ValueError:
-        raise UsageError(
-            f"allow-ip {value!r} is not an address or CIDR block such as 203.0.113.7/32"
-        ) from None
+        raise UsageError(f"allow-ip {value!r} is not an address or CIDR block such as 203.0.113.7/32") from None
 
 
 def _check_name(s: Settings) -> None:
@@ -272,9 +266,7 @@ def _check_name(s: Settings) -> None:
 
 def _check_target(s: Settings) -> None:
     if s.target not in ("azure", "local") and not SSH_TARGET.match(s.target):
-        raise UsageError(
-            f"target {s.target!r} is not one of azure, local or ssh://user@host[:port]"
-        )
+        raise UsageError(f"target {s.target!r} is not one of azure, local or ssh://user@host[:port]")
     if s.target.startswith("ssh://") and not 0 < s.ssh_target[2] < 65536:
         raise UsageError(f"port in target {s.target!r} must be between 1 and 65535")
 
@@ -324,10 +316,7 @@ def _check_sizes(s: Settings) -> None:
 def _check_image(s: Settings) -> None:
     parts = s.image.split(":")
     if len(parts) != 4 or not all(parts) or any(c.isspace() for c in s.image):
-        raise UsageError(
-            f"image {s.image!r} is not an image URN publisher:offer:sku:version, "
-            f"such as {DEFAULT_IMAGE}"
-        )
+        raise UsageError(f"image {s.image!r} is not an image URN publisher:offer:sku:version, such as {DEFAULT_IMAGE}")
 
 
 def _check_admin_user(s: Settings) -> None:
@@ -358,8 +347,7 @@ def _check_cloud(s: Settings) -> None:
         raise UsageError(f"cloud {s.cloud!r} is not one of {', '.join(CLOUDS)}")
     if not s.arm_endpoint.startswith("https://"):
         raise UsageError(
-            f"ARM endpoint {s.arm_endpoint!r} must be an https:// URL "
-            "(Azure refuses bearer tokens over plain http)"
+            f"ARM endpoint {s.arm_endpoint!r} must be an https:// URL (Azure refuses bearer tokens over plain http)"
         )
     if s.arm_ca_bundle and not Path(s.arm_ca_bundle).is_file():
         raise UsageError(f"PROVISION_ARM_CA_BUNDLE {s.arm_ca_bundle!r} is not a file")

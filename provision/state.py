@@ -104,9 +104,7 @@ class StateStore:
         record = self.load(name)
         if record is None:
             known = ", ".join(self.names()) or "none"
-            raise ProvisionError(
-                f"no deployment named {name!r} here (known: {known}); see `provision list`"
-            )
+            raise ProvisionError(f"no deployment named {name!r} here (known: {known}); see `provision list`")
         return record
 
     def save(self, record: Record) -> None:
@@ -148,9 +146,7 @@ class StateStore:
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:
-            raise ProvisionError(
-                f"another provision command is working on {name!r}; wait for it to finish"
-            ) from None
+            raise ProvisionError(f"another provision command is working on {name!r}; wait for it to finish") from None
         try:
             yield
         finally:

@@ -10,8 +10,8 @@ import time
 from contextlib import suppress
 
 import filelock
-from bootstrap.remote import Remote
 
+from bootstrap.remote import Remote
 from provision.errors import ProvisionError
 from provision.interrupts import sigterm_as_interrupt
 from provision.state import StateStore

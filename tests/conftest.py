@@ -2,12 +2,17 @@
 
 import io
 import os
+import secrets
+import subprocess
+import sys
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 
 import pytest
 
 from tests.fakes.arm import FakeARM, RecordingBooter
+from tests.fakes.sshd import free_port
+from tests.fakes.vm import FakeVMs, leftovers
 
 # Settings a developer's own environment could carry into a test.
 FOREIGN = [k for k in os.environ if k.startswith(("PROVISION_", "AZURE_"))]
@@ -47,10 +52,9 @@ def arm(booter):
         yield fake
 
 
-@pytest.fixture
-def azure_env(arm, state_dir, monkeypatch):
-    """Environment that points `provision` at the fake ARM; returned for subprocesses too."""
-    env = {
+def arm_env(arm, state_dir) -> dict[str, str]:
+    """Environment that points `provision` at a fake ARM."""
+    return {
         "PROVISION_ARM_ENDPOINT": arm.url,
         "PROVISION_ARM_CA_BUNDLE": arm.ca_bundle,
         "PROVISION_ARM_TOKEN": "fake-arm-token",
@@ -59,9 +63,60 @@ def azure_env(arm, state_dir, monkeypatch):
         "PROVISION_POLL_INTERVAL": "0.02",
         "PROVISION_STATE_DIR": str(state_dir),
     }
+
+
+@pytest.fixture
+def azure_env(arm, state_dir, monkeypatch):
+    """The fake ARM in this process's environment; returned for subprocesses too."""
+    env = arm_env(arm, state_dir)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+@dataclass
+class Cloud:
+    arm: FakeARM
+    vms: FakeVMs
+    env: dict[str, str]
+
+    @property
+    def user(self) -> str:
+        return self.env["PROVISION_ADMIN_USER"]
+
+
+@pytest.fixture
+def cloud(state_dir, monkeypatch):
+    """The whole fake cloud: the fake ARM whose VMs boot a real sshd (as a unique user).
+
+    At teardown nothing may be left: no user, no sshd, no process of ours.
+    """
+    vms = FakeVMs(free_port())
+    with vms, FakeARM(booter=vms) as fake:
+        env = {
+            **arm_env(fake, state_dir),
+            "PROVISION_SSH_PORT": str(vms.ssh_port),
+            "PROVISION_ADMIN_USER": "dsvm" + secrets.token_hex(4),
+            "PROVISION_DATASET": "digits",
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        yield Cloud(fake, vms, env)
+    assert leftovers(env["PROVISION_ADMIN_USER"], None) == []
+
+
+def console(*argv: str, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
+    """Run the `provision` console script in a new process."""
+    script = os.path.join(os.path.dirname(sys.executable), "provision")
+    done = subprocess.run(
+        [script, *argv],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
 
 
 def provision(*argv: str) -> Result:

@@ -144,9 +144,7 @@ def test_down_without_a_record_finds_the_group_by_its_tags(arm, azure_env, state
     assert arm.inventory() == []
 
 
-@pytest.mark.parametrize(
-    "tags", [None, {"managed-by": "dsvm-kit", "deployment": "someone-else"}, {"deployment": NAME}]
-)
+@pytest.mark.parametrize("tags", [None, {"managed-by": "dsvm-kit", "deployment": "someone-else"}, {"deployment": NAME}])
 def test_down_refuses_a_group_that_is_not_ours(arm, azure_env, tags):
     arm.add_resource_group(GROUP, tags=tags)
     result = provision("down", NAME, "--yes")
@@ -177,9 +175,7 @@ def test_status_and_list(arm, azure_env):
     assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
     status = json.loads(provision("status", NAME, "--json").stdout)
     assert status["power_state"] == "running"
-    assert (status["region"], status["size"], status["public_ip"]) == (
-        "eastus", "Standard_NC4as_T4_v3", "127.0.0.1"
-    )
+    assert (status["region"], status["size"], status["public_ip"]) == ("eastus", "Standard_NC4as_T4_v3", "127.0.0.1")
     assert status["fqdn"].endswith(".eastus.cloudapp.azure.com")
     listed = json.loads(provision("list", "--json").stdout)
     assert [row["name"] for row in listed] == [NAME]
@@ -190,9 +186,7 @@ def test_list_cloud_shows_groups_without_a_record(arm, azure_env, state_dir):
     StateStore(state_dir).delete(NAME)
     arm.add_resource_group("unrelated", tags={"team": "x"})
     listed = json.loads(provision("list", "--cloud", "--json").stdout)
-    assert [(row["name"], row["phase"]) for row in listed] == [
-        (NAME, f"no local record (group {GROUP})")
-    ]
+    assert [(row["name"], row["phase"]) for row in listed] == [(NAME, f"no local record (group {GROUP})")]
 
 
 def test_no_credentials_says_how_to_fix(arm, azure_env, monkeypatch):

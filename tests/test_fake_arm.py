@@ -70,24 +70,53 @@ def az(arm) -> Clients:
 def make_network(az: Clients, group: str = GROUP) -> str:
     """Group, VNet + subnet, NSG with an SSH rule, static Standard public IP, NIC: returns the NIC id."""
     az.resource.resource_groups.create_or_update(group, {"location": LOCATION, "tags": {"managed-by": "dsvm-kit"}})
-    vnet = az.network.virtual_networks.begin_create_or_update(group, "vnet", {
-        "location": LOCATION,
-        "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
-                       "subnets": [{"name": "default", "properties": {"addressPrefix": "10.0.0.0/24"}}]},
-    }).result()
-    nsg = az.network.network_security_groups.begin_create_or_update(group, "nsg", {
-        "location": LOCATION,
-        "properties": {"securityRules": [{"name": "ssh", "properties": {
-            "protocol": "Tcp", "sourceAddressPrefix": "203.0.113.7/32", "sourcePortRange": "*",
-            "destinationAddressPrefix": "*", "destinationPortRange": "22", "access": "Allow", "priority": 100,
-            "direction": "Inbound"}}]},
-    }).result()
-    public_ip = az.network.public_ip_addresses.begin_create_or_update(group, "pip", {
-        "location": LOCATION, "sku": {"name": "Standard"},
-        "properties": {"publicIPAllocationMethod": "Static", "dnsSettings": {"domainNameLabel": "dsvm-test"}},
-    }).result()
-    nic = az.network.network_interfaces.begin_create_or_update(group, "nic", nic_body(vnet.subnets[0].id, nsg.id,
-                                                                                        public_ip.id)).result()
+    vnet = az.network.virtual_networks.begin_create_or_update(
+        group,
+        "vnet",
+        {
+            "location": LOCATION,
+            "properties": {
+                "addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
+                "subnets": [{"name": "default", "properties": {"addressPrefix": "10.0.0.0/24"}}],
+            },
+        },
+    ).result()
+    nsg = az.network.network_security_groups.begin_create_or_update(
+        group,
+        "nsg",
+        {
+            "location": LOCATION,
+            "properties": {
+                "securityRules": [
+                    {
+                        "name": "ssh",
+                        "properties": {
+                            "protocol": "Tcp",
+                            "sourceAddressPrefix": "203.0.113.7/32",
+                            "sourcePortRange": "*",
+                            "destinationAddressPrefix": "*",
+                            "destinationPortRange": "22",
+                            "access": "Allow",
+                            "priority": 100,
+                            "direction": "Inbound",
+                        },
+                    }
+                ]
+            },
+        },
+    ).result()
+    public_ip = az.network.public_ip_addresses.begin_create_or_update(
+        group,
+        "pip",
+        {
+            "location": LOCATION,
+            "sku": {"name": "Standard"},
+            "properties": {"publicIPAllocationMethod": "Static", "dnsSettings": {"domainNameLabel": "dsvm-test"}},
+        },
+    ).result()
+    nic = az.network.network_interfaces.begin_create_or_update(
+        group, "nic", nic_body(vnet.subnets[0].id, nsg.id, public_ip.id)
+    ).result()
     return nic.id
 
 
@@ -107,17 +136,26 @@ def vm_body(nic_id: str, *, size: str = SIZE, delete_option: str = "Delete", pla
         "tags": {"managed-by": "dsvm-kit"},
         "properties": {
             "hardwareProfile": {"vmSize": size},
-            "storageProfile": {"imageReference": DSVM_IMAGE, "osDisk": {
-                "createOption": "FromImage", "deleteOption": delete_option,
-                "managedDisk": {"storageAccountType": "Premium_LRS"}}},
-            "osProfile": {
-                "computerName": "dsvm", "adminUsername": "azureuser",
-                "customData": base64.b64encode(CLOUD_INIT).decode(),
-                "linuxConfiguration": {"disablePasswordAuthentication": True, "ssh": {"publicKeys": [
-                    {"path": "/home/azureuser/.ssh/authorized_keys", "keyData": SSH_KEY}]}},
+            "storageProfile": {
+                "imageReference": DSVM_IMAGE,
+                "osDisk": {
+                    "createOption": "FromImage",
+                    "deleteOption": delete_option,
+                    "managedDisk": {"storageAccountType": "Premium_LRS"},
+                },
             },
-            "networkProfile": {"networkInterfaces": [
-                {"id": nic_id, "properties": {"primary": True, "deleteOption": delete_option}}]},
+            "osProfile": {
+                "computerName": "dsvm",
+                "adminUsername": "azureuser",
+                "customData": base64.b64encode(CLOUD_INIT).decode(),
+                "linuxConfiguration": {
+                    "disablePasswordAuthentication": True,
+                    "ssh": {"publicKeys": [{"path": "/home/azureuser/.ssh/authorized_keys", "keyData": SSH_KEY}]},
+                },
+            },
+            "networkProfile": {
+                "networkInterfaces": [{"id": nic_id, "properties": {"primary": True, "deleteOption": delete_option}}]
+            },
         },
     }
     if plan:
@@ -181,8 +219,13 @@ def test_stack_is_created_and_read_back_in_rest_shape(arm, az, booter):
 
     [(event, spec)] = booter.events
     assert event == "boot"
-    assert spec == BootSpec(vm_id=vm.id, admin_username="azureuser", ssh_public_keys=[SSH_KEY],
-                            custom_data=CLOUD_INIT, public_ip="127.0.0.1")
+    assert spec == BootSpec(
+        vm_id=vm.id,
+        admin_username="azureuser",
+        ssh_public_keys=[SSH_KEY],
+        custom_data=CLOUD_INIT,
+        public_ip="127.0.0.1",
+    )
     assert power_state(az) == "PowerState/running"
 
 
@@ -207,9 +250,12 @@ def test_held_create_stays_in_progress_and_is_polled(arm, az, booter):
 def test_network_puts_answer_like_the_examples(arm, az):
     az.resource.resource_groups.create_or_update(GROUP, {"location": LOCATION})
     arm.hold("Microsoft.Network/virtualNetworks", 600)
-    poller = az.network.virtual_networks.begin_create_or_update(GROUP, "vnet", {
-        "location": LOCATION, "properties": {"addressSpace": {"addressPrefixes": ["10.1.0.0/16"]}}})
-    vnet_id = f"/subscriptions/{arm.subscription_id}/resourceGroups/{GROUP}/providers/Microsoft.Network/virtualNetworks/vnet"
+    poller = az.network.virtual_networks.begin_create_or_update(
+        GROUP, "vnet", {"location": LOCATION, "properties": {"addressSpace": {"addressPrefixes": ["10.1.0.0/16"]}}}
+    )
+    vnet_id = (
+        f"/subscriptions/{arm.subscription_id}/resourceGroups/{GROUP}/providers/Microsoft.Network/virtualNetworks/vnet"
+    )
     assert arm.resource(vnet_id)["properties"]["provisioningState"] == "Updating"
     arm.hold("Microsoft.Network/virtualNetworks", 0)
     assert poller.result().provisioning_state == "Succeeded"
@@ -223,8 +269,9 @@ def test_network_puts_answer_like_the_examples(arm, az):
 
 def test_subnets_are_served_on_their_own_path(arm, az):
     make_network(az)
-    created = az.network.subnets.begin_create_or_update(GROUP, "vnet", "second",
-                                                         {"properties": {"addressPrefix": "10.0.1.0/24"}}).result()
+    created = az.network.subnets.begin_create_or_update(
+        GROUP, "vnet", "second", {"properties": {"addressPrefix": "10.0.1.0/24"}}
+    ).result()
     listed = [s.name for s in az.network.subnets.list(GROUP, "vnet")]
 
     assert created.id.endswith("/virtualNetworks/vnet/subnets/second") and created.provisioning_state == "Succeeded"
@@ -255,8 +302,14 @@ def test_concurrent_creates_are_served_in_parallel(arm, az):
     arm.hold("Microsoft.Network/publicIPAddresses", 0.2)
     names = [f"pip{i}" for i in range(3)]
     with ThreadPoolExecutor(len(names)) as pool:
-        results = list(pool.map(lambda name: az.network.public_ip_addresses.begin_create_or_update(
-            GROUP, name, {"location": LOCATION}).result(), names))
+        results = list(
+            pool.map(
+                lambda name: az.network.public_ip_addresses.begin_create_or_update(
+                    GROUP, name, {"location": LOCATION}
+                ).result(),
+                names,
+            )
+        )
 
     assert [r.name for r in results] == names
     assert all(r.provisioning_state == "Succeeded" for r in results)
@@ -307,8 +360,11 @@ def test_vm_delete_with_delete_option_takes_disk_and_nic(arm, az):
     az.compute.virtual_machines.begin_delete(GROUP, "dsvm").result()
 
     kinds = {i.split("/providers/")[-1].rsplit("/", 1)[0] for i in arm.inventory() if "/providers/" in i}
-    assert kinds == {"Microsoft.Network/virtualNetworks", "Microsoft.Network/networkSecurityGroups",
-                     "Microsoft.Network/publicIPAddresses"}
+    assert kinds == {
+        "Microsoft.Network/virtualNetworks",
+        "Microsoft.Network/networkSecurityGroups",
+        "Microsoft.Network/publicIPAddresses",
+    }
     assert vm.storage_profile.os_disk.managed_disk.id not in arm.inventory()
 
 
@@ -397,8 +453,13 @@ def test_instance_view_expand_on_get(arm, az):
 
 def test_async_allocation_failure_raises_with_the_code(arm, az):
     nic_id = make_network(az)
-    fault = arm.inject("PUT", r"/virtualmachines/dsvm$", async_failure=True, code="AllocationFailed",
-                       message="Allocation failed. We do not have sufficient capacity.")
+    fault = arm.inject(
+        "PUT",
+        r"/virtualmachines/dsvm$",
+        async_failure=True,
+        code="AllocationFailed",
+        message="Allocation failed. We do not have sufficient capacity.",
+    )
 
     with pytest.raises(HttpResponseError) as caught:
         az.compute.virtual_machines.begin_create_or_update(GROUP, "dsvm", vm_body(nic_id)).result()
@@ -435,8 +496,13 @@ def test_async_failure_of_a_delete_arrives_through_the_location_poll(arm, az):
 
 def test_injected_409_arrives_with_its_code(arm, az):
     nic_id = make_network(az)
-    arm.inject("PUT", r"/virtualmachines/", status=409, code="OperationNotAllowed",
-               message="Operation could not be completed as it results in exceeding approved quota.")
+    arm.inject(
+        "PUT",
+        r"/virtualmachines/",
+        status=409,
+        code="OperationNotAllowed",
+        message="Operation could not be completed as it results in exceeding approved quota.",
+    )
 
     with pytest.raises(HttpResponseError) as caught:
         az.compute.virtual_machines.begin_create_or_update(GROUP, "dsvm", vm_body(nic_id))
@@ -497,8 +563,10 @@ def test_missing_resource_is_resource_not_found(arm, az):
 
 def test_nic_needs_its_subnet(arm, az):
     az.resource.resource_groups.create_or_update(GROUP, {"location": LOCATION})
-    subnet_id = (f"/subscriptions/{arm.subscription_id}/resourceGroups/{GROUP}/providers/Microsoft.Network/"
-                 "virtualNetworks/vnet/subnets/default")
+    subnet_id = (
+        f"/subscriptions/{arm.subscription_id}/resourceGroups/{GROUP}/providers/Microsoft.Network/"
+        "virtualNetworks/vnet/subnets/default"
+    )
 
     with pytest.raises(HttpResponseError) as caught:
         az.network.network_interfaces.begin_create_or_update(GROUP, "nic", nic_body(subnet_id))
@@ -509,7 +577,9 @@ def test_nic_needs_its_subnet(arm, az):
 
 def test_vm_needs_its_nic(arm, az):
     az.resource.resource_groups.create_or_update(GROUP, {"location": LOCATION})
-    nic_id = f"/subscriptions/{arm.subscription_id}/resourceGroups/{GROUP}/providers/Microsoft.Network/networkInterfaces/x"
+    nic_id = (
+        f"/subscriptions/{arm.subscription_id}/resourceGroups/{GROUP}/providers/Microsoft.Network/networkInterfaces/x"
+    )
     with pytest.raises(HttpResponseError) as caught:
         az.compute.virtual_machines.begin_create_or_update(GROUP, "dsvm", vm_body(nic_id))
     assert caught.value.error.code == "InvalidResourceReference"
@@ -555,13 +625,16 @@ def test_reserved_admin_username_is_refused(arm, az):
 
 
 def test_group_create_is_201_then_200_and_tags_filter_the_list(arm, az):
-    az.resource.resource_groups.create_or_update("ours-1", {"location": LOCATION, "tags": {"managed-by": "dsvm-kit",
-                                                                                          "deployment": "a"}})
-    az.resource.resource_groups.create_or_update("ours-2", {"location": LOCATION, "tags": {"managed-by": "dsvm-kit",
-                                                                                          "deployment": "b"}})
+    az.resource.resource_groups.create_or_update(
+        "ours-1", {"location": LOCATION, "tags": {"managed-by": "dsvm-kit", "deployment": "a"}}
+    )
+    az.resource.resource_groups.create_or_update(
+        "ours-2", {"location": LOCATION, "tags": {"managed-by": "dsvm-kit", "deployment": "b"}}
+    )
     assert [r.status for r in arm.requests] == [201, 201]
-    az.resource.resource_groups.create_or_update("ours-2", {"location": LOCATION, "tags": {"managed-by": "dsvm-kit",
-                                                                                          "deployment": "b"}})
+    az.resource.resource_groups.create_or_update(
+        "ours-2", {"location": LOCATION, "tags": {"managed-by": "dsvm-kit", "deployment": "b"}}
+    )
     assert arm.requests[-1].status == 200
     arm.add_resource_group("foreign")
     arm.add_resource_group("other-tool", tags={"managed-by": "terraform"})
@@ -582,18 +655,31 @@ def test_group_patch_and_resources_listing(arm, az):
 
     assert group.tags == {"managed-by": "dsvm-kit", "state": "up"}
     assert {r.type for r in resources} == {
-        "Microsoft.Compute/virtualMachines", "Microsoft.Compute/disks", "Microsoft.Network/networkInterfaces",
-        "Microsoft.Network/publicIPAddresses", "Microsoft.Network/networkSecurityGroups",
-        "Microsoft.Network/virtualNetworks"}
+        "Microsoft.Compute/virtualMachines",
+        "Microsoft.Compute/disks",
+        "Microsoft.Network/networkInterfaces",
+        "Microsoft.Network/publicIPAddresses",
+        "Microsoft.Network/networkSecurityGroups",
+        "Microsoft.Network/virtualNetworks",
+    }
 
 
 def test_auto_shutdown_schedule_by_id(arm, az):
     vm = create_vm(az)
-    schedule_id = (f"/subscriptions/{arm.subscription_id}/resourceGroups/{GROUP}/providers/Microsoft.DevTestLab/"
-                   "schedules/shutdown-computevm-dsvm")
-    body = {"location": LOCATION, "properties": {
-        "status": "Enabled", "taskType": "ComputeVmShutdownTask", "dailyRecurrence": {"time": "1900"},
-        "timeZoneId": "UTC", "targetResourceId": vm.id}}
+    schedule_id = (
+        f"/subscriptions/{arm.subscription_id}/resourceGroups/{GROUP}/providers/Microsoft.DevTestLab/"
+        "schedules/shutdown-computevm-dsvm"
+    )
+    body = {
+        "location": LOCATION,
+        "properties": {
+            "status": "Enabled",
+            "taskType": "ComputeVmShutdownTask",
+            "dailyRecurrence": {"time": "1900"},
+            "timeZoneId": "UTC",
+            "targetResourceId": vm.id,
+        },
+    }
 
     created = az.resource.resources.begin_create_or_update_by_id(schedule_id, body, api_version="2018-09-15").result()
     fetched = az.resource.resources.get_by_id(schedule_id, api_version="2018-09-15")
@@ -673,8 +759,17 @@ def test_subscription_and_locations(arm, az):
 
     assert subscription.json()["state"] == "Enabled"
     by_name = {location["name"]: location for location in locations}
-    assert {"eastus", "eastus2", "westus2", "westus3", "southcentralus", "northeurope", "westeurope", "uksouth",
-            "japaneast"} <= by_name.keys()
+    assert {
+        "eastus",
+        "eastus2",
+        "westus2",
+        "westus3",
+        "southcentralus",
+        "northeurope",
+        "westeurope",
+        "uksouth",
+        "japaneast",
+    } <= by_name.keys()
     assert by_name["eastus"]["regionalDisplayName"] == "(US) East US"
     assert by_name["eastus"]["metadata"]["pairedRegion"][0]["name"] == "westus"
 
@@ -687,8 +782,12 @@ def test_paths_are_case_insensitive(arm, az):
     for spelling in ("resourceGroups", "resourcegroups", "RESOURCEGROUPS"):
         response = send(az, "GET", f"/subscriptions/{arm.subscription_id}/{spelling}/{GROUP.upper()}")
         assert response.status_code == 200 and response.json()["name"] == GROUP
-    listed = send(az, "GET", f"/subscriptions/{arm.subscription_id}/resourcegroups/{GROUP}/providers/"
-                             "microsoft.network/VIRTUALNETWORKS", "2026-03-01")
+    listed = send(
+        az,
+        "GET",
+        f"/subscriptions/{arm.subscription_id}/resourcegroups/{GROUP}/providers/microsoft.network/VIRTUALNETWORKS",
+        "2026-03-01",
+    )
     assert (listed.status_code, listed.json()) == (200, {"value": []})
 
 
@@ -713,5 +812,6 @@ def test_requests_without_a_bearer_token_get_401(arm):
         with pytest.raises(ClientAuthenticationError) as caught:
             Clients(strict, TokenCredential("a-wrong-token")).resource.resource_groups.get(GROUP)
         assert caught.value.error.code == "InvalidAuthenticationToken"
-        assert Clients(strict, TokenCredential("the-real-token")).resource.resource_groups.check_existence(GROUP) \
-            is False
+        assert (
+            Clients(strict, TokenCredential("the-real-token")).resource.resource_groups.check_existence(GROUP) is False
+        )

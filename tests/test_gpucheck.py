@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from bootstrap.gpucheck import GpuInfo, RESULT_SCHEMA, judge, parse_nvidia_smi, required_accuracy
+from bootstrap.gpucheck import RESULT_SCHEMA, GpuInfo, judge, parse_nvidia_smi, required_accuracy
 
 T4 = "Tesla T4, 535.161.08, 15360 MiB"
 TWO_A100 = "NVIDIA A100 80GB PCIe, 550.54.15, 81920 MiB\nNVIDIA A100 80GB PCIe, 550.54.15, 81920 MiB\n"
@@ -262,16 +262,15 @@ def test_a_malformed_result_fails_clearly(result, problem):
     [
         pytest.param(T4, [GpuInfo("Tesla T4", "535.161.08", 15360)], id="one-gpu"),
         pytest.param(T4 + "\n", [GpuInfo("Tesla T4", "535.161.08", 15360)], id="trailing-newline"),
-        pytest.param(
-            TWO_A100, [GpuInfo("NVIDIA A100 80GB PCIe", "550.54.15", 81920)] * 2, id="two-gpus"
-        ),
+        pytest.param(TWO_A100, [GpuInfo("NVIDIA A100 80GB PCIe", "550.54.15", 81920)] * 2, id="two-gpus"),
         pytest.param("", [], id="empty"),
         pytest.param(None, [], id="not-found"),
         pytest.param(DRIVER_DOWN, [], id="driver-not-loaded"),
         pytest.param("No devices were found\n", [], id="no-devices"),
         pytest.param("Tesla T4, [N/A], [N/A]\nbash: nvidia-smi: command not found\n\x00\xff,,", [], id="garbage"),
         pytest.param(
-            "Tesla T4, 535.161.08, 15360 MiB\nsome warning, line\n", [GpuInfo("Tesla T4", "535.161.08", 15360)],
+            "Tesla T4, 535.161.08, 15360 MiB\nsome warning, line\n",
+            [GpuInfo("Tesla T4", "535.161.08", 15360)],
             id="gpu-among-noise",
         ),
     ],

@@ -37,7 +37,11 @@ def _fake_python(path: Path, modules: set[str]) -> Path:
 
 LAYOUTS = {
     "an env with both wins over the base with torch": (
-        {"a": {"jupyter_server"}, "b": {"torch", "jupyter_server"}}, {"torch"}, None, "envs/b"),
+        {"a": {"jupyter_server"}, "b": {"torch", "jupyter_server"}},
+        {"torch"},
+        None,
+        "envs/b",
+    ),
     "torch wins over jupyter_server alone": ({"a": {"jupyter_server"}}, {"torch"}, None, "anaconda/bin"),
     "python3 on PATH when no conda has either": ({"a": set()}, None, {"jupyter_server"}, "path"),
     "python3 on PATH without conda": ({}, None, {"torch", "jupyter_server"}, "path"),
@@ -47,8 +51,10 @@ LAYOUTS = {
 @pytest.mark.parametrize("envs, base, on_path, expected", LAYOUTS.values(), ids=LAYOUTS.keys())
 def test_find_python_prefers_torch_and_jupyter_server(tmp_path, envs, base, on_path, expected):
     conda = tmp_path / "anaconda"
-    paths = {f"envs/{name}": _fake_python(conda / "envs" / name / "bin" / "python", modules)
-             for name, modules in envs.items()}
+    paths = {
+        f"envs/{name}": _fake_python(conda / "envs" / name / "bin" / "python", modules)
+        for name, modules in envs.items()
+    }
     if base is not None:
         paths["anaconda/bin"] = _fake_python(conda / "bin" / "python", base)
     if on_path is not None:
@@ -92,16 +98,17 @@ def _tiny_wheel(directory: Path) -> Path:
     with zipfile.ZipFile(wheel, "w") as z:
         z.writestr("dsvm_tiny/__init__.py", "VALUE = 42\n")
         z.writestr("dsvm_tiny-0.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: dsvm-tiny\nVersion: 0.1\n")
-        z.writestr("dsvm_tiny-0.1.dist-info/WHEEL",
-                   "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(
+            "dsvm_tiny-0.1.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         z.writestr("dsvm_tiny-0.1.dist-info/RECORD", "")
     return wheel
 
 
 def test_ensure_packages_installs_only_what_is_missing(tmp_path):
     env = tmp_path / "env"
-    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", "--system-site-packages", str(env)],
-                   check=True)
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", "--system-site-packages", str(env)], check=True)
     remote = LocalRemote(str(tmp_path))
     python = str(env / "bin" / "python")
     wheel = _tiny_wheel(tmp_path)
@@ -128,9 +135,12 @@ def _get(url: str, token: str | None) -> tuple[int, bytes]:
 
 def _start_kernel(base_url: str, token: str) -> int:
     """Start a kernel through the API; returns nothing useful but makes Jupyter spawn one."""
-    request = urllib.request.Request(f"{base_url}/api/kernels", data=b"{}", method="POST",
-                                     headers={"Authorization": f"token {token}",
-                                              "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{base_url}/api/kernels",
+        data=b"{}",
+        method="POST",
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         return response.status
 
@@ -172,8 +182,11 @@ def test_jupyter_lifecycle(remote: Remote, env_python: str, notebook_dir: Path, 
             assert _start_kernel(base, token) == 201
 
         # the kernel runs the chosen python and did not inherit the token (same machine: /proc)
-        kernels = [pid for pid in processes.descendants(server.pid)
-                   if "ipykernel_launcher" in Path(f"/proc/{pid}/cmdline").read_text()]
+        kernels = [
+            pid
+            for pid in processes.descendants(server.pid)
+            if "ipykernel_launcher" in Path(f"/proc/{pid}/cmdline").read_text()
+        ]
         assert len(kernels) == 1
         argv = Path(f"/proc/{kernels[0]}/cmdline").read_text().split("\0")
         assert argv[0] == env_python

@@ -44,7 +44,9 @@ class CIFAR10:
 
 sys.modules["torchvision"] = types.SimpleNamespace(datasets=types.SimpleNamespace(CIFAR10=CIFAR10))
 """
-CIFAR_CALLS = """print("PROBE " + __import__("json").dumps(__import__("sys").modules["torchvision"].datasets.CIFAR10.calls))"""
+CIFAR_CALLS = (
+    """print("PROBE " + __import__("json").dumps(__import__("sys").modules["torchvision"].datasets.CIFAR10.calls))"""
+)
 
 
 @pytest.fixture(autouse=True)
@@ -80,10 +82,7 @@ def stdout_of(cell):
 
 def png_figures(notebook):
     return [
-        output
-        for cell in notebook.cells
-        for output in cell.get("outputs", [])
-        if "image/png" in output.get("data", {})
+        output for cell in notebook.cells for output in cell.get("outputs", []) if "image/png" in output.get("data", {})
     ]
 
 
@@ -110,9 +109,7 @@ def test_the_committed_notebook_is_clean_valid_and_parameterised():
     assert code and all(cell.outputs == [] and cell.execution_count is None for cell in code)
 
     cell = parameters_cell(notebook)
-    defaults = {
-        node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(cell.source).body
-    }
+    defaults = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(cell.source).body}
     assert set(defaults) == PARAMETERS
     assert defaults["dataset"] == "cifar10" and defaults["device"] == "auto"
     assert defaults["result_path"] == "result.json" and defaults["data_dir"] == "~/data"
@@ -139,7 +136,9 @@ def test_digits_train_on_the_cpu_to_85_percent_with_figures_and_a_report(tmp_pat
     assert Path(probe["executable"]).resolve() == Path(sys.executable).resolve()
 
     assert judge(result, nvidia_smi=None, error=None, allow_cpu=True).passed
-    assert judge(result, nvidia_smi=None, error=None).summary.startswith("GPU check failed: the notebook ran on the CPU")
+    assert judge(result, nvidia_smi=None, error=None).summary.startswith(
+        "GPU check failed: the notebook ran on the CPU"
+    )
 
 
 def test_synthetic_data_trains_and_the_report_goes_where_asked(tmp_path, monkeypatch):
@@ -149,7 +148,10 @@ def test_synthetic_data_trains_and_the_report_goes_where_asked(tmp_path, monkeyp
     result = json.loads((tmp_path / "reports" / "run 1" / "result.json").read_text())
     assert_schema(result)
     assert (result["dataset"], result["epochs"], result["train_samples"], result["test_samples"]) == (
-        "synthetic", 1, 5000, 1000,
+        "synthetic",
+        1,
+        5000,
+        1000,
     )
     assert len(result["losses"]) == 1 and math.isfinite(result["losses"][0])
     assert result["test_accuracy"] > 0.2
@@ -176,7 +178,10 @@ def test_cifar10_is_loaded_through_torchvision_into_the_data_dir(tmp_path, monke
     result = json.loads((tmp_path / "result.json").read_text())
     assert_schema(result)
     assert (result["dataset"], result["num_classes"], result["train_samples"], result["test_samples"]) == (
-        "cifar10", 10, 600, 200,
+        "cifar10",
+        10,
+        600,
+        200,
     )
     assert "truck" in "".join(stdout_of(cell) for cell in executed.cells)  # the per-class accuracy names classes
 

@@ -38,14 +38,17 @@ def test_push_sends_only_changed_files(remote: Remote, notebook_dir: Path):
 def pushed(remote: Remote, notebook_dir: Path) -> Remote:
     notebooks.push(remote, notebook_dir)
     # a user-level python3 kernel that runs something else: ours must win
-    remote.write_text("~/.local/share/jupyter/kernels/python3/kernel.json", json.dumps(
-        {"argv": ["/bin/false", "{connection_file}"], "display_name": "decoy", "language": "python"}))
+    remote.write_text(
+        "~/.local/share/jupyter/kernels/python3/kernel.json",
+        json.dumps({"argv": ["/bin/false", "{connection_file}"], "display_name": "decoy", "language": "python"}),
+    )
     return remote
 
 
 def test_execute_returns_the_result_and_keeps_the_executed_copy(pushed: Remote, env_python: str):
-    run = notebooks.execute(pushed, env_python, "demo.ipynb",
-                            parameters={"mode": "ok", "learning_rate": 1e-05}, timeout=300)
+    run = notebooks.execute(
+        pushed, env_python, "demo.ipynb", parameters={"mode": "ok", "learning_rate": 1e-05}, timeout=300
+    )
     assert run.error is None
     assert run.result == {"executable": env_python, "learning_rate": 1e-05, "token_in_env": False}
     assert run.nvidia_smi is None  # no GPU here
@@ -54,8 +57,9 @@ def test_execute_returns_the_result_and_keeps_the_executed_copy(pushed: Remote, 
     assert posixpath.dirname(run.executed_path) == f"{pushed.home}/notebooks/runs"
     assert run.executed_path.endswith("-demo.ipynb")
     executed = json.loads(pushed.read_text(run.executed_path))
-    streams = ["".join(o["text"]) for cell in executed["cells"] for o in cell.get("outputs", [])
-               if o.get("name") == "stdout"]
+    streams = [
+        "".join(o["text"]) for cell in executed["cells"] for o in cell.get("outputs", []) if o.get("name") == "stdout"
+    ]
     assert streams == ["hello from the kernel\n"]
 
 
@@ -63,8 +67,12 @@ def test_a_failing_cell_is_reported_and_its_copy_kept(pushed: Remote, env_python
     run = notebooks.execute(pushed, env_python, "demo.ipynb", parameters={"mode": "raise"}, timeout=300)
     assert run.error == "ValueError: boom on purpose"
     assert run.result is None
-    errors = [o for cell in json.loads(pushed.read_text(run.executed_path))["cells"]
-              for o in cell.get("outputs", []) if o["output_type"] == "error"]
+    errors = [
+        o
+        for cell in json.loads(pushed.read_text(run.executed_path))["cells"]
+        for o in cell.get("outputs", [])
+        if o["output_type"] == "error"
+    ]
     assert [e["ename"] for e in errors] == ["ValueError"]
 
 

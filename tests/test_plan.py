@@ -58,8 +58,7 @@ def test_creation_order_and_ids():
         "vm",
     ]
     assert (
-        plan.vm_id
-        == f"/subscriptions/{SUB}/resourceGroups/dsvm-exp1/providers/Microsoft.Compute/virtualMachines/exp1"
+        plan.vm_id == f"/subscriptions/{SUB}/resourceGroups/dsvm-exp1/providers/Microsoft.Compute/virtualMachines/exp1"
     )
     assert plan.fqdn == f"{plan.names.dns_label}.eastus.cloudapp.azure.com"
 
@@ -79,10 +78,9 @@ def test_every_body_is_tagged():
 
 def test_nsg_allows_ssh_from_the_caller_only():
     rules = bodies(plan_for())["nsg"]["properties"]["securityRules"]
-    assert [
-        (r["properties"]["sourceAddressPrefix"], r["properties"]["destinationPortRange"])
-        for r in rules
-    ] == [("203.0.113.7/32", "22")]
+    assert [(r["properties"]["sourceAddressPrefix"], r["properties"]["destinationPortRange"]) for r in rules] == [
+        ("203.0.113.7/32", "22")
+    ]
     public = bodies(plan_for(access="public"))["nsg"]["properties"]["securityRules"]
     assert {r["properties"]["destinationPortRange"] for r in public} == {"22", "8888"}
     assert all(r["properties"]["sourceAddressPrefix"] == "203.0.113.7/32" for r in public)
@@ -162,9 +160,7 @@ def test_summary_names_every_resource_and_no_secret():
 def test_user_data_passes_cloud_inits_own_validator(tmp_path):
     user_data = tmp_path / "user-data"
     user_data.write_text(cloud_config(HOST_KEY))
-    result = subprocess.run(
-        ["cloud-init", "schema", "--config-file", str(user_data)], capture_output=True, text=True
-    )
+    result = subprocess.run(["cloud-init", "schema", "--config-file", str(user_data)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Valid cloud-config" in result.stdout
 
@@ -172,7 +168,5 @@ def test_user_data_passes_cloud_inits_own_validator(tmp_path):
 def test_cloud_init_validator_catches_a_bad_document(tmp_path):
     user_data = tmp_path / "user-data"
     user_data.write_text('#cloud-config\n{"ssh_keys": "not a mapping"}\n')
-    result = subprocess.run(
-        ["cloud-init", "schema", "--config-file", str(user_data)], capture_output=True, text=True
-    )
+    result = subprocess.run(["cloud-init", "schema", "--config-file", str(user_data)], capture_output=True, text=True)
     assert result.returncode != 0

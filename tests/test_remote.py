@@ -65,8 +65,7 @@ def test_a_different_host_key_is_refused_before_anything_is_sent(tmp_path):
 
 def test_a_refused_client_key_fails_at_once(vm, tmp_path):
     other_key = new_ed25519_key().write_private(tmp_path / "other_key")
-    endpoint = Endpoint(vm.endpoint.host, vm.endpoint.port, vm.endpoint.user, other_key,
-                        vm.endpoint.host_key)
+    endpoint = Endpoint(vm.endpoint.host, vm.endpoint.port, vm.endpoint.user, other_key, vm.endpoint.host_key)
     waits = []
     with pytest.raises(AuthenticationFailed, match=vm.machine.user):
         connect(endpoint, timeout=30, on_wait=waits.append)
@@ -147,10 +146,13 @@ def _serve_http(remote: Remote, python: str) -> tuple[int, int]:
     remote.write_text("~/www/hello.txt", "hello from the machine\n", mode=0o644)
     free = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"
     py = shlex.quote(python)
-    pid, port = map(int, remote.run(
-        f"cd www || exit 1; port=$({py} -c {shlex.quote(free)}); "
-        f"setsid {py} -m http.server --bind 127.0.0.1 $port </dev/null >/dev/null 2>&1 & echo $! $port"
-    ).stdout.split())
+    pid, port = map(
+        int,
+        remote.run(
+            f"cd www || exit 1; port=$({py} -c {shlex.quote(free)}); "
+            f"setsid {py} -m http.server --bind 127.0.0.1 $port </dev/null >/dev/null 2>&1 & echo $! $port"
+        ).stdout.split(),
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -201,8 +203,7 @@ def test_a_dropped_connection_is_reopened_once(vm, ssh_remote: SSHRemote, drop: 
 
 
 def _loud_records(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.name.startswith(LOG_CHANNEL) and r.levelno >= logging.WARNING]
+    return [r.getMessage() for r in caplog.records if r.name.startswith(LOG_CHANNEL) and r.levelno >= logging.WARNING]
 
 
 def test_refused_tunnels_are_not_logged_as_errors(ssh_remote: SSHRemote, caplog):

@@ -25,9 +25,7 @@ def test_defaults(tmp_path):
         DEFAULT_IMAGE,
         "azureuser",
     )
-    assert (
-        s.ssh_port == 22 and s.allow_ip is None and s.arm_endpoint == "https://management.azure.com"
-    )
+    assert s.ssh_port == 22 and s.allow_ip is None and s.arm_endpoint == "https://management.azure.com"
 
 
 def test_toml_then_environment_then_flags(tmp_path):
@@ -36,9 +34,7 @@ def test_toml_then_environment_then_flags(tmp_path):
     assert s.name == "team" and s.regions == ("westus2", "eastus")
     s = settings(tmp_path=tmp_path, toml=toml, env={"PROVISION_REGION": "uksouth,northeurope"})
     assert s.regions == ("uksouth", "northeurope") and s.size == "Standard_NC8as_T4_v3"
-    s = settings(
-        {"regions": "japaneast"}, tmp_path=tmp_path, toml=toml, env={"PROVISION_REGION": "uksouth"}
-    )
+    s = settings({"regions": "japaneast"}, tmp_path=tmp_path, toml=toml, env={"PROVISION_REGION": "uksouth"})
     assert s.regions == ("japaneast",)
 
 

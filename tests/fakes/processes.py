@@ -8,6 +8,7 @@ and it reaps them.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -87,10 +88,8 @@ def pids_of_user(uid: int) -> list[int]:
 def kill_and_reap(pids: list[int], timeout: float = 10.0) -> list[int]:
     """SIGKILL these processes and reap the ones that end up as our zombies; returns survivors."""
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + timeout
     while True:
         left = [pid for pid in pids if _reap_if_ours(pid)]
@@ -105,10 +104,8 @@ def _reap_if_ours(pid: int) -> bool:
     if stat is None:
         return False
     if stat[0] == "Z" and stat[1] == os.getpid():
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         return exists(pid)
     return True
 

@@ -36,17 +36,16 @@ class KeyPair:
 
 def new_ed25519_key() -> KeyPair:
     key = ed25519.Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                           serialization.PublicFormat.OpenSSH).decode()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
     return KeyPair(private, public)
 
 
 def public_line_of(private_openssh: str) -> str:
     key = serialization.load_ssh_private_key(private_openssh.encode(), password=None)
-    return key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                         serialization.PublicFormat.OpenSSH).decode()
+    return key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
 
 
 def free_port() -> int:
@@ -62,9 +61,15 @@ class SSHD:
     an sshd_config pattern). `set_env` adds SetEnv lines (e.g. PATH) to every session.
     """
 
-    def __init__(self, port: int, host_key_openssh: str, *, workdir: Path | None = None,
-                 authorized_keys_file: str = ".ssh/authorized_keys",
-                 set_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        port: int,
+        host_key_openssh: str,
+        *,
+        workdir: Path | None = None,
+        authorized_keys_file: str = ".ssh/authorized_keys",
+        set_env: dict[str, str] | None = None,
+    ):
         self.port = port
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="fake-sshd-"))
@@ -102,8 +107,9 @@ class SSHD:
         processes.become_subreaper()  # session processes outlive the listener: we reap them
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen([SSHD_BINARY, "-D", "-e", "-f", str(self.config)],
-                                             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            self._process = subprocess.Popen(
+                [SSHD_BINARY, "-D", "-e", "-f", str(self.config)], stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
         processes.protect(self._process.pid)
         deadline = time.monotonic() + timeout
         while True:
@@ -116,7 +122,7 @@ class SSHD:
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"sshd did not listen on {self.port}: {self.log()[-2000:]}")
+                    raise RuntimeError(f"sshd did not listen on {self.port}: {self.log()[-2000:]}") from None
                 time.sleep(0.02)
 
     def drop_sessions(self) -> None:

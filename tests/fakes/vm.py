@@ -28,18 +28,10 @@ import yaml
 
 from bootstrap.remote import Endpoint
 from tests.fakes import processes
+from tests.fakes.arm import BootSpec
 from tests.fakes.sshd import SSHD, KeyPair, new_ed25519_key
 
 _USERS_LOCK = filelock.FileLock(Path(tempfile.gettempdir()) / "dsvm-kit-fake-vm-users.lock")
-
-
-@dataclass(frozen=True)
-class BootSpec:  # the lead switches this to tests.fakes.arm's BootSpec once merged
-    vm_id: str
-    admin_username: str
-    ssh_public_keys: list[str]
-    custom_data: bytes
-    public_ip: str
 
 
 @cache
@@ -70,8 +62,7 @@ def machine_python() -> str:
 
 def cloud_config(host_key: KeyPair) -> bytes:
     """customData as the kit sends it: cloud-config handing the VM its Ed25519 host key."""
-    config = {"ssh_keys": {"ed25519_private": host_key.private_openssh,
-                           "ed25519_public": host_key.public_line}}
+    config = {"ssh_keys": {"ed25519_private": host_key.private_openssh, "ed25519_public": host_key.public_line}}
     return b"#cloud-config\n" + yaml.safe_dump(config).encode()
 
 
@@ -92,9 +83,13 @@ class Machine:
 def new_machine(key_dir: Path, ssh_port: int) -> Machine:
     """Fresh host and client keys, a unique admin user ("dsvm" + hex), the client key file in key_dir."""
     host_key, client_key = new_ed25519_key(), new_ed25519_key()
-    spec = BootSpec(vm_id="vm-" + secrets.token_hex(3), admin_username="dsvm" + secrets.token_hex(4),
-                    ssh_public_keys=[client_key.public_line], custom_data=cloud_config(host_key),
-                    public_ip="127.0.0.1")
+    spec = BootSpec(
+        vm_id="vm-" + secrets.token_hex(3),
+        admin_username="dsvm" + secrets.token_hex(4),
+        ssh_public_keys=[client_key.public_line],
+        custom_data=cloud_config(host_key),
+        public_ip="127.0.0.1",
+    )
     key_path = client_key.write_private(key_dir / f"id_ed25519_{spec.vm_id}")
     endpoint = Endpoint("127.0.0.1", ssh_port, spec.admin_username, key_path, host_key.public_line)
     return Machine(spec, endpoint, host_key, client_key)
@@ -134,7 +129,7 @@ class FakeVMs:
         processes.become_subreaper()
         self.ssh_port = ssh_port
         self.python = machine_python()
-        self._present_host_key = present_host_key  # used instead of customData's: a mismatch
+        self.present_host_key = present_host_key  # used instead of customData's: a mismatch
         self._vms: dict[str, _VM] = {}
 
     def boot(self, spec: BootSpec) -> None:
@@ -145,7 +140,7 @@ class FakeVMs:
         created = _ensure_user(spec.admin_username)
         try:
             _write_authorized_keys(spec.admin_username, spec.ssh_public_keys)
-            host_key = self._present_host_key or host_key_from_custom_data(spec.custom_data)
+            host_key = self.present_host_key or host_key_from_custom_data(spec.custom_data)
             path = f"{Path(self.python).parent}:/usr/local/bin:/usr/bin:/bin"
             sshd = SSHD(self.ssh_port, host_key, set_env={"PATH": path}).start()
         except BaseException:
@@ -189,8 +184,7 @@ def _ensure_user(name: str) -> bool:
     except KeyError:
         pass
     with _USERS_LOCK:
-        subprocess.run(["useradd", "-m", "-s", "/bin/bash", "-p", "*", name], check=True,
-                       capture_output=True)
+        subprocess.run(["useradd", "-m", "-s", "/bin/bash", "-p", "*", name], check=True, capture_output=True)
     return True
 
 

@@ -90,9 +90,7 @@ class AzureTarget:
     def create(self, journal: Journal, out: Output) -> Machine:
         """Try each size, then each region, in the order given; move on from quota and capacity
         errors after deleting what the attempt made; stop at any other error."""
-        attempts = [
-            (size, region) for size in self.settings.sizes for region in self.settings.regions
-        ]
+        attempts = [(size, region) for size in self.settings.sizes for region in self.settings.regions]
         failures: list[tuple[str, AzureError]] = []
         for size, region in attempts:
             if failures:
@@ -121,15 +119,11 @@ class AzureTarget:
 
     def _attempt(self, journal: Journal, out: Output, region: str, size: str) -> Machine:
         with out.step(f"Preflight: {size} in {region}"):
-            offer = preflight.check(
-                self._call, self.clients.compute, region, size, self.settings.image_parts
-            )
+            offer = preflight.check(self._call, self.clients.compute, region, size, self.settings.image_parts)
             out.note(offer.describe())
         plan = self.plan(journal, region=region, size=size, image_plan=offer.image_plan)
         record = journal.record
-        record.settings.update(
-            region=plan.region, size=plan.size, resource_group=plan.names.resource_group
-        )
+        record.settings.update(region=plan.region, size=plan.size, resource_group=plan.names.resource_group)
         machine = Machine(
             host="",
             port=plan.ssh_port,
@@ -220,9 +214,7 @@ class AzureTarget:
         group = self._get_or_none(f"read resource group {name}", groups.get, name)
         if group is None:
             tag_filter = f"tagName eq 'deployment' and tagValue eq '{self.settings.name}'"
-            tagged = self._call(
-                "list resource groups", lambda: list(groups.list(filter=tag_filter))
-            )
+            tagged = self._call("list resource groups", lambda: list(groups.list(filter=tag_filter)))
             group = next((g for g in tagged if is_ours(g.tags, self.settings.name)), None)
             if group is None:
                 return None
@@ -237,9 +229,7 @@ class AzureTarget:
     def destroy(self, record: Record | None, out: Output, *, wait: bool) -> None:
         group = self._find_group(record)
         if group is None:
-            out.note(
-                f"no resource group of deployment {self.settings.name!r} exists; nothing to delete"
-            )
+            out.note(f"no resource group of deployment {self.settings.name!r} exists; nothing to delete")
             return
         label = f"Deleting resource group {group}" + ("" if wait else " (not waiting)")
         with out.step(label):

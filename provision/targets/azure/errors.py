@@ -16,16 +16,14 @@ HINTS = {
     "or try another --region or --size",
     "QuotaExceeded": "request more quota in the portal (Subscriptions > Usage + quotas) "
     "or try another --region or --size",
-    "SkuNotAvailable": "this size is not offered to your subscription there; try another "
-    "--region or --size",
+    "SkuNotAvailable": "this size is not offered to your subscription there; try another --region or --size",
     "AllocationFailed": "Azure has no capacity for this size there right now; try another "
     "--region or --size, or again later",
     "ZonalAllocationFailed": "Azure has no capacity for this size in that zone right now; try "
     "another --region or --size, or again later",
     "AuthorizationFailed": "ask for the Contributor role on the subscription (or the resource "
     "group), or pick another subscription with AZURE_SUBSCRIPTION_ID",
-    "InvalidAuthenticationToken": "your Azure sign-in has expired or is for another cloud; run "
-    "`az login` again",
+    "InvalidAuthenticationToken": "your Azure sign-in has expired or is for another cloud; run `az login` again",
     "SubscriptionNotFound": "check AZURE_SUBSCRIPTION_ID (`az account list -o table`)",
 }
 

@@ -22,8 +22,7 @@ class Offer:
     def describe(self) -> str:
         plan = "purchase plan " + self.image_plan["name"] if self.image_plan else "no purchase plan"
         return (
-            f"{self.vcpus} vCPUs of {self.family} ({self.free_vcpus} free); "
-            f"image version {self.image_version}, {plan}"
+            f"{self.vcpus} vCPUs of {self.family} ({self.free_vcpus} free); image version {self.image_version}, {plan}"
         )
 
 
@@ -66,9 +65,7 @@ def check(call, compute, region: str, size: str, image: tuple[str, str, str, str
                 "SkuNotAvailable",
             )
     vcpus = int(next((c.value for c in sku.capabilities or [] if c.name == "vCPUs"), 0))
-    usages = {
-        _norm(u.name.value): u for u in call(f"read quotas in {region}", compute.usage.list, region)
-    }
+    usages = {_norm(u.name.value): u for u in call(f"read quotas in {region}", compute.usage.list, region)}
     free = []
     for key, label in ((sku.family, sku.family), ("cores", "the regional vCPU total")):
         usage = usages.get(_norm(key))
@@ -112,6 +109,4 @@ def _image(call, compute, region: str, image: tuple[str, str, str, str]):
     if found is None:
         raise missing
     plan = found.plan
-    return found.name, (
-        {"name": plan.name, "publisher": plan.publisher, "product": plan.product} if plan else None
-    )
+    return found.name, ({"name": plan.name, "publisher": plan.publisher, "product": plan.product} if plan else None)

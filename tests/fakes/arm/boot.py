@@ -9,11 +9,11 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class BootSpec:
-    vm_id: str                  # ARM id of the VM
-    admin_username: str         # osProfile.adminUsername
+    vm_id: str  # ARM id of the VM
+    admin_username: str  # osProfile.adminUsername
     ssh_public_keys: list[str]  # osProfile.linuxConfiguration.ssh.publicKeys[].keyData
-    custom_data: bytes          # base64-decoded osProfile.customData (b"" if none)
-    public_ip: str              # ipAddress of the VM's public IP (the fake's public_ip)
+    custom_data: bytes  # base64-decoded osProfile.customData (b"" if none)
+    public_ip: str  # ipAddress of the VM's public IP (the fake's public_ip)
 
 
 class Booter(Protocol):

@@ -26,8 +26,7 @@ REGIONS: tuple[Region, ...] = (
     Region("eastus", "East US", "US", "United States", "Virginia", "-79.8164", "37.3719", "westus"),
     Region("eastus2", "East US 2", "US", "United States", "Virginia", "-78.3889", "36.6681", "centralus"),
     Region("centralus", "Central US", "US", "United States", "Iowa", "-93.6208", "41.5908", "eastus2"),
-    Region("southcentralus", "South Central US", "US", "United States", "Texas", "-98.5", "29.4167",
-           "northcentralus"),
+    Region("southcentralus", "South Central US", "US", "United States", "Texas", "-98.5", "29.4167", "northcentralus"),
     Region("westus", "West US", "US", "United States", "California", "-122.417", "37.783", "eastus", "Other"),
     Region("westus2", "West US 2", "US", "United States", "Washington", "-119.852", "47.233", "westcentralus"),
     Region("westus3", "West US 3", "US", "United States", "Phoenix", "-112.074036", "33.448376", "eastus"),
@@ -35,17 +34,33 @@ REGIONS: tuple[Region, ...] = (
     Region("northeurope", "North Europe", "Europe", "Europe", "Ireland", "-6.2597", "53.3478", "westeurope"),
     Region("westeurope", "West Europe", "Europe", "Europe", "Netherlands", "4.9", "52.3667", "northeurope"),
     Region("uksouth", "UK South", "Europe", "United Kingdom", "London", "-0.799", "50.941", "ukwest"),
-    Region("swedencentral", "Sweden Central", "Europe", "Sweden", "Gävle", "17.14127", "60.67488",
-           "swedensouth"),
-    Region("germanywestcentral", "Germany West Central", "Europe", "Germany", "Frankfurt", "8.682127",
-           "50.110924", "germanynorth"),
+    Region("swedencentral", "Sweden Central", "Europe", "Sweden", "Gävle", "17.14127", "60.67488", "swedensouth"),
+    Region(
+        "germanywestcentral",
+        "Germany West Central",
+        "Europe",
+        "Germany",
+        "Frankfurt",
+        "8.682127",
+        "50.110924",
+        "germanynorth",
+    ),
     Region("japaneast", "Japan East", "Asia Pacific", "Japan", "Tokyo, Saitama", "139.77", "35.68", "japanwest"),
     Region("koreacentral", "Korea Central", "Asia Pacific", "Korea", "Seoul", "126.978", "37.5665", "koreasouth"),
-    Region("southeastasia", "Southeast Asia", "Asia Pacific", "Asia Pacific", "Singapore", "103.833", "1.283",
-           "eastasia"),
+    Region(
+        "southeastasia", "Southeast Asia", "Asia Pacific", "Asia Pacific", "Singapore", "103.833", "1.283", "eastasia"
+    ),
     Region("centralindia", "Central India", "Asia Pacific", "India", "Pune", "73.9197", "18.5822", "southindia"),
-    Region("australiaeast", "Australia East", "Asia Pacific", "Australia", "New South Wales", "151.2094",
-           "-33.86", "australiasoutheast"),
+    Region(
+        "australiaeast",
+        "Australia East",
+        "Asia Pacific",
+        "Australia",
+        "New South Wales",
+        "151.2094",
+        "-33.86",
+        "australiasoutheast",
+    ),
 )
 
 REGION_NAMES = frozenset(region.name for region in REGIONS)
@@ -136,12 +151,14 @@ def sku_body(size: VmSize, location: str, restriction_reason: str | None) -> dic
         capabilities.insert(4, ("GPUs", str(size.gpus)))
     restrictions = []
     if restriction_reason:
-        restrictions.append({
-            "type": "Location",
-            "values": [location],
-            "restrictionInfo": {"locations": [location]},
-            "reasonCode": restriction_reason,
-        })
+        restrictions.append(
+            {
+                "type": "Location",
+                "values": [location],
+                "restrictionInfo": {"locations": [location]},
+                "reasonCode": restriction_reason,
+            }
+        )
     return {
         "resourceType": "virtualMachines",
         "name": size.name,
@@ -203,9 +220,11 @@ class PlatformImage:
         return version if version in self.versions else None
 
     def version_id(self, subscription_id: str, location: str, version: str) -> str:
-        return (f"/Subscriptions/{subscription_id}/Providers/Microsoft.Compute/Locations/{location}"
-                f"/Publishers/{self.publisher}/ArtifactTypes/VMImage/Offers/{self.offer}"
-                f"/Skus/{self.sku}/Versions/{version}")
+        return (
+            f"/Subscriptions/{subscription_id}/Providers/Microsoft.Compute/Locations/{location}"
+            f"/Publishers/{self.publisher}/ArtifactTypes/VMImage/Offers/{self.offer}"
+            f"/Skus/{self.sku}/Versions/{version}"
+        )
 
     def version_body(self, subscription_id: str, location: str, version: str) -> dict:
         """VirtualMachineImages_Get (shape of VirtualMachineImage_Get_MaximumSet_Gen.json)."""

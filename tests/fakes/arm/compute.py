@@ -33,16 +33,51 @@ VM = "Microsoft.Compute/virtualMachines"
 DISK = "Microsoft.Compute/disks"
 
 # Azure refuses these admin user names (InvalidParameter, target adminUsername).
-RESERVED_USERNAMES = frozenset({
-    "1", "123", "a", "actuser", "adm", "admin", "admin1", "admin2", "administrator", "aspnet", "backup",
-    "console", "david", "guest", "john", "owner", "root", "server", "sql", "support", "support_388945a0", "sys",
-    "test", "test1", "test2", "test3", "user", "user1", "user2", "user3", "user4", "user5",
-})
+RESERVED_USERNAMES = frozenset(
+    {
+        "1",
+        "123",
+        "a",
+        "actuser",
+        "adm",
+        "admin",
+        "admin1",
+        "admin2",
+        "administrator",
+        "aspnet",
+        "backup",
+        "console",
+        "david",
+        "guest",
+        "john",
+        "owner",
+        "root",
+        "server",
+        "sql",
+        "support",
+        "support_388945a0",
+        "sys",
+        "test",
+        "test1",
+        "test2",
+        "test3",
+        "user",
+        "user1",
+        "user2",
+        "user3",
+        "user4",
+        "user5",
+    }
+)
 MAX_CUSTOM_DATA_BYTES = 65535
 
 _POWER_DISPLAY = {
-    "running": "VM running", "starting": "VM starting", "stopped": "VM stopped", "stopping": "VM stopping",
-    "deallocated": "VM deallocated", "deallocating": "VM deallocating",
+    "running": "VM running",
+    "starting": "VM starting",
+    "stopped": "VM stopped",
+    "stopping": "VM stopping",
+    "deallocated": "VM deallocated",
+    "deallocating": "VM deallocating",
 }
 
 
@@ -63,12 +98,14 @@ ACTIONS = {
 
 
 def _quota_message(quota_name: str, location: str, limit: int, usage: int, required: int) -> str:
-    return (f"Operation could not be completed as it results in exceeding approved {quota_name} quota. Additional "
-            f"details - Deployment Model: Resource Manager, Location: {location}, Current Limit: {limit}, Current "
-            f"Usage: {usage}, Additional Required: {required}, (Minimum) New Limit Required: {usage + required}. "
-            "Submit a request for Quota increase at https://aka.ms/ProdportalCRP by specifying parameters listed "
-            "in the 'Details' section for deployment to succeed. Please read more about quota limits at "
-            "https://docs.microsoft.com/en-us/azure/azure-supportability/per-vm-quota-requests")
+    return (
+        f"Operation could not be completed as it results in exceeding approved {quota_name} quota. Additional "
+        f"details - Deployment Model: Resource Manager, Location: {location}, Current Limit: {limit}, Current "
+        f"Usage: {usage}, Additional Required: {required}, (Minimum) New Limit Required: {usage + required}. "
+        "Submit a request for Quota increase at https://aka.ms/ProdportalCRP by specifying parameters listed "
+        "in the 'Details' section for deployment to succeed. Please read more about quota limits at "
+        "https://docs.microsoft.com/en-us/azure/azure-supportability/per-vm-quota-requests"
+    )
 
 
 class ComputeModel:
@@ -78,8 +115,7 @@ class ComputeModel:
         self.quotas: dict[tuple[str, str], Usage] = {}  # (location, family key) -> usage set by a test
         self.restrictions: dict[tuple[str, str], str] = {}
         self.images: dict[tuple[str, str, str], PlatformImage] = {i.key: i for i in catalog.default_images()}
-        state.register(KindSpec(VM, put=self.put_vm, delete=self.delete_vm, view=self.vm_view,
-                                release=self.release_vm))
+        state.register(KindSpec(VM, put=self.put_vm, delete=self.delete_vm, view=self.vm_view, release=self.release_vm))
         state.register(KindSpec(DISK, put=None, delete=self.delete_disk, view=state.plain_view))
 
     # -- catalog settings (FakeARM.set_quota / restrict_sku / set_image_plan) -------------------
@@ -89,7 +125,8 @@ class ComputeModel:
         label = default.label if default else f"{family} vCPUs"
         with self.state.lock:
             self.quotas[(normalize_location(location), family_key(family))] = Usage(
-                default.name if default else family, label, limit, current)
+                default.name if default else family, label, limit, current
+            )
 
     def restrict_sku(self, location: str, size: str, reason: str) -> None:
         with self.state.lock:
@@ -97,8 +134,9 @@ class ComputeModel:
 
     def set_image_plan(self, publisher: str, offer: str, sku: str, plan: dict | None) -> None:
         with self.state.lock:
-            image = self.images.setdefault(image_key(publisher, offer, sku),
-                                           PlatformImage(publisher, offer, sku, ["1.0.0"]))
+            image = self.images.setdefault(
+                image_key(publisher, offer, sku), PlatformImage(publisher, offer, sku, ["1.0.0"])
+            )
             image.plan = dict(plan) if plan else None
 
     # -- usages, SKUs, images ------------------------------------------------------------------
@@ -117,8 +155,9 @@ class ComputeModel:
             size = catalog.SIZES_BY_NAME[vm.meta["size"].lower()]
             for key in self._quota_keys(size, vm.meta["spot"]):
                 live[key] = live.get(key, 0) + size.vcpus
-        return {key: dataclasses.replace(usage, current=usage.current + live.get(key, 0))
-                for key, usage in table.items()}
+        return {
+            key: dataclasses.replace(usage, current=usage.current + live.get(key, 0)) for key, usage in table.items()
+        }
 
     @staticmethod
     def _quota_keys(size: VmSize, spot: bool) -> tuple[str, ...]:
@@ -127,8 +166,15 @@ class ComputeModel:
     def list_usages(self, location: str) -> list[dict]:
         with self.state.lock:
             usages = self._usages(normalize_location(location))
-        return [{"unit": "Count", "currentValue": u.current, "limit": u.limit,
-                 "name": {"value": u.name, "localizedValue": u.label}} for u in usages.values()]
+        return [
+            {
+                "unit": "Count",
+                "currentValue": u.current,
+                "limit": u.limit,
+                "name": {"value": u.name, "localizedValue": u.label},
+            }
+            for u in usages.values()
+        ]
 
     def _check_quota(self, location: str, size: VmSize, spot: bool) -> None:
         usages = self._usages(location)
@@ -136,14 +182,22 @@ class ComputeModel:
         for key in self._quota_keys(size, spot):
             usage = usages[key]
             if usage.current + size.vcpus > usage.limit:
-                raise Conflict(_quota_message(labels.get(key, f"{usage.name} Cores"), location, usage.limit,
-                                              usage.current, size.vcpus), code="OperationNotAllowed")
+                raise Conflict(
+                    _quota_message(
+                        labels.get(key, f"{usage.name} Cores"), location, usage.limit, usage.current, size.vcpus
+                    ),
+                    code="OperationNotAllowed",
+                )
 
     def list_skus(self, location: str | None) -> list[dict]:
         locations = [normalize_location(location)] if location else [r.name for r in catalog.REGIONS]
         with self.state.lock:
-            return [catalog.sku_body(size, where, self.restrictions.get((where, size.name.lower())))
-                    for where in locations if where in catalog.REGION_NAMES for size in catalog.VM_SIZES]
+            return [
+                catalog.sku_body(size, where, self.restrictions.get((where, size.name.lower())))
+                for where in locations
+                if where in catalog.REGION_NAMES
+                for size in catalog.VM_SIZES
+            ]
 
     def _image(self, publisher: str, offer: str, sku: str) -> PlatformImage:
         image = self.images.get(image_key(publisher, offer, sku))
@@ -159,17 +213,24 @@ class ComputeModel:
                 raise NotFound("Artifact: VMImage was not found.", target="imageReference")
             return image.version_body(self.state.subscription_id, normalize_location(location), resolved)
 
-    def list_image_versions(self, location: str, publisher: str, offer: str, sku: str, *,
-                            orderby: str | None, top: int | None) -> list[dict]:
+    def list_image_versions(
+        self, location: str, publisher: str, offer: str, sku: str, *, orderby: str | None, top: int | None
+    ) -> list[dict]:
         """VirtualMachineImages_List: `$orderby=name desc&$top=1` is how clients find the latest."""
         location = normalize_location(location)
         with self.state.lock:
             image = self._image(publisher, offer, sku)
-            versions = sorted(image.versions, key=catalog.version_key,
-                              reverse=(orderby or "").lower().endswith(" desc"))
-            return [{"location": location, "name": version,
-                     "id": image.version_id(self.state.subscription_id, location, version)}
-                    for version in versions[:top]]
+            versions = sorted(
+                image.versions, key=catalog.version_key, reverse=(orderby or "").lower().endswith(" desc")
+            )
+            return [
+                {
+                    "location": location,
+                    "name": version,
+                    "id": image.version_id(self.state.subscription_id, location, version),
+                }
+                for version in versions[:top]
+            ]
 
     # -- virtual machines: create / update -----------------------------------------------------
 
@@ -191,9 +252,15 @@ class ComputeModel:
                 os_profile = self._validate_os_profile(properties.get("osProfile"))
                 image = self._check_image(properties, body, entry.id)
                 self._check_quota(location, size, spot)
-                entry.meta = {"vmId": new_guid(), "timeCreated": utc_now(), "power": "deallocated",
-                              "provisioned": False, "booted": False, "image": image,
-                              "custom_data": self._custom_data(os_profile)}
+                entry.meta = {
+                    "vmId": new_guid(),
+                    "timeCreated": utc_now(),
+                    "power": "deallocated",
+                    "provisioned": False,
+                    "booted": False,
+                    "image": image,
+                    "custom_data": self._custom_data(os_profile),
+                }
             else:
                 os_profile = properties.get("osProfile") or existing.body["properties"]["osProfile"]
                 if existing.meta["size"].lower() != size.name.lower():
@@ -216,8 +283,12 @@ class ComputeModel:
             if provision:
                 entry.meta["power"] = "starting"
             operation = state.start_operation(
-                VM, location, self._finisher(entry, provision, "running" if provision else previous_power),
-                failure=failure, on_failure=self._failer(entry, previous_power))
+                VM,
+                location,
+                self._finisher(entry, provision, "running" if provision else previous_power),
+                failure=failure,
+                on_failure=self._failer(entry, previous_power),
+            )
             return PutResult(existing is None, self.vm_view(entry), operation)
 
     @staticmethod
@@ -225,9 +296,11 @@ class ComputeModel:
         size_name = (properties.get("hardwareProfile") or {}).get("vmSize", "")
         size = catalog.SIZES_BY_NAME.get(size_name.lower())
         if size is None:
-            raise InvalidParameter(f"The value {size_name!r} provided for the VM size is not valid in the fake "
-                                   f"ARM; known sizes: {', '.join(s.name for s in catalog.VM_SIZES)}.",
-                                   target="vmSize")
+            raise InvalidParameter(
+                f"The value {size_name!r} provided for the VM size is not valid in the fake "
+                f"ARM; known sizes: {', '.join(s.name for s in catalog.VM_SIZES)}.",
+                target="vmSize",
+            )
         return size
 
     def _detach_dropped_nics(self, existing: Entry, kept: list[Entry]) -> None:
@@ -238,10 +311,13 @@ class ComputeModel:
 
     def _check_sku(self, size: VmSize, location: str) -> None:
         if location not in catalog.REGION_NAMES or (location, size.name.lower()) in self.restrictions:
-            raise Conflict(f"The requested VM size for resource 'Following SKUs have failed for Capacity "
-                           f"Restrictions: {size.name}' is currently not available in location '{location}'. "
-                           "Please try another size or deploy to a different location or different zone. See "
-                           "https://aka.ms/azureskunotavailable for details.", code="SkuNotAvailable")
+            raise Conflict(
+                f"The requested VM size for resource 'Following SKUs have failed for Capacity "
+                f"Restrictions: {size.name}' is currently not available in location '{location}'. "
+                "Please try another size or deploy to a different location or different zone. See "
+                "https://aka.ms/azureskunotavailable for details.",
+                code="SkuNotAvailable",
+            )
 
     @staticmethod
     def _validate_os_profile(os_profile: dict | None) -> dict:
@@ -253,8 +329,10 @@ class ComputeModel:
         linux = os_profile.get("linuxConfiguration") or {}
         keys = ((linux.get("ssh") or {}).get("publicKeys")) or []
         if linux.get("disablePasswordAuthentication") and not keys:
-            raise InvalidParameter("Authentication using either SSH or by user name and password must be enabled "
-                                   "in Linux profile.", target="linuxConfiguration")
+            raise InvalidParameter(
+                "Authentication using either SSH or by user name and password must be enabled in Linux profile.",
+                target="linuxConfiguration",
+            )
         return os_profile
 
     @staticmethod
@@ -265,10 +343,13 @@ class ComputeModel:
         try:
             decoded = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
-            raise InvalidParameter("Custom data in OSProfile must be in Base64 encoding.", target="customData") from None
+            raise InvalidParameter(
+                "Custom data in OSProfile must be in Base64 encoding.", target="customData"
+            ) from None
         if len(decoded) > MAX_CUSTOM_DATA_BYTES:
-            raise InvalidParameter(f"Custom data in OSProfile must be at most {MAX_CUSTOM_DATA_BYTES} bytes.",
-                                   target="customData")
+            raise InvalidParameter(
+                f"Custom data in OSProfile must be at most {MAX_CUSTOM_DATA_BYTES} bytes.", target="customData"
+            )
         return decoded
 
     def _check_image(self, properties: dict, body: dict, vm_id: str) -> dict:
@@ -276,20 +357,32 @@ class ComputeModel:
         if reference.get("id"):  # a custom or gallery image: not modelled, taken as is
             return {"reference": dict(reference), "version": None, "generation": "V2"}
         urn = ":".join(str(reference.get(k, "")) for k in ("publisher", "offer", "sku", "version"))
-        image = self.images.get(image_key(reference.get("publisher", ""), reference.get("offer", ""),
-                                          reference.get("sku", "")))
+        image = self.images.get(
+            image_key(reference.get("publisher", ""), reference.get("offer", ""), reference.get("sku", ""))
+        )
         version = image.resolve(str(reference.get("version", "latest"))) if image else None
         if version is None:
-            raise ArmError(f"The platform image '{urn}' is not available. Verify that all fields in the storage "
-                           "profile are correct. For more details about storage profile information, please refer "
-                           "to https://aka.ms/storageprofile", code="PlatformImageNotFound", status=404,
-                           target="imageReference")
+            raise ArmError(
+                f"The platform image '{urn}' is not available. Verify that all fields in the storage "
+                "profile are correct. For more details about storage profile information, please refer "
+                "to https://aka.ms/storageprofile",
+                code="PlatformImageNotFound",
+                status=404,
+                target="imageReference",
+            )
         if image.plan and not body.get("plan"):
-            raise ArmError("Creating a virtual machine from Marketplace image or a custom image sourced from a "
-                           "Marketplace image requires Plan information in the request. VM: "
-                           f"'{vm_id}'.", code="VMMarketplaceInvalidInput")
-        return {"reference": dict(reference), "version": version, "generation": image.hyper_v_generation,
-                "version_id": image.version_id(self.state.subscription_id, body["location"], version)}
+            raise ArmError(
+                "Creating a virtual machine from Marketplace image or a custom image sourced from a "
+                "Marketplace image requires Plan information in the request. VM: "
+                f"'{vm_id}'.",
+                code="VMMarketplaceInvalidInput",
+            )
+        return {
+            "reference": dict(reference),
+            "version": version,
+            "generation": image.hyper_v_generation,
+            "version_id": image.version_id(self.state.subscription_id, body["location"], version),
+        }
 
     def _resolve_nics(self, properties: dict, vm_id: str) -> list[Entry]:
         references = (properties.get("networkProfile") or {}).get("networkInterfaces") or []
@@ -300,17 +393,19 @@ class ComputeModel:
             nic = self.network.require_nic(reference.get("id"), vm_id)
             owner = nic.meta.get("virtual_machine")
             if owner and owner.lower() != vm_id.lower():
-                raise InUse(f"Network Interface {nic.id} is used by existing resource {owner}. In order to delete "
-                            "the network interface, it must be dissociated from the resource. To learn more, see "
-                            "aka.ms/deletenic.", code="NicInUse")
+                raise InUse(
+                    f"Network Interface {nic.id} is used by existing resource {owner}. In order to delete "
+                    "the network interface, it must be dissociated from the resource. To learn more, see "
+                    "aka.ms/deletenic.",
+                    code="NicInUse",
+                )
             nics.append(nic)
         return nics
 
     def _vm_properties(self, entry: Entry, properties: dict, os_profile: dict, existing: Entry | None) -> dict:
         built = copy.deepcopy(properties)
         built.pop("userData", None)
-        shown_profile = {k: v for k, v in copy.deepcopy(os_profile).items()
-                         if k not in ("customData", "adminPassword")}
+        shown_profile = {k: v for k, v in copy.deepcopy(os_profile).items() if k not in ("customData", "adminPassword")}
         shown_profile.setdefault("computerName", entry.name)
         shown_profile.setdefault("secrets", [])
         shown_profile.setdefault("allowExtensionOperations", True)
@@ -354,14 +449,19 @@ class ComputeModel:
         image = vm.meta["image"]
         account = os_disk["managedDisk"]["storageAccountType"]
         disk_body: dict = {
-            "id": disk_id, "name": os_disk["name"], "type": DISK, "location": vm.body["location"],
+            "id": disk_id,
+            "name": os_disk["name"],
+            "type": DISK,
+            "location": vm.body["location"],
             "managedBy": vm.id,
             "sku": {"name": account, "tier": "Premium" if account.startswith("Premium") else "Standard"},
             "properties": {
                 "osType": "Linux",
                 "hyperVGeneration": image["generation"],
-                "creationData": {"createOption": "FromImage",
-                                 "imageReference": {"id": image.get("version_id") or image["reference"].get("id")}},
+                "creationData": {
+                    "createOption": "FromImage",
+                    "imageReference": {"id": image.get("version_id") or image["reference"].get("id")},
+                },
                 "diskSizeGB": os_disk["diskSizeGB"],
                 "diskState": "Attached",
                 "provisioningState": "Succeeded",
@@ -386,9 +486,13 @@ class ComputeModel:
             nic = self.state.find(reference["id"])
             if nic is not None:
                 address = address or self.network.public_address_of(nic)
-        return BootSpec(vm_id=vm.id, admin_username=os_profile.get("adminUsername", ""),
-                        ssh_public_keys=[k["keyData"] for k in keys if k.get("keyData")],
-                        custom_data=vm.meta["custom_data"], public_ip=address or self.state.public_ip)
+        return BootSpec(
+            vm_id=vm.id,
+            admin_username=os_profile.get("adminUsername", ""),
+            ssh_public_keys=[k["keyData"] for k in keys if k.get("keyData")],
+            custom_data=vm.meta["custom_data"],
+            public_ip=address or self.state.public_ip,
+        )
 
     def _boot(self, vm: Entry, spec: BootSpec) -> None:
         if self.state.booter is None:
@@ -396,8 +500,10 @@ class ComputeModel:
         try:
             self.state.booter.boot(spec)
         except Exception as failure:
-            raise ArmError(f"OS Provisioning for VM '{vm.name}' failed: {type(failure).__name__}: {failure}",
-                           code="OSProvisioningInternalError") from failure
+            raise ArmError(
+                f"OS Provisioning for VM '{vm.name}' failed: {type(failure).__name__}: {failure}",
+                code="OSProvisioningInternalError",
+            ) from failure
 
     def release_vm(self, vm: Entry) -> None:
         """Halt the VM through the booter if it is booted (delete, deallocate, powerOff, group delete)."""
@@ -442,23 +548,30 @@ class ComputeModel:
         """POST start | deallocate | powerOff | restart: returns the Operation."""
         spec = ACTIONS.get(action.lower())
         if spec is None:
-            raise ArmError(f"The fake ARM does not serve VM action '{action}'.", code="NotImplementedInFakeARM",
-                           status=501)
+            raise ArmError(
+                f"The fake ARM does not serve VM action '{action}'.", code="NotImplementedInFakeARM", status=501
+            )
         with self.state.lock:
             vm = self.state.require(group, VM, name)
             if vm.properties.get("provisioningState") == "Deleting":
-                raise Conflict(f"Operation '{action}' is not allowed on VM '{vm.name}' since the VM is marked for "
-                               "deletion. You can only retry the Delete operation (or wait for an ongoing one to "
-                               "complete).", code="OperationNotAllowed")
+                raise Conflict(
+                    f"Operation '{action}' is not allowed on VM '{vm.name}' since the VM is marked for "
+                    "deletion. You can only retry the Delete operation (or wait for an ongoing one to "
+                    "complete).",
+                    code="OperationNotAllowed",
+                )
             if spec.boots and vm.meta["power"] == "deallocated":
-                self._check_quota(vm.body["location"], catalog.SIZES_BY_NAME[vm.meta["size"].lower()],
-                                  vm.meta["spot"])
+                self._check_quota(vm.body["location"], catalog.SIZES_BY_NAME[vm.meta["size"].lower()], vm.meta["spot"])
             previous_power = vm.meta["power"]
             vm.meta["power"] = spec.transitional
             vm.set_state("Updating")
-            return self.state.start_operation(VM, vm.body["location"],
-                                              self._finisher(vm, spec.boots, spec.final, halt=spec.halts),
-                                              failure=failure, on_failure=self._failer(vm, previous_power))
+            return self.state.start_operation(
+                VM,
+                vm.body["location"],
+                self._finisher(vm, spec.boots, spec.final, halt=spec.halts),
+                failure=failure,
+                on_failure=self._failer(vm, previous_power),
+            )
 
     # -- virtual machines: delete --------------------------------------------------------------
 
@@ -478,8 +591,9 @@ class ComputeModel:
                     self._release_dependents(vm)
                     state.remove(vm)
 
-            operation = state.start_operation(VM, vm.body["location"], finish, failure=failure,
-                                              on_failure=self._failer(vm, vm.meta["power"]))
+            operation = state.start_operation(
+                VM, vm.body["location"], finish, failure=failure, on_failure=self._failer(vm, vm.meta["power"])
+            )
         return DeleteResult(True, operation)
 
     def _release_dependents(self, vm: Entry) -> None:
@@ -509,8 +623,9 @@ class ComputeModel:
             if disk is None:
                 return DeleteResult(False)
             if disk.body.get("managedBy"):
-                raise Conflict(f"Disk {disk.name} is attached to VM {disk.body['managedBy']}.",
-                               code="OperationNotAllowed")
+                raise Conflict(
+                    f"Disk {disk.name} is attached to VM {disk.body['managedBy']}.", code="OperationNotAllowed"
+                )
 
             def finish() -> None:
                 with state.lock:
@@ -546,27 +661,56 @@ class ComputeModel:
         state = properties.get("provisioningState", "Succeeded")
         failure: ArmError | None = vm.meta.get("failure")
         if state == "Failed" and failure is not None:
-            provisioning = {"code": f"ProvisioningState/failed/{failure.code}", "level": "Error",
-                            "displayStatus": "Provisioning failed", "message": failure.message, "time": now}
+            provisioning = {
+                "code": f"ProvisioningState/failed/{failure.code}",
+                "level": "Error",
+                "displayStatus": "Provisioning failed",
+                "message": failure.message,
+                "time": now,
+            }
         else:
-            provisioning = {"code": f"ProvisioningState/{state.lower()}", "level": "Info",
-                            "displayStatus": "Provisioning succeeded" if state == "Succeeded" else state,
-                            "time": now}
+            provisioning = {
+                "code": f"ProvisioningState/{state.lower()}",
+                "level": "Info",
+                "displayStatus": "Provisioning succeeded" if state == "Succeeded" else state,
+                "time": now,
+            }
         power = vm.meta["power"]
         view: dict = {
             "computerName": properties["osProfile"].get("computerName", vm.name),
             "osName": "ubuntu",
             "osVersion": "22.04",
             "hyperVGeneration": vm.meta["image"]["generation"],
-            "disks": [{"name": properties["storageProfile"]["osDisk"]["name"],
-                       "statuses": [{"code": "ProvisioningState/succeeded", "level": "Info",
-                                     "displayStatus": "Provisioning succeeded", "time": now}]}],
-            "statuses": [provisioning, {"code": f"PowerState/{power}", "level": "Info",
-                                        "displayStatus": _POWER_DISPLAY[power]}],
+            "disks": [
+                {
+                    "name": properties["storageProfile"]["osDisk"]["name"],
+                    "statuses": [
+                        {
+                            "code": "ProvisioningState/succeeded",
+                            "level": "Info",
+                            "displayStatus": "Provisioning succeeded",
+                            "time": now,
+                        }
+                    ],
+                }
+            ],
+            "statuses": [
+                provisioning,
+                {"code": f"PowerState/{power}", "level": "Info", "displayStatus": _POWER_DISPLAY[power]},
+            ],
         }
         if power == "running":
-            view["vmAgent"] = {"vmAgentVersion": "2.13.1.1", "extensionHandlers": [],
-                               "statuses": [{"code": "ProvisioningState/succeeded", "level": "Info",
-                                             "displayStatus": "Ready", "message": "Guest Agent is running",
-                                             "time": now}]}
+            view["vmAgent"] = {
+                "vmAgentVersion": "2.13.1.1",
+                "extensionHandlers": [],
+                "statuses": [
+                    {
+                        "code": "ProvisioningState/succeeded",
+                        "level": "Info",
+                        "displayStatus": "Ready",
+                        "message": "Guest Agent is running",
+                        "time": now,
+                    }
+                ],
+            }
         return view

@@ -10,8 +10,15 @@ class ArmError(Exception):
     status = 400
     code = "BadRequest"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 target: str | None = None, details: list[dict] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        target: str | None = None,
+        details: list[dict] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         if code:
@@ -64,8 +71,7 @@ class ResourceGroupBeingDeleted(ArmError):
     code = "ResourceGroupBeingDeleted"
 
     def __init__(self, group: str):
-        super().__init__(f"The resource group '{group}' is in deprovisioning state and cannot perform "
-                         "this operation.")
+        super().__init__(f"The resource group '{group}' is in deprovisioning state and cannot perform this operation.")
 
 
 class ResourceNotFound(ArmError):
@@ -73,8 +79,10 @@ class ResourceNotFound(ArmError):
     code = "ResourceNotFound"
 
     def __init__(self, kind: str, name: str, group: str):
-        super().__init__(f"The Resource '{kind}/{name}' under resource group '{group}' was not found. For more "
-                         "details please go to https://aka.ms/ARMResourceNotFoundFix")
+        super().__init__(
+            f"The Resource '{kind}/{name}' under resource group '{group}' was not found. For more "
+            "details please go to https://aka.ms/ARMResourceNotFoundFix"
+        )
 
 
 class NotFound(ArmError):

@@ -27,15 +27,21 @@ class FakeARM:
     within the PUT itself ("Succeeded" in the body, as the examples show).
     """
 
-    def __init__(self, booter: Booter | None = None, subscription_id: str = DEFAULT_SUBSCRIPTION,
-                 public_ip: str = "127.0.0.1", *, tenant_id: str = DEFAULT_TENANT, token: str | None = None):
+    def __init__(
+        self,
+        booter: Booter | None = None,
+        subscription_id: str = DEFAULT_SUBSCRIPTION,
+        public_ip: str = "127.0.0.1",
+        *,
+        tenant_id: str = DEFAULT_TENANT,
+        token: str | None = None,
+    ):
         self.subscription_id = subscription_id
         self._state = ArmState(subscription_id, public_ip, booter)
         self._network = NetworkModel(self._state)
         self._compute = ComputeModel(self._state, self._network)
         self._faults = FaultRegistry()
-        self._routes = Routes(self._state, self._network, self._compute, self._faults,
-                              tenant_id=tenant_id, token=token)
+        self._routes = Routes(self._state, self._network, self._compute, self._faults, tenant_id=tenant_id, token=token)
         self._server: HttpsServer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -74,8 +80,12 @@ class FakeARM:
 
     def client_kwargs(self, *, polling_interval: float = 0.05, retry_total: int = 3) -> dict:
         """Keyword arguments that point an azure-mgmt client at this fake."""
-        return {"base_url": self.url, "connection_verify": self.ca_bundle,
-                "polling_interval": polling_interval, "retry_total": retry_total}
+        return {
+            "base_url": self.url,
+            "connection_verify": self.ca_bundle,
+            "polling_interval": polling_interval,
+            "retry_total": retry_total,
+        }
 
     # -- request log ---------------------------------------------------------------------------
 
@@ -100,12 +110,30 @@ class FakeARM:
         """
         self._state.hold(kind, seconds)
 
-    def inject(self, method: str, path_regex: str, *, status: int | None = None, code: str | None = None,
-               message: str = "injected fault", retry_after: float | None = None, async_failure: bool = False,
-               drop_connection: bool = False, times: int = 1) -> Fault:
-        return self._faults.add(method, path_regex, status=status, code=code, message=message,
-                                retry_after=retry_after, async_failure=async_failure,
-                                drop_connection=drop_connection, times=times)
+    def inject(
+        self,
+        method: str,
+        path_regex: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        message: str = "injected fault",
+        retry_after: float | None = None,
+        async_failure: bool = False,
+        drop_connection: bool = False,
+        times: int = 1,
+    ) -> Fault:
+        return self._faults.add(
+            method,
+            path_regex,
+            status=status,
+            code=code,
+            message=message,
+            retry_after=retry_after,
+            async_failure=async_failure,
+            drop_connection=drop_connection,
+            times=times,
+        )
 
     def add_resource_group(self, name: str, location: str = "eastus", tags: dict | None = None) -> None:
         self._state.add_group(name, location, tags)

@@ -8,8 +8,14 @@ from dataclasses import dataclass
 
 from .errors import ArmError
 
-_DEFAULT_CODES = {400: "BadRequest", 404: "NotFound", 409: "Conflict", 429: "SubscriptionRequestsThrottled",
-                  500: "InternalServerError", 503: "ServiceUnavailable"}
+_DEFAULT_CODES = {
+    400: "BadRequest",
+    404: "NotFound",
+    409: "Conflict",
+    429: "SubscriptionRequestsThrottled",
+    500: "InternalServerError",
+    503: "ServiceUnavailable",
+}
 
 
 @dataclass
@@ -44,8 +50,19 @@ class FaultRegistry:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
 
-    def add(self, method: str, path_regex: str, *, status: int | None, code: str | None, message: str,
-            retry_after: float | None, async_failure: bool, drop_connection: bool, times: int) -> Fault:
+    def add(
+        self,
+        method: str,
+        path_regex: str,
+        *,
+        status: int | None,
+        code: str | None,
+        message: str,
+        retry_after: float | None,
+        async_failure: bool,
+        drop_connection: bool,
+        times: int,
+    ) -> Fault:
         kinds = [status is not None and not async_failure, async_failure, drop_connection]
         if sum(kinds) != 1:
             raise ValueError("inject: give exactly one of status=..., async_failure=True, drop_connection=True")
@@ -55,8 +72,17 @@ class FaultRegistry:
             raise ValueError("inject: times must be at least 1")
         if status is not None and not code:
             code = _DEFAULT_CODES.get(status, "InjectedFault")
-        fault = Fault(method.upper(), re.compile(path_regex), status, code, message, retry_after,
-                      async_failure, drop_connection, times)
+        fault = Fault(
+            method.upper(),
+            re.compile(path_regex),
+            status,
+            code,
+            message,
+            retry_after,
+            async_failure,
+            drop_connection,
+            times,
+        )
         with self._lock:
             self._faults.append(fault)
         return fault

@@ -185,13 +185,24 @@ class ArmState:
         with self.lock:
             return self.holds.get(kind.lower(), self.holds.get("*", 0.0))
 
-    def start_operation(self, kind: str, location: str, finish: Callable[[], None], *,
-                        failure: ArmError | None = None,
-                        on_failure: Callable[[ArmError], None] | None = None) -> Operation:
+    def start_operation(
+        self,
+        kind: str,
+        location: str,
+        finish: Callable[[], None],
+        *,
+        failure: ArmError | None = None,
+        on_failure: Callable[[ArmError], None] | None = None,
+    ) -> Operation:
         """Register an LRO on `kind`; it stays InProgress while the kind's hold lasts."""
         operation = Operation(
-            id=new_guid(), kind=kind, location=normalize_location(location), begun=self.clock(),
-            finish=finish, failure=failure, on_failure=on_failure,
+            id=new_guid(),
+            kind=kind,
+            location=normalize_location(location),
+            begun=self.clock(),
+            finish=finish,
+            failure=failure,
+            on_failure=on_failure,
         )
         with self.lock:
             self.operations[operation.id] = operation
@@ -285,8 +296,11 @@ class ArmState:
             if existing.deleting:
                 raise ResourceGroupBeingDeleted(existing.name)
             if normalize_location(location) != existing.location:
-                raise Conflict(f"Invalid resource group location '{location}'. The Resource group already "
-                               f"exists in location '{existing.location}'.", code="InvalidResourceGroupLocation")
+                raise Conflict(
+                    f"Invalid resource group location '{location}'. The Resource group already "
+                    f"exists in location '{existing.location}'.",
+                    code="InvalidResourceGroupLocation",
+                )
             self._set_tags(existing.body, body.get("tags"))
             return PutResult(False, copy.deepcopy(existing.body))
 
@@ -336,8 +350,9 @@ class ArmState:
                     group.delete_operation = None
                     group.body["properties"]["provisioningState"] = "Succeeded"
 
-            group.delete_operation = self.start_operation(GROUP_KIND, group.location, finish,
-                                                          failure=failure, on_failure=on_failure)
+            group.delete_operation = self.start_operation(
+                GROUP_KIND, group.location, finish, failure=failure, on_failure=on_failure
+            )
             return group.delete_operation
 
     # -- resources ----------------------------------------------------------------------------
@@ -377,8 +392,11 @@ class ArmState:
 
     def entries_of(self, kind: str, group: str | None = None) -> list[Entry]:
         with self.lock:
-            return [e for e in self.entries.values()
-                    if e.kind.lower() == kind.lower() and (group is None or e.group == group.lower())]
+            return [
+                e
+                for e in self.entries.values()
+                if e.kind.lower() == kind.lower() and (group is None or e.group == group.lower())
+            ]
 
     def view(self, entry: Entry) -> dict:
         spec = self.kinds.get(entry.kind.lower())
@@ -404,8 +422,16 @@ class ArmState:
             ids = [g.body["id"] for g in self.groups.values()] + [e.id for e in self.entries.values()]
         return sorted(ids)
 
-    def new_entry(self, group: Group, kind: str, name: str, body: dict, *, type_name: str | None = None,
-                  resource_id: str | None = None) -> Entry:
+    def new_entry(
+        self,
+        group: Group,
+        kind: str,
+        name: str,
+        body: dict,
+        *,
+        type_name: str | None = None,
+        resource_id: str | None = None,
+    ) -> Entry:
         """An entry with ARM's envelope (id, name, type, location, tags) around `properties`."""
         stored: dict = {
             "id": resource_id or self.resource_id(group.name, kind, name),
@@ -430,9 +456,13 @@ class ArmState:
             existing = self.lookup(group, SCHEDULE_KIND, name)
             # Azure returns DevTestLab ids and types in lower case (GlobalSchedules_Get.json).
             entry = self.new_entry(
-                found, SCHEDULE_KIND, name, body, type_name="microsoft.devtestlab/schedules",
+                found,
+                SCHEDULE_KIND,
+                name,
+                body,
+                type_name="microsoft.devtestlab/schedules",
                 resource_id=f"/subscriptions/{self.subscription_id}/resourcegroups/{found.name}"
-                            f"/providers/microsoft.devtestlab/schedules/{name}",
+                f"/providers/microsoft.devtestlab/schedules/{name}",
             )
             entry.body["properties"] = {
                 **copy.deepcopy(properties),

@@ -22,15 +22,43 @@ NIC = "Microsoft.Network/networkInterfaces"
 
 # name, description, source prefix, destination prefix, access, priority, direction
 _DEFAULT_RULES = (
-    ("AllowVnetInBound", "Allow inbound traffic from all VMs in VNET", "VirtualNetwork", "VirtualNetwork",
-     "Allow", 65000, "Inbound"),
-    ("AllowAzureLoadBalancerInBound", "Allow inbound traffic from azure load balancer", "AzureLoadBalancer", "*",
-     "Allow", 65001, "Inbound"),
+    (
+        "AllowVnetInBound",
+        "Allow inbound traffic from all VMs in VNET",
+        "VirtualNetwork",
+        "VirtualNetwork",
+        "Allow",
+        65000,
+        "Inbound",
+    ),
+    (
+        "AllowAzureLoadBalancerInBound",
+        "Allow inbound traffic from azure load balancer",
+        "AzureLoadBalancer",
+        "*",
+        "Allow",
+        65001,
+        "Inbound",
+    ),
     ("DenyAllInBound", "Deny all inbound traffic", "*", "*", "Deny", 65500, "Inbound"),
-    ("AllowVnetOutBound", "Allow outbound traffic from all VMs to all VMs in VNET", "VirtualNetwork",
-     "VirtualNetwork", "Allow", 65000, "Outbound"),
-    ("AllowInternetOutBound", "Allow outbound traffic from all VMs to Internet", "*", "Internet", "Allow", 65001,
-     "Outbound"),
+    (
+        "AllowVnetOutBound",
+        "Allow outbound traffic from all VMs to all VMs in VNET",
+        "VirtualNetwork",
+        "VirtualNetwork",
+        "Allow",
+        65000,
+        "Outbound",
+    ),
+    (
+        "AllowInternetOutBound",
+        "Allow outbound traffic from all VMs to Internet",
+        "*",
+        "Internet",
+        "Allow",
+        65001,
+        "Outbound",
+    ),
     ("DenyAllOutBound", "Deny all outbound traffic", "*", "*", "Deny", 65500, "Outbound"),
 )
 
@@ -67,18 +95,19 @@ class NetworkModel:
             (PUBLIC_IP, self._build_public_ip, self._view_public_ip, self._public_ip_in_use),
             (NIC, self._build_nic, self._view_nic, self._nic_in_use),
         ):
-            state.register(KindSpec(
-                kind,
-                put=self._putter(kind, build, view),
-                delete=self._deleter(kind, in_use),
-                view=view,
-                delete_has_async_header=kind == NSG,
-            ))
+            state.register(
+                KindSpec(
+                    kind,
+                    put=self._putter(kind, build, view),
+                    delete=self._deleter(kind, in_use),
+                    view=view,
+                    delete_has_async_header=kind == NSG,
+                )
+            )
 
     # -- generic PUT / DELETE -------------------------------------------------------------------
 
-    def _putter(self, kind: str, build: Callable[[Entry, dict, Entry | None], None],
-                view: Callable[[Entry], dict]):
+    def _putter(self, kind: str, build: Callable[[Entry, dict, Entry | None], None], view: Callable[[Entry], dict]):
         def put(group: str, name: str, body: dict, failure: ArmError | None) -> PutResult:
             if not body.get("location"):
                 raise ArmError("Resource location is required.", code="LocationRequired")
@@ -119,8 +148,9 @@ class NetworkModel:
                 if self.state.is_current(entry, generation):
                     _set_state(entry, "Failed")
 
-        return self.state.start_operation(entry.kind, entry.body["location"], finish,
-                                          failure=failure, on_failure=on_failure)
+        return self.state.start_operation(
+            entry.kind, entry.body["location"], finish, failure=failure, on_failure=on_failure
+        )
 
     def _deleter(self, kind: str, in_use: Callable[[Entry], ArmError | None]):
         def delete(group: str, name: str, failure: ArmError | None) -> DeleteResult:
@@ -143,8 +173,9 @@ class NetworkModel:
                     with state.lock:
                         _set_state(entry, "Failed")
 
-                operation = state.start_operation(kind, entry.body["location"], finish,
-                                                  failure=failure, on_failure=on_failure)
+                operation = state.start_operation(
+                    kind, entry.body["location"], finish, failure=failure, on_failure=on_failure
+                )
             return DeleteResult(True, operation)
 
         return delete
@@ -191,15 +222,20 @@ class NetworkModel:
         return {"id": subnet_id, "name": name, "type": SUBNET, "properties": properties}
 
     def _subnet_users(self, subnet_id: str) -> list[str]:
-        return [config["id"] for _, config in self._nic_ip_configurations()
-                if _same(_ref_id(config["properties"].get("subnet")), subnet_id)]
+        return [
+            config["id"]
+            for _, config in self._nic_ip_configurations()
+            if _same(_ref_id(config["properties"].get("subnet")), subnet_id)
+        ]
 
     def _refuse_subnet_removal(self, subnet: dict) -> None:
         users = self._subnet_users(subnet["id"])
         if users:
-            raise InUse(f"Subnet {subnet['name']} is in use by {users[0]} and cannot be deleted. In order to "
-                        "delete the subnet, delete all the resources within the subnet. See aka.ms/deletesubnet.",
-                        code="InUseSubnetCannotBeDeleted")
+            raise InUse(
+                f"Subnet {subnet['name']} is in use by {users[0]} and cannot be deleted. In order to "
+                "delete the subnet, delete all the resources within the subnet. See aka.ms/deletesubnet.",
+                code="InUseSubnetCannotBeDeleted",
+            )
 
     def _build_vnet(self, entry: Entry, properties: dict, existing: Entry | None) -> None:
         subnets = [self._subnet_body(entry.id, subnet) for subnet in properties.get("subnets") or []]
@@ -256,8 +292,9 @@ class NetworkModel:
                 return subnet
         raise NotFound(f"Resource {vnet.id}/subnets/{subnet_name} not found.")
 
-    def put_subnet(self, group: str, vnet_name: str, subnet_name: str, body: dict,
-                   failure: ArmError | None) -> PutResult:
+    def put_subnet(
+        self, group: str, vnet_name: str, subnet_name: str, body: dict, failure: ArmError | None
+    ) -> PutResult:
         state = self.state
         with state.lock:
             state.require_group(group, for_write=True)
@@ -306,27 +343,56 @@ class NetworkModel:
             rule_properties = copy.deepcopy(rule.get("properties") or {})
             priority = rule_properties.get("priority")
             if not isinstance(priority, int) or not 100 <= priority <= 4096:
-                raise ArmError(f"Security rule {rule.get('name')} has invalid Priority. Value provided: "
-                               f"{priority} Allowed range 100-4096.", code="SecurityRuleInvalidPriority")
-            rules.append({"id": f"{entry.id}/securityRules/{rule['name']}", "name": rule["name"],
-                          "type": f"{NSG}/securityRules", "properties": rule_properties})
+                raise ArmError(
+                    f"Security rule {rule.get('name')} has invalid Priority. Value provided: "
+                    f"{priority} Allowed range 100-4096.",
+                    code="SecurityRuleInvalidPriority",
+                )
+            rules.append(
+                {
+                    "id": f"{entry.id}/securityRules/{rule['name']}",
+                    "name": rule["name"],
+                    "type": f"{NSG}/securityRules",
+                    "properties": rule_properties,
+                }
+            )
         defaults = [
-            {"id": f"{entry.id}/defaultSecurityRules/{name}", "name": name, "type": f"{NSG}/defaultSecurityRules",
-             "properties": {"description": description, "protocol": "*", "sourcePortRange": "*",
-                            "destinationPortRange": "*", "sourceAddressPrefix": source,
-                            "destinationAddressPrefix": destination, "access": access, "priority": priority,
-                            "direction": direction}}
+            {
+                "id": f"{entry.id}/defaultSecurityRules/{name}",
+                "name": name,
+                "type": f"{NSG}/defaultSecurityRules",
+                "properties": {
+                    "description": description,
+                    "protocol": "*",
+                    "sourcePortRange": "*",
+                    "destinationPortRange": "*",
+                    "sourceAddressPrefix": source,
+                    "destinationAddressPrefix": destination,
+                    "access": access,
+                    "priority": priority,
+                    "direction": direction,
+                },
+            }
             for name, description, source, destination, access, priority, direction in _DEFAULT_RULES
         ]
-        entry.body["properties"] = {**copy.deepcopy(properties), "securityRules": rules,
-                                    "defaultSecurityRules": defaults}
+        entry.body["properties"] = {
+            **copy.deepcopy(properties),
+            "securityRules": rules,
+            "defaultSecurityRules": defaults,
+        }
 
     def _nsg_users(self, entry: Entry) -> tuple[list[str], list[str]]:
-        nics = [nic.id for nic in self.state.entries_of(NIC)
-                if _same(_ref_id(nic.properties.get("networkSecurityGroup")), entry.id)]
-        subnets = [subnet["id"] for vnet in self.state.entries_of(VNET)
-                   for subnet in vnet.properties.get("subnets", [])
-                   if _same(_ref_id(subnet["properties"].get("networkSecurityGroup")), entry.id)]
+        nics = [
+            nic.id
+            for nic in self.state.entries_of(NIC)
+            if _same(_ref_id(nic.properties.get("networkSecurityGroup")), entry.id)
+        ]
+        subnets = [
+            subnet["id"]
+            for vnet in self.state.entries_of(VNET)
+            for subnet in vnet.properties.get("subnets", [])
+            if _same(_ref_id(subnet["properties"].get("networkSecurityGroup")), entry.id)
+        ]
         return nics, subnets
 
     def _view_nsg(self, entry: Entry) -> dict:
@@ -342,10 +408,12 @@ class NetworkModel:
         nics, subnets = self._nsg_users(entry)
         if not nics and not subnets:
             return None
-        return InUse(f"Network security group {entry.id} cannot be deleted because it is in use by the following "
-                     f"resources: {', '.join(nics + subnets)}. In order to delete the Network security group, "
-                     "remove the association with the resource(s).",
-                     code="InUseNetworkSecurityGroupCannotBeDeleted")
+        return InUse(
+            f"Network security group {entry.id} cannot be deleted because it is in use by the following "
+            f"resources: {', '.join(nics + subnets)}. In order to delete the Network security group, "
+            "remove the association with the resource(s).",
+            code="InUseNetworkSecurityGroupCannotBeDeleted",
+        )
 
     # -- public IP addresses -------------------------------------------------------------------
 
@@ -362,8 +430,10 @@ class NetworkModel:
         }
         label = (properties.get("dnsSettings") or {}).get("domainNameLabel")
         if label:
-            built["dnsSettings"] = {**properties["dnsSettings"],
-                                    "fqdn": f"{label}.{entry.body['location']}.cloudapp.azure.com"}
+            built["dnsSettings"] = {
+                **properties["dnsSettings"],
+                "fqdn": f"{label}.{entry.body['location']}.cloudapp.azure.com",
+            }
         if built["publicIPAllocationMethod"].lower() == "static":
             built["ipAddress"] = self.state.public_ip
         entry.body["properties"] = built
@@ -388,10 +458,12 @@ class NetworkModel:
         user = self._public_ip_user(entry)
         if user is None:
             return None
-        return InUse(f"Public IP address {entry.id} can not be deleted since it is still allocated to resource "
-                     f"{user[1]['id']}. In order to delete the public IP, disassociate/detach the Public IP "
-                     "address from the resource.  To learn how to do this, see aka.ms/deletepublicip.",
-                     code="PublicIPAddressCannotBeDeleted")
+        return InUse(
+            f"Public IP address {entry.id} can not be deleted since it is still allocated to resource "
+            f"{user[1]['id']}. In order to delete the public IP, disassociate/detach the Public IP "
+            "address from the resource.  To learn how to do this, see aka.ms/deletepublicip.",
+            code="PublicIPAddressCannotBeDeleted",
+        )
 
     # -- network interfaces --------------------------------------------------------------------
 
@@ -417,8 +489,11 @@ class NetworkModel:
             public_ip = self._require_ref(PUBLIC_IP, public_ref, nic_id)
             user = self._public_ip_user(public_ip)
             if user is not None and not _same(user[0].id, nic_id):
-                raise InUse(f"Resource {config_id} is referencing public IP address {public_ip.id} that is already "
-                            f"allocated to resource {user[1]['id']}.", code="PublicIPAddressInUse")
+                raise InUse(
+                    f"Resource {config_id} is referencing public IP address {public_ip.id} that is already "
+                    f"allocated to resource {user[1]['id']}.",
+                    code="PublicIPAddressInUse",
+                )
             properties["publicIPAddress"] = {**properties["publicIPAddress"], "id": public_ip.id}
         properties.setdefault("privateIPAllocationMethod", "Dynamic")
         if properties["privateIPAllocationMethod"].lower() == "dynamic" or not properties.get("privateIPAddress"):
@@ -431,13 +506,17 @@ class NetworkModel:
         del existing
         configs = properties.get("ipConfigurations") or []
         if not configs:
-            raise InvalidParameter(f"Network interface {entry.id} must have at least one IP configuration.",
-                                   target="ipConfigurations")
+            raise InvalidParameter(
+                f"Network interface {entry.id} must have at least one IP configuration.", target="ipConfigurations"
+            )
         built = {
             **copy.deepcopy(properties),
             "ipConfigurations": [self._build_ip_configuration(entry.id, i, c) for i, c in enumerate(configs)],
-            "dnsSettings": {"dnsServers": [], "appliedDnsServers": [],
-                            "internalDomainNameSuffix": f"{entry.meta['resourceGuid'][:12]}.bx.internal.cloudapp.net"},
+            "dnsSettings": {
+                "dnsServers": [],
+                "appliedDnsServers": [],
+                "internalDomainNameSuffix": f"{entry.meta['resourceGuid'][:12]}.bx.internal.cloudapp.net",
+            },
             "enableAcceleratedNetworking": bool(properties.get("enableAcceleratedNetworking", False)),
             "enableIPForwarding": bool(properties.get("enableIPForwarding", False)),
             "disableTcpStateTracking": bool(properties.get("disableTcpStateTracking", False)),
@@ -462,9 +541,12 @@ class NetworkModel:
         vm_id = entry.meta.get("virtual_machine")
         if not vm_id:
             return None
-        return InUse(f"Network Interface {entry.id} is used by existing resource {vm_id}. In order to delete the "
-                     "network interface, it must be dissociated from the resource. To learn more, see "
-                     "aka.ms/deletenic.", code="NicInUse")
+        return InUse(
+            f"Network Interface {entry.id} is used by existing resource {vm_id}. In order to delete the "
+            "network interface, it must be dissociated from the resource. To learn more, see "
+            "aka.ms/deletenic.",
+            code="NicInUse",
+        )
 
     # -- used by the compute model -------------------------------------------------------------
 
@@ -472,7 +554,7 @@ class NetworkModel:
         """Mark `nic` as the VM's (Azure assigns the MAC address when it attaches)."""
         nic.meta["virtual_machine"] = vm_id
         digest = nic.meta["resourceGuid"].replace("-", "")[:10].upper()
-        nic.meta.setdefault("mac_address", "00-0D-" + "-".join(digest[i:i + 2] for i in range(2, 10, 2)))
+        nic.meta.setdefault("mac_address", "00-0D-" + "-".join(digest[i : i + 2] for i in range(2, 10, 2)))
 
     def detach_nic(self, nic: Entry) -> None:
         nic.meta.pop("virtual_machine", None)
@@ -497,4 +579,3 @@ class NetworkModel:
 
     def require_nic(self, nic_id: str | None, referencing_id: str) -> Entry:
         return self._require_ref(NIC, nic_id, referencing_id)
-

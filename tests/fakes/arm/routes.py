@@ -78,7 +78,7 @@ class Route:
     method: str
     pattern: re.Pattern
     handler: Callable[..., Reply]
-    lro: bool = False   # may start a long-running operation (so async faults apply)
+    lro: bool = False  # may start a long-running operation (so async faults apply)
     poll: bool = False  # an operation-status URL
 
 
@@ -100,8 +100,10 @@ def parse_filter(text: str | None, allowed: set[str]) -> dict[str, str]:
     for clause in re.split(r"\s+and\s+", text, flags=re.IGNORECASE):
         match = _FILTER_CLAUSE.match(clause)
         if match is None or match.group(1).lower() not in allowed:
-            raise NotImplementedInFake(f"The fake ARM does not support the filter {text!r} "
-                                       f"(supported: {', '.join(sorted(allowed))} with eq, joined by 'and').")
+            raise NotImplementedInFake(
+                f"The fake ARM does not support the filter {text!r} "
+                f"(supported: {', '.join(sorted(allowed))} with eq, joined by 'and')."
+            )
         clauses[match.group(1).lower()] = match.group(2).replace("''", "'")
     return clauses
 
@@ -114,8 +116,16 @@ def tags_match(clauses: dict[str, str], tags: dict) -> bool:
 
 
 class Routes:
-    def __init__(self, state: ArmState, network: NetworkModel, compute: ComputeModel, faults: FaultRegistry,
-                 *, tenant_id: str, token: str | None):
+    def __init__(
+        self,
+        state: ArmState,
+        network: NetworkModel,
+        compute: ComputeModel,
+        faults: FaultRegistry,
+        *,
+        tenant_id: str,
+        token: str | None,
+    ):
         self.state = state
         self.network = network
         self.compute = compute
@@ -213,8 +223,11 @@ class Routes:
             reply = _error_reply(error)
         reply.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
         with self._log_lock:
-            self._log.append(LoggedRequest(method, path, query, body, None if reply.drop else reply.status,
-                                           bool(route and route.poll)))
+            self._log.append(
+                LoggedRequest(
+                    method, path, query, body, None if reply.drop else reply.status, bool(route and route.poll)
+                )
+            )
         return reply
 
     def _authenticate(self, authorization: str | None) -> None:
@@ -222,8 +235,9 @@ class Routes:
             raise AuthenticationFailed("Authentication failed. The 'Authorization' header is missing.")
         match = _BEARER.match(authorization.strip())
         if match is None:
-            raise AuthenticationFailed("Authentication failed. The 'Authorization' header is provided in an "
-                                       "invalid format.")
+            raise AuthenticationFailed(
+                "Authentication failed. The 'Authorization' header is provided in an invalid format."
+            )
         if self.token is not None and match.group(1) != self.token:
             raise InvalidAuthenticationToken("The access token is invalid.")
 
@@ -247,8 +261,10 @@ class Routes:
         if subscription is not None and subscription.lower() != self.state.subscription_id.lower():
             raise SubscriptionNotFound(subscription)
         if not request.api_version:
-            raise ArmError("The api-version query parameter (?api-version=) is required for all requests.",
-                           code="MissingApiVersionParameter")
+            raise ArmError(
+                "The api-version query parameter (?api-version=) is required for all requests.",
+                code="MissingApiVersionParameter",
+            )
         fault = self.faults.take(request.method, request.path, asynchronous=True) if route.lro else None
         request.failure = fault.error() if fault else None
         try:
@@ -264,18 +280,24 @@ class Routes:
     # -- LRO headers ---------------------------------------------------------------------------
 
     def _status_url(self, request: Request, operation: Operation) -> str:
-        return (f"{request.base_url}/subscriptions/{self.state.subscription_id}/providers/{operation.namespace}"
-                f"/locations/{operation.location}/operations/{operation.id}?api-version={request.api_version}")
+        return (
+            f"{request.base_url}/subscriptions/{self.state.subscription_id}/providers/{operation.namespace}"
+            f"/locations/{operation.location}/operations/{operation.id}?api-version={request.api_version}"
+        )
 
     def _result_url(self, request: Request, operation: Operation) -> str:
         base = f"{request.base_url}/subscriptions/{self.state.subscription_id}"
         if operation.namespace == "Microsoft.Resources":
             return f"{base}/operationresults/{operation.id}?api-version={request.api_version}"
         if operation.namespace == "Microsoft.Compute":  # as VirtualMachine_Delete_Force.json: monitor=true
-            return (f"{base}/providers/Microsoft.Compute/locations/{operation.location}/operations/{operation.id}"
-                    f"?monitor=true&api-version={request.api_version}")
-        return (f"{base}/providers/{operation.namespace}/locations/{operation.location}/operationResults"
-                f"/{operation.id}?api-version={request.api_version}")
+            return (
+                f"{base}/providers/Microsoft.Compute/locations/{operation.location}/operations/{operation.id}"
+                f"?monitor=true&api-version={request.api_version}"
+            )
+        return (
+            f"{base}/providers/{operation.namespace}/locations/{operation.location}/operationResults"
+            f"/{operation.id}?api-version={request.api_version}"
+        )
 
     def _put_reply(self, request: Request, result: PutResult) -> Reply:
         headers = {}
@@ -306,8 +328,11 @@ class Routes:
             "tenantId": self.tenant_id,
             "displayName": "Fake ARM subscription",
             "state": "Enabled",
-            "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01",
-                                     "quotaId": "PayAsYouGo_2014-09-01", "spendingLimit": "Off"},
+            "subscriptionPolicies": {
+                "locationPlacementId": "Public_2014-09-01",
+                "quotaId": "PayAsYouGo_2014-09-01",
+                "spendingLimit": "Off",
+            },
             "tags": {},
         }
 
@@ -353,11 +378,16 @@ class Routes:
             body = entry.body
             if not tags_match(clauses, body.get("tags") or {}):
                 continue
-            if any(key in clauses and clauses[key].lower() != str(body.get(field_name, "")).lower()
-                   for key, field_name in (("resourcetype", "type"), ("location", "location"), ("name", "name"))):
+            if any(
+                key in clauses and clauses[key].lower() != str(body.get(field_name, "")).lower()
+                for key, field_name in (("resourcetype", "type"), ("location", "location"), ("name", "name"))
+            ):
                 continue
-            summary = {key: body[key] for key in ("id", "name", "type", "location", "tags", "sku", "zones",
-                                                  "managedBy") if key in body}
+            summary = {
+                key: body[key]
+                for key in ("id", "name", "type", "location", "tags", "sku", "zones", "managedBy")
+                if key in body
+            }
             summaries.append(summary)
         return sorted(summaries, key=lambda s: s["id"].lower())
 
@@ -407,8 +437,12 @@ class Routes:
 
     def list_image_versions(self, request: Request, loc: str, publisher: str, offer: str, sku: str) -> Reply:
         top = request.param("$top")
-        return Reply(200, self.compute.list_image_versions(loc, publisher, offer, sku, orderby=request.param("$orderby"),
-                                                           top=int(top) if top else None))
+        return Reply(
+            200,
+            self.compute.list_image_versions(
+                loc, publisher, offer, sku, orderby=request.param("$orderby"), top=int(top) if top else None
+            ),
+        )
 
     def get_image(self, request: Request, loc: str, publisher: str, offer: str, sku: str, version: str) -> Reply:
         return Reply(200, self.compute.get_image(loc, publisher, offer, sku, version))
@@ -430,8 +464,7 @@ class Routes:
         return Reply(200, {"value": self.network.list_subnets(rg, vnet)})
 
     def put_subnet(self, request: Request, rg: str, vnet: str, subnet: str) -> Reply:
-        return self._put_reply(request, self.network.put_subnet(rg, vnet, subnet, request.body or {},
-                                                                request.failure))
+        return self._put_reply(request, self.network.put_subnet(rg, vnet, subnet, request.body or {}, request.failure))
 
     def get_subnet(self, request: Request, rg: str, vnet: str, subnet: str) -> Reply:
         return Reply(200, self.network.get_subnet(rg, vnet, subnet))
