@@ -273,6 +273,21 @@ def _open_client(endpoint: Endpoint, timeout: float, on_wait: Callable[[str], No
             delay = min(delay * 2, _MAX_DELAY)
 
 
+def fetch_host_key(host: str, port: int, timeout: float = 15) -> str:
+    """The host key a server presents ("type base64"), for a person to confirm; nothing is trusted."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            transport = paramiko.Transport(sock)
+            try:
+                transport.start_client(timeout=timeout)
+                key = transport.get_remote_server_key()
+            finally:
+                transport.close()
+    except (OSError, EOFError, paramiko.SSHException) as e:
+        raise BootstrapError(f"could not read the host key of {host}:{port}: {_short(e)}") from None
+    return f"{key.get_name()} {key.get_base64()}"
+
+
 def connect(endpoint: Endpoint, *, timeout: float = 300, on_wait: Callable[[str], None] | None = None) -> SSHRemote:
     """Connect to the machine, waiting up to `timeout` seconds for SSH to come up."""
     return SSHRemote(endpoint, _open_client(endpoint, timeout, on_wait))

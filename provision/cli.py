@@ -8,7 +8,6 @@ import os
 import sys
 from typing import Annotated, Any
 
-import click
 import typer
 
 from provision.errors import ExitStatus, ProvisionError
@@ -283,15 +282,12 @@ def main() -> None:
 
 def run(argv: list[str]) -> int:
     try:
-        app(args=argv, prog_name="provision", standalone_mode=False)
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.ClickException as e:
+        code = app(args=argv, prog_name="provision", standalone_mode=False)
+    except typer.TyperException as e:  # bad usage: unknown option, missing argument...
         e.show()
         return ExitStatus.USAGE
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        Output().error("interrupted")
-        return ExitStatus.INTERRUPTED
+    except typer.Abort:
+        code = ExitStatus.INTERRUPTED
     except ProvisionError as e:
         Output().error(str(e))
         return e.exit_status
@@ -302,4 +298,6 @@ def run(argv: list[str]) -> int:
             raise
         Output().error(str(e))
         return ExitStatus.FAILURE
-    return ExitStatus.OK
+    if code == ExitStatus.INTERRUPTED:  # typer turns KeyboardInterrupt into exit code 130
+        Output().error("interrupted")
+    return code if isinstance(code, int) else ExitStatus.OK

@@ -48,7 +48,7 @@ def ssh_argv(store: StateStore, name: str, command: list[str]) -> list[str]:
     for key, value in _options(store, name, machine):
         if key != "HostName":
             argv += ["-o", f"{key}={value}"]
-    return [*argv, machine.host, *(["--", *command] if command else [])]
+    return [*argv, machine.host, *command]  # ssh takes no options after the destination
 
 
 def ssh_config_block(store: StateStore, name: str) -> str:
