@@ -78,7 +78,10 @@ class Output:
         self.out.file.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def table(self, columns: list[str], rows: list[tuple[str, ...]], title: str = "") -> None:
-        table = Table(*columns, title=title or None, show_lines=False, title_justify="left")
+        """A table on stdout; columns without names print without a header."""
+        table = Table(title=title or None, show_header=any(columns), title_justify="left")
+        for column in columns:
+            table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*(escape(cell) for cell in row))
         self.out.print(table)

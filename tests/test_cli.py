@@ -12,12 +12,21 @@ NAME = "cli1"
 
 
 def test_help_does_not_import_the_sdk():
-    imported = subprocess.run(
-        [sys.executable, "-c",
-         "import sys; from provision.cli import run; run(['--help']); "
-         "print(sorted({m.split('.')[0] for m in sys.modules} & {'azure', 'paramiko', 'torch'}))"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip().splitlines()[-1]
+    imported = (
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from provision.cli import run; run(['--help']); "
+                "print(sorted({m.split('.')[0] for m in sys.modules} & {'azure', 'paramiko', 'torch'}))",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     assert imported == "[]"
 
 
@@ -31,8 +40,15 @@ def test_help_lists_the_commands():
 def test_plan_prints_a_table_and_sends_nothing(arm, azure_env):
     result = console("plan", "--name", NAME, env=azure_env)
     assert result.exit_code == 0, result.stderr
-    for row in ("resource group", f"dsvm-{NAME}", f"{NAME}-vnet", f"{NAME}-nsg", "TCP 22 (SSH) from 127.0.0.1/32",
-                "Standard_NC4as_T4_v3", "managed-by=dsvm-kit"):
+    for row in (
+        "resource group",
+        f"dsvm-{NAME}",
+        f"{NAME}-vnet",
+        f"{NAME}-nsg",
+        "TCP 22 (SSH) from 127.0.0.1/32",
+        "Standard_NC4as_T4_v3",
+        "managed-by=dsvm-kit",
+    ):
         assert row in result.stdout
     assert "PRIVATE KEY" not in result.stdout
     assert arm.requests == []
@@ -48,8 +64,12 @@ def test_up_status_list_down(arm, azure_env):
     up = console("up", "--name", NAME, "--no-bootstrap", env=azure_env)
     assert up.exit_code == 0, up.stderr
     assert "VM ready:" in up.stdout and ".eastus.cloudapp.azure.com" in up.stdout
-    for step in ("Preflight: Standard_NC4as_T4_v3 in eastus", f"Resource group dsvm-{NAME} in eastus",
-                 "Network: virtual network, security group and public IP", f"VM {NAME}"):
+    for step in (
+        "Preflight: Standard_NC4as_T4_v3 in eastus",
+        f"Resource group dsvm-{NAME} in eastus",
+        "Network: virtual network, security group and public IP",
+        f"VM {NAME}",
+    ):
         assert f"✓ {step}" in up.stderr
     status = console("status", NAME, env=azure_env)
     assert status.exit_code == 0 and "running" in status.stdout and "127.0.0.1" in status.stdout

@@ -129,7 +129,10 @@ def test_ctrl_c_closes_only_the_tunnel(vm, ssh_env):
     script = os.path.join(os.path.dirname(__import__("sys").executable), "provision")
     up = subprocess.Popen(
         [script, "up", "--name", "ext", "--skip-check"],
-        env={**os.environ, **ssh_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **ssh_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = up.stdout.readline()

@@ -120,7 +120,7 @@ class AzureTarget:
     def _attempt(self, journal: Journal, out: Output, region: str, size: str) -> Machine:
         with out.step(f"Preflight: {size} in {region}"):
             offer = preflight.check(self._call, self.clients.compute, region, size, self.settings.image_parts)
-            out.note(offer.describe())
+        out.note(offer.describe())
         plan = self.plan(journal, region=region, size=size, image_plan=offer.image_plan)
         record = journal.record
         record.settings.update(region=plan.region, size=plan.size, resource_group=plan.names.resource_group)

@@ -1,0 +1,240 @@
+"""Nothing leaked: preflight before any write, failover, rollback, transient faults, gc, signals."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from provision.state import StateStore
+from provision.targets.azure import current_owner
+from tests.conftest import provision
+
+NAME = "rel1"
+T4 = "standardNCASv3_T4Family"
+
+
+def writes(arm):
+    return [r for r in arm.requests if r.method in ("PUT", "POST", "DELETE")]
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+# -- preflight: one line, the number, the fix, and nothing written ------------------------------
+
+
+@pytest.mark.parametrize(
+    "arrange, argv, message",
+    [
+        (
+            lambda arm: arm.set_quota("eastus", T4, 0),
+            [],
+            f"error: quota: {T4} in eastus allows 0 of the 4 vCPUs needed; request more in the portal "
+            "(Subscriptions > Usage + quotas) or try another --region or --size",
+        ),
+        (
+            lambda arm: arm.set_quota("eastus", "cores", 10, current=8),
+            [],
+            "quota: the regional vCPU total in eastus allows 2 of the 4 vCPUs needed",
+        ),
+        (
+            lambda arm: arm.restrict_sku("eastus", "Standard_NC4as_T4_v3"),
+            [],
+            "size Standard_NC4as_T4_v3 is not available to this subscription in eastus (NotAvailableForSubscription)",
+        ),
+        (lambda arm: None, ["--size", "Standard_NC6_Promo_v9"], "size Standard_NC6_Promo_v9 is not offered in eastus"),
+        (lambda arm: None, ["--region", "marsnorth"], "region 'marsnorth' offers no VM sizes to this subscription"),
+        (
+            lambda arm: None,
+            ["--image", "microsoft-dsvm:ubuntu-1804:1804-gen2:latest"],
+            "image microsoft-dsvm:ubuntu-1804:1804-gen2:latest is not found in eastus",
+        ),
+    ],
+)
+def test_preflight_fails_in_one_line_before_any_write(arm, azure_env, arrange, argv, message):
+    arrange(arm)
+    result = provision("up", "--name", NAME, "--no-bootstrap", *argv)
+    assert result.exit_code == 1
+    assert message in last_line(result.stderr)
+    assert "Traceback" not in result.stderr
+    assert writes(arm) == [] and arm.inventory() == []
+    assert StateStore().load(NAME) is None
+
+
+def test_an_image_with_a_purchase_plan_is_named_in_the_vm(arm, azure_env):
+    plan = {"name": "dsvm-plan", "publisher": "microsoft-dsvm", "product": "ubuntu-2204"}
+    arm.set_image_plan("microsoft-dsvm", "ubuntu-2204", "2204-gen2", plan)
+    assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
+    vm_put = next(r for r in writes(arm) if "virtualmachines" in r.path.lower())
+    assert vm_put.body["plan"] == plan
+
+
+# -- failover --------------------------------------------------------------------------------------
+
+
+def test_quota_in_the_first_region_moves_on_to_the_next(arm, azure_env):
+    arm.set_quota("eastus", T4, 0)
+    result = provision("up", "--name", NAME, "--no-bootstrap", "--region", "eastus,westus2")
+    assert result.exit_code == 0, result.stderr
+    assert f"Standard_NC4as_T4_v3 in eastus: quota: {T4}" in result.stderr
+    assert "trying Standard_NC4as_T4_v3 in westus2" in result.stderr
+    group = arm.resource(f"/subscriptions/{arm.subscription_id}/resourceGroups/dsvm-{NAME}")
+    assert group["location"] == "westus2"
+    assert StateStore().require(NAME).settings["region"] == "westus2"
+
+
+def test_a_restricted_size_moves_on_to_the_next_size(arm, azure_env):
+    arm.restrict_sku("eastus", "Standard_NC4as_T4_v3")
+    result = provision("up", "--name", NAME, "--no-bootstrap", "--size", "Standard_NC4as_T4_v3,Standard_NC8as_T4_v3")
+    assert result.exit_code == 0, result.stderr
+    assert StateStore().require(NAME).settings["size"] == "Standard_NC8as_T4_v3"
+
+
+def test_allocation_failure_after_writes_cleans_up_then_moves_on(arm, azure_env):
+    arm.inject("PUT", r"/virtualmachines/", code="AllocationFailed", async_failure=True)
+    result = provision("up", "--name", NAME, "--no-bootstrap", "--region", "eastus,westus2")
+    assert result.exit_code == 0, result.stderr
+    assert "AllocationFailed" in result.stderr
+    deletes = [r for r in writes(arm) if r.method == "DELETE"]
+    assert len(deletes) == 1 and deletes[0].path.lower().endswith(f"/resourcegroups/dsvm-{NAME}")
+    group = arm.resource(f"/subscriptions/{arm.subscription_id}/resourceGroups/dsvm-{NAME}")
+    assert group["location"] == "westus2" and len(arm.inventory()) == 7
+
+
+def test_every_choice_failing_names_each_reason(arm, azure_env):
+    arm.set_quota("eastus", T4, 0)
+    arm.restrict_sku("westus2", "Standard_NC4as_T4_v3")
+    result = provision("up", "--name", NAME, "--no-bootstrap", "--region", "eastus,westus2")
+    assert result.exit_code == 1
+    assert last_line(result.stderr).startswith(
+        "error: none of the 2 size and region choices could be had "
+        "(Standard_NC4as_T4_v3 in eastus: QuotaExceeded; Standard_NC4as_T4_v3 in westus2: SkuNotAvailable)"
+    )
+    assert arm.inventory() == []
+
+
+def test_an_authorization_error_stops_at_once(arm, azure_env):
+    arm.inject("PUT", r"/resourcegroups/", status=403, code="AuthorizationFailed", message="no write access")
+    result = provision("up", "--name", NAME, "--no-bootstrap", "--region", "eastus,westus2")
+    assert result.exit_code == 1
+    assert "AuthorizationFailed: no write access (ask for the Contributor role" in last_line(result.stderr)
+    assert "westus2" not in result.stderr
+    assert arm.inventory() == []
+
+
+# -- rollback ----------------------------------------------------------------------------------------
+
+
+def test_a_failure_while_creating_deletes_what_this_run_created(arm, azure_env, state_dir):
+    arm.inject("PUT", r"/networkinterfaces/", status=400, code="InvalidParameter", message="bad NIC")
+    result = provision("up", "--name", NAME, "--no-bootstrap")
+    assert result.exit_code == 1
+    assert last_line(result.stderr) == f"error: could not create nic {NAME}-nic: InvalidParameter: bad NIC"
+    assert "Rolling back: deleting what this run created" in result.stderr
+    assert arm.inventory() == []
+    assert not (state_dir / NAME).exists()
+
+
+def test_keep_on_failure_keeps_it_and_down_removes_it(arm, azure_env):
+    arm.inject("PUT", r"/virtualmachines/", code="OSProvisioningTimedOut", async_failure=True)
+    result = provision("up", "--name", NAME, "--no-bootstrap", "--keep-on-failure")
+    assert result.exit_code == 1
+    assert f"kept what was created (--keep-on-failure); `provision down {NAME}` deletes it" in result.stderr
+    record = StateStore().require(NAME)
+    assert record.phase == "failed"
+    assert {r.kind: r.state for r in record.resources}["vm"] == "failed"
+    assert len(arm.inventory()) >= 6
+    again = provision("up", "--name", NAME, "--no-bootstrap")
+    assert again.exit_code == 1 and f"run `provision down {NAME}` to clean up" in again.stderr
+    assert provision("down", NAME, "--yes").exit_code == 0
+    assert arm.inventory() == []
+
+
+def test_a_failed_rollback_leaves_a_record_that_down_can_finish(arm, azure_env):
+    arm.inject("PUT", r"/networkinterfaces/", status=400, code="InvalidParameter")
+    arm.inject("DELETE", r"/resourcegroups/", status=400, code="ScopeLocked", message="locked")
+    result = provision("up", "--name", NAME, "--no-bootstrap")
+    assert result.exit_code == 1
+    assert "rollback did not finish" in result.stderr and f"run `provision down {NAME}`" in result.stderr
+    assert StateStore().require(NAME).phase == "failed"
+    assert provision("down", NAME, "--yes").exit_code == 0
+    assert arm.inventory() == []
+
+
+# -- transient faults are absorbed by azure-core's retry policy -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 429, "code": "SubscriptionRequestsThrottled", "retry_after": 0},
+        {"status": 500, "code": "InternalServerError"},
+        {"status": 503, "code": "ServiceUnavailable"},
+        {"drop_connection": True},
+    ],
+)
+def test_transient_faults_on_create_and_delete_are_retried(arm, azure_env, fault):
+    create = arm.inject("PUT", r"/virtualmachines/", **fault)
+    assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
+    delete = arm.inject("DELETE", r"/resourcegroups/", **fault)
+    assert provision("down", NAME, "--yes").exit_code == 0
+    assert (create.fired, delete.fired) == (1, 1)
+    assert arm.inventory() == []
+
+
+# -- gc ---------------------------------------------------------------------------------------------
+
+
+def test_gc_deletes_your_groups_that_no_record_knows(arm, azure_env):
+    assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
+    mine = {
+        "managed-by": "dsvm-kit",
+        "deployment": "lost",
+        "owner": current_owner(),
+        "created": "2026-11-01T00:00:00+00:00",
+    }
+    theirs = {**mine, "deployment": "teammate", "owner": "bo@other-laptop"}
+    arm.add_resource_group("dsvm-lost", tags=mine)
+    arm.add_resource_group("dsvm-teammate", tags=theirs)
+    arm.add_resource_group("unrelated", tags={"team": "x"})
+
+    asked = provision("gc")
+    assert asked.exit_code == 1 and "dsvm-lost" in asked.stdout and "dsvm-teammate" not in asked.stdout
+    result = provision("gc", "--yes")
+    assert result.exit_code == 0, result.stderr
+    groups = {i.rsplit("/", 1)[-1] for i in arm.inventory() if i.lower().count("/") == 4}
+    assert groups == {f"dsvm-{NAME}", "dsvm-teammate", "unrelated"}
+    assert provision("gc", "--yes", "--everyone").exit_code == 0
+    groups = {i.rsplit("/", 1)[-1] for i in arm.inventory() if i.lower().count("/") == 4}
+    assert groups == {f"dsvm-{NAME}", "unrelated"}
+
+
+# -- Ctrl-C and SIGTERM while creating -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_while_creating_rolls_back(arm, azure_env, state_dir, signum):
+    arm.hold("Microsoft.Compute/virtualMachines", 600)
+    script = os.path.join(os.path.dirname(sys.executable), "provision")
+    up = subprocess.Popen(
+        [script, "up", "--name", NAME, "--no-bootstrap"],
+        env={**os.environ, **azure_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not any("virtualmachines" in r.path.lower() for r in writes(arm)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    up.send_signal(signum)
+    arm.hold("Microsoft.Compute/virtualMachines", 0)
+    _, err = up.communicate(timeout=60)
+    assert up.returncode == 130, err
+    assert "Rolling back" in err and err.strip().endswith("error: interrupted")
+    assert "Traceback" not in err
+    assert arm.inventory() == []
+    assert not (state_dir / NAME).exists()
