@@ -46,9 +46,13 @@ def hold(remote: Remote, remote_port: int, local_port: int, on_open, store: Stat
 
 
 def spawn_detached(store: StateStore, name: str, local_port: int, timeout: float = 60) -> int:
-    """Start `provision tunnel NAME --port P` in a session of its own; its pid once it listens."""
+    """Start `provision tunnel NAME --port P` in a session of its own; its pid once it serves.
+
+    The child names itself in PID_FILE only once it listens and holds the tunnel lock.
+    """
     argv = [sys.executable, "-m", "provision", "tunnel", name, "--port", str(local_port)]
-    with open(store.path(name, LOG_FILE), "w") as log:
+    log_path = store.path(name, LOG_FILE)
+    with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as log:
         child = subprocess.Popen(
             [*argv, "--quiet", "--no-url"],
             stdin=subprocess.DEVNULL,
@@ -64,11 +68,9 @@ def spawn_detached(store: StateStore, name: str, local_port: int, timeout: float
                 f"the detached tunnel exited at once ({' '.join(last) or 'no output'}); "
                 f"try `provision tunnel {name}` to see why"
             )
-        try:
-            socket.create_connection(("127.0.0.1", local_port), timeout=1).close()
+        if store.read_secret(name, PID_FILE) == str(child.pid):
             return child.pid
-        except OSError:
-            time.sleep(0.1)
+        time.sleep(0.05)
     child.terminate()
     raise ProvisionError(f"the detached tunnel did not open port {local_port} in {timeout:.0f} s")
 

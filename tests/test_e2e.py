@@ -156,3 +156,15 @@ def test_cpu_run_fails_the_gpu_check_and_keeps_the_deployment(cloud, state_dir):
     assert len(cloud.arm.inventory()) == 7
     assert console("down", "nogpu", "--yes", env=cloud.env).exit_code == 0
     assert cloud.arm.inventory() == []
+
+
+def test_one_ssh_connection_serves_the_whole_bootstrap(cloud):
+    """connect, detect Python, push, start Jupyter, wait, run the notebook: one connection."""
+    from bootstrap.remote import SSHRemote
+    from tests.conftest import provision
+
+    before = SSHRemote.connections_opened
+    up = provision("up", "--name", "once", "--detach", "--allow-cpu")
+    assert up.exit_code == 0, up.stderr
+    assert SSHRemote.connections_opened - before == 1
+    assert provision("down", "once", "--yes").exit_code == 0
