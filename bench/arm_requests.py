@@ -8,6 +8,8 @@ slowest of VNet/NSG/public IP (created concurrently), the NIC, then the VM.
 """
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -43,7 +45,8 @@ def up_once(hold: float, poll: float) -> tuple[float, list]:
         for kind in HELD:
             arm.hold(kind, hold)
         started = time.perf_counter()
-        code = run(["up", "--name", "bench", "--no-bootstrap", "--quiet"])
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = run(["up", "--name", "bench", "--no-bootstrap", "--quiet"])
         elapsed = time.perf_counter() - started
         assert code == 0, f"up failed with exit code {code}"
         return elapsed, arm.requests

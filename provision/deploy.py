@@ -56,8 +56,8 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
         except BaseException as e:
             _undo(e, settings, journal, out, options)
             raise
+        _print_machine(machine, out)
         if not options.bootstrap:
-            _print_machine(machine, out)
             return
         try:
             remote = session.open_remote(machine, out)
