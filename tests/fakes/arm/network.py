@@ -472,11 +472,12 @@ class NetworkModel:
         others = [u for u in self._subnet_users(subnet["id"]) if not u.lower().startswith(nic_id.lower() + "/")]
         return str(ipaddress.ip_network(prefix, strict=False).network_address + 4 + len(others))
 
-    def _build_ip_configuration(self, nic_id: str, index: int, config: dict) -> dict:
+    def _build_ip_configuration(self, nic_id: str, index: int, config: dict, primary_subnet: str | None) -> dict:
+        """One IP configuration; a secondary one without a subnet takes the primary's, as ARM does."""
         name = config.get("name") or f"ipconfig{index + 1}"
         config_id = f"{nic_id}/ipConfigurations/{name}"
         properties = copy.deepcopy(config.get("properties") or {})
-        subnet_ref = _ref_id(properties.get("subnet"))
+        subnet_ref = _ref_id(properties.get("subnet")) or (primary_subnet if index else None)
         if subnet_ref is None:
             raise InvalidParameter(f"IP configuration {config_id} must reference a subnet.", target="subnet")
         resolved = self._resolve_subnet(subnet_ref)
@@ -511,7 +512,12 @@ class NetworkModel:
             )
         built = {
             **copy.deepcopy(properties),
-            "ipConfigurations": [self._build_ip_configuration(entry.id, i, c) for i, c in enumerate(configs)],
+            "ipConfigurations": [
+                self._build_ip_configuration(
+                    entry.id, i, c, _ref_id((configs[0].get("properties") or {}).get("subnet"))
+                )
+                for i, c in enumerate(configs)
+            ],
             "dnsSettings": {
                 "dnsServers": [],
                 "appliedDnsServers": [],
