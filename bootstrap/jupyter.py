@@ -1,6 +1,7 @@
 """A token-protected JupyterLab on the machine: find a Python, start, wait ready, find, stop.
 
-The server binds 127.0.0.1 only and is reached through the connection. The token
+The server binds 127.0.0.1 and is reached through the connection, unless it is given
+TLS files: only then does it bind every interface, and it speaks HTTPS only. The token
 travels over stdin, never on a command line, in a file or in the log, and the
 kernels do not inherit it.
 """
@@ -11,7 +12,7 @@ import http.client
 import json
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from bootstrap.pyenv import ensure_packages, pin_kernel_script
@@ -21,6 +22,7 @@ CANDIDATES = ("/anaconda/envs/*/bin/python", "/anaconda/bin/python")  # then pyt
 STATE_DIR = "~/.dsvm-kit"
 STATE_FILE = f"{STATE_DIR}/jupyter.json"
 LOG_FILE = f"{STATE_DIR}/jupyter.log"
+TLS_DIR = f"{STATE_DIR}/tls"
 
 _PROBE = """\
 import importlib.util as u
@@ -38,6 +40,9 @@ LabApp.initialize_server(argv=sys.argv[1:], config=config).start()
 """
 _SERVER_MARK = "jupyterlab.labapp"  # in the server's command line
 
+# GET path with headers within a timeout, from the server: (status, body). Raises OSError.
+HTTPGet = Callable[[str, dict[str, str], float], tuple[int, bytes]]
+
 
 @dataclass(frozen=True)
 class JupyterServer:
@@ -45,6 +50,14 @@ class JupyterServer:
     port: int
     pid: int
     root: str
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """Paths on the machine of the server's certificate and private key (PEM)."""
+
+    certfile: str
+    keyfile: str
 
 
 def _glob_quote(pattern: str) -> str:
@@ -106,23 +119,48 @@ def find_running(remote: Remote) -> JupyterServer | None:
     return None
 
 
-def start(
-    remote: Remote, python: str, token: str, *, root: str = "~/notebooks", port: int | None = None
-) -> JupyterServer:
-    """Start JupyterLab on 127.0.0.1 (a free port unless given), detached, serving `root`.
+def install_tls(remote: Remote, cert_pem: str, key_pem: str) -> TLSFiles:
+    """Write the certificate and private key to TLS_DIR (0700), each file 0600 from the start."""
+    directory = expand(remote, TLS_DIR)
+    remote.run(
+        f"umask 077 && mkdir -p {shlex.quote(directory)} && chmod 700 {shlex.quote(directory)}",
+        step="making Jupyter's TLS directory",
+    )
+    files = TLSFiles(f"{directory}/jupyter.crt", f"{directory}/jupyter.key")
+    remote.write_text(files.certfile, cert_pem, mode=0o600)
+    remote.write_text(files.keyfile, key_pem, mode=0o600)
+    return files
 
-    Callers reuse a running server (find_running + token_works) instead of starting another.
+
+def start(
+    remote: Remote,
+    python: str,
+    token: str,
+    *,
+    root: str = "~/notebooks",
+    port: int | None = None,
+    tls: TLSFiles | None = None,
+) -> JupyterServer:
+    """Start JupyterLab (a free port unless given), detached, serving `root`.
+
+    It binds 127.0.0.1, or with `tls` every interface, serving HTTPS only. Callers reuse
+    a running server (find_running + token_works) instead of starting another.
     """
     python, root = expand(remote, python), expand(remote, root)
     py = shlex.quote(python)
     port_value = str(int(port)) if port else f"$({py} -c {shlex.quote(_FREE_PORT)})"
     options = [
         "--no-browser",
-        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.ip={'0.0.0.0' if tls else '127.0.0.1'}",
         '--ServerApp.port="$port"',
         "--ServerApp.port_retries=0",
         f"--ServerApp.root_dir={shlex.quote(root)}",
     ]
+    if tls:
+        options += [
+            f"--ServerApp.certfile={shlex.quote(tls.certfile)}",
+            f"--ServerApp.keyfile={shlex.quote(tls.keyfile)}",
+        ]
     log = shlex.quote(expand(remote, LOG_FILE))
     script = f"""\
 umask 077
@@ -145,21 +183,34 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"token {token}"}
 
 
-def token_works(remote: Remote, server: JupyterServer, token: str) -> bool:
-    """True when /api/status answers 200 to this token."""
+def _plain_http(remote: Remote, server: JupyterServer) -> HTTPGet:
+    """GET over plain HTTP from the machine's loopback (through the connection)."""
+    return lambda path, headers, timeout: remote.http_get(server.port, path, headers, timeout)
+
+
+def token_works(remote: Remote, server: JupyterServer, token: str, *, get: HTTPGet | None = None) -> bool:
+    """True when /api/status answers 200 to this token (through `get`, else plain HTTP)."""
+    get = get or _plain_http(remote, server)
     try:
-        status, _ = remote.http_get(server.port, "/api/status", _auth(token))
+        status, _ = get("/api/status", _auth(token), 10)
     except (OSError, http.client.HTTPException):
         return False
     return status == 200
 
 
-def wait_ready(remote: Remote, server: JupyterServer, token: str, *, timeout: float = 120) -> None:
-    """Poll /api/status until it accepts the token; raise with the log's tail if the server dies."""
+def wait_ready(
+    remote: Remote, server: JupyterServer, token: str, *, timeout: float = 120, get: HTTPGet | None = None
+) -> None:
+    """Poll /api/status (through `get`, else plain HTTP) until it accepts the token.
+
+    Raise with the log's tail if the server dies; errors that `get` raises other than
+    OSError and HTTPException are not retried.
+    """
+    get = get or _plain_http(remote, server)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            status, _ = remote.http_get(server.port, "/api/status", _auth(token), timeout=10)
+            status, _ = get("/api/status", _auth(token), 10)
             if status == 200:
                 return
             if status == 403:

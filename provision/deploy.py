@@ -6,7 +6,7 @@ from typing import Any
 
 from bootstrap import jupyter
 from bootstrap.remote import BootstrapError, Remote
-from provision import session, tunnel
+from provision import public, session, tunnel
 from provision.errors import ProvisionError
 from provision.interrupts import sigterm_as_interrupt
 from provision.output import Output
@@ -16,7 +16,7 @@ from provision.state import Journal, Record, StateStore
 from provision.targets import Machine, Target, target_for
 
 # The settings a record keeps, so that later commands act on what `up` made.
-RECORDED = ("subscription", "cloud", "arm_endpoint", "image", "admin_user", "access")
+RECORDED = ("subscription", "cloud", "arm_endpoint", "image", "admin_user", "access", "jupyter_port")
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,10 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
             raise ProvisionError(f"{e}; {_still_running(settings.name, machine)}") from None
         journal.record.phase = "ready"
         journal.save()
+    if settings.access == "public":
+        remote.close()
+        public.show(journal.record, token, store, out)
+        return
     _serve(remote, machine, server.port, token, store, settings.name, out, options)
 
 
@@ -92,6 +96,11 @@ def _reusable_machine(settings: Settings, record: Record | None, target: Target,
         raise ProvisionError(
             f"deployment {name!r} already exists with target {record.target}; "
             f"use another --name, or `provision down {name}` first"
+        )
+    made = public.access_label(record.settings.get("access", "tunnel"), record.settings.get("jupyter_port"))
+    if made != public.access_label(settings.access, settings.jupyter_port):
+        raise ProvisionError(
+            f"deployment {name!r} was made with access {made}; ask for the same, or `provision down {name}`"
         )
     if record.phase not in ("created", "ready") or not record.machine:
         raise ProvisionError(
@@ -233,7 +242,9 @@ def reopen_tunnel(
     if record.jupyter is None or token is None:
         raise ProvisionError(f"Jupyter was never started on {name!r}; run `provision up --name {name}`")
     machine = Machine.from_dict(record.machine or {})
-    if machine.local:
+    if record.settings.get("access") == "public":
+        public.show(record, token.strip(), store, out)
+    elif machine.local:
         out.result(tunnel.lab_url(record.jupyter["port"], token.strip()))
     elif detach:
         _detach(store, name, token.strip(), out, local_port)

@@ -12,7 +12,6 @@ from provision.settings import Settings
 MANAGED_BY = "dsvm-kit"
 VNET_PREFIX = "10.42.0.0/16"
 SUBNET_PREFIX = "10.42.0.0/24"
-JUPYTER_PUBLIC_PORT = 8888
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,7 @@ class Plan:
     allow_ip: str
     ssh_port: int
     open_jupyter: bool
+    jupyter_port: int
     names: Names
     tags: dict[str, str]
     ssh_public_key: str
@@ -140,7 +140,7 @@ class Plan:
     def _nsg_body(self) -> dict:
         rules = [_inbound_rule("allow-ssh", 1000, self.allow_ip, self.ssh_port)]
         if self.open_jupyter:
-            rules.append(_inbound_rule("allow-jupyter", 1010, self.allow_ip, JUPYTER_PUBLIC_PORT))
+            rules.append(_inbound_rule("allow-jupyter", 1010, self.allow_ip, self.jupyter_port))
         return {"location": self.region, "tags": self.tags, "properties": {"securityRules": rules}}
 
     def _public_ip_body(self) -> dict:
@@ -284,6 +284,7 @@ def make_plan(
         allow_ip=allow_ip,
         ssh_port=settings.ssh_port,
         open_jupyter=settings.access == "public",
+        jupyter_port=settings.jupyter_port,
         names=names_for(settings.name, settings.subscription),
         tags=tags_for(settings.name, owner, now),
         ssh_public_key=ssh_public_key,
@@ -296,7 +297,7 @@ def summary_rows(plan: Plan) -> list[tuple[str, str, str]]:
     n = plan.names
     rules = [f"TCP {plan.ssh_port} (SSH) from {plan.allow_ip}"]
     if plan.open_jupyter:
-        rules.append(f"TCP {JUPYTER_PUBLIC_PORT} (Jupyter, TLS) from {plan.allow_ip}")
+        rules.append(f"TCP {plan.jupyter_port} (Jupyter, TLS) from {plan.allow_ip}")
     return [
         ("resource group", n.resource_group, f"{plan.region}; tags " + _tags_text(plan.tags)),
         ("virtual network", n.vnet, f"{VNET_PREFIX}, subnet {n.subnet} {SUBNET_PREFIX}"),

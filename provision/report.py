@@ -37,6 +37,8 @@ def status(name: str, store: StateStore) -> dict:
         "created": record.created,
         "age": age(record.created),
         "jupyter_port": (record.jupyter or {}).get("port", ""),
+        "access": record.settings.get("access", "tunnel"),
+        "tls_sha256": (record.jupyter or {}).get("tls_sha256", ""),
         "tunnel": "open" if tunnel.is_alive(store, name) else "closed",
         "last_check": (record.check or {}).get("summary", "never run"),
     }

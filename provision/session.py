@@ -10,6 +10,7 @@ from bootstrap import jupyter, notebooks
 from bootstrap.gpucheck import Verdict, judge
 from bootstrap.remote import Endpoint, LocalRemote, Remote, connect
 from provision.output import Output
+from provision.public import PublicJupyter, deployment_certificate
 from provision.settings import Settings
 from provision.state import Journal
 from provision.targets import Machine
@@ -55,23 +56,37 @@ def start_jupyter(
         pushed = notebooks.push(remote, notebooks_dir())
         out.note(f"{len(pushed)} changed file(s)" if pushed else "all up to date")
     token = _token(journal)
-    with out.step("Starting JupyterLab (127.0.0.1 on the machine, token required)"):
+    public = _public(settings, journal)
+    where = f"TLS on port {public.port}, pinned certificate" if public else "127.0.0.1 on the machine"
+    with out.step(f"Starting JupyterLab ({where}, token required)"):
         server = jupyter.find_running(remote)
-        if server and jupyter.token_works(remote, server, token):
+        reuse_check = public.through_ssh(remote, server) if public and server else None
+        if server and jupyter.token_works(remote, server, token, get=reuse_check):
             out.note(f"reusing the running server (pid {server.pid})")
         else:
             if server:
-                jupyter.stop(remote)  # a server whose token this record does not know
-            server = jupyter.start(remote, python, token)
-            jupyter.wait_ready(remote, server, token)
+                jupyter.stop(remote)  # a server whose token (or certificate) this record does not know
+            tls_files = public.install(remote) if public else None
+            server = jupyter.start(remote, python, token, port=public.port if public else None, tls=tls_files)
+        jupyter.wait_ready(remote, server, token, get=public.from_here() if public else None)
     journal.record.jupyter = {
         "python": python,
         "port": server.port,
         "pid": server.pid,
         "root": server.root,
+        **({"tls_sha256": public.cert.fingerprint} if public else {}),
     }
     journal.save()
     return server, token
+
+
+def _public(settings: Settings, journal: Journal) -> PublicJupyter | None:
+    """With --access public: the port and the deployment's certificate; None for the tunnel."""
+    if settings.access != "public":
+        return None
+    machine = Machine.from_dict(journal.record.machine or {})
+    cert = deployment_certificate(journal.store, journal.record.name, machine)
+    return PublicJupyter(machine, settings.jupyter_port, cert)
 
 
 def _token(journal: Journal) -> str:

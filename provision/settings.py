@@ -68,7 +68,8 @@ class Settings:
     arm_ca_bundle: str | None = None
     arm_token: str | None = field(default=None, repr=False)
     allow_cpu: bool = False
-    access: str = "tunnel"  # or "public": TLS on 8888, open to allow_ip only
+    access: str = "tunnel"  # or "public": TLS on jupyter_port, open to allow_ip only
+    jupyter_port: int = 8888  # the VM's public Jupyter port (access public only)
     remote_python: str | None = None
     host_key: str | None = None  # pinned key of an ssh:// target: "ssh-ed25519 AAAA..."
     identity: str | None = None  # private key for an ssh:// target
@@ -103,7 +104,10 @@ class Settings:
 
     @property
     def opens_to_everyone(self) -> bool:
-        return self.allow_ip in OPEN_TO_ALL
+        """True when allow_ip admits every address: a word for "all", or a /0 block."""
+        if self.allow_ip is None:
+            return False
+        return self.allow_ip in OPEN_TO_ALL or ipaddress.ip_network(self.allow_ip).prefixlen == 0
 
 
 # Environment variable for each field that can be set from the environment.
@@ -123,6 +127,7 @@ ENVIRONMENT = {
     "arm_ca_bundle": "PROVISION_ARM_CA_BUNDLE",
     "arm_token": "PROVISION_ARM_TOKEN",
     "access": "PROVISION_ACCESS",
+    "jupyter_port": "PROVISION_JUPYTER_PORT",
     "remote_python": "PROVISION_REMOTE_PYTHON",
     "host_key": "PROVISION_HOST_KEY",
     "identity": "PROVISION_IDENTITY",
@@ -183,7 +188,7 @@ def validate(raw: Mapping[str, Any]) -> Settings:
     for key in ("regions", "sizes"):
         if key in values:
             values[key] = _as_list(values[key])
-    for key in ("os_disk_gb", "ssh_port", "epochs", "check_timeout"):
+    for key in ("os_disk_gb", "ssh_port", "jupyter_port", "epochs", "check_timeout"):
         if key in values:
             values[key] = _as_int(key, values[key])
     if "poll_interval" in values:
@@ -334,6 +339,8 @@ def _check_numbers(s: Settings) -> None:
         raise UsageError(f"os-disk-gb must be between 30 and 4095, not {s.os_disk_gb}")
     if not 0 < s.ssh_port < 65536:
         raise UsageError(f"ssh-port must be between 1 and 65535, not {s.ssh_port}")
+    if not 0 < s.jupyter_port < 65536:
+        raise UsageError(f"jupyter-port must be between 1 and 65535, not {s.jupyter_port}")
     if s.epochs < 1:
         raise UsageError(f"epochs must be at least 1, not {s.epochs}")
     if s.check_timeout < 10:
@@ -365,6 +372,29 @@ def _check_choices(s: Settings) -> None:
         raise UsageError(f"dataset {s.dataset!r} is not one of cifar10, digits, synthetic")
 
 
+def _check_public_access(s: Settings) -> None:
+    """Jupyter on a public port only where an NSG admits the caller alone, and only to a narrow source."""
+    if s.access != "public":
+        return
+    if s.target == "local":
+        raise UsageError(
+            "--access public makes no sense with --target local: Jupyter runs on this machine, "
+            "so open the http://127.0.0.1 URL that `up` prints (drop --access public)"
+        )
+    if not s.is_azure:
+        raise UsageError(
+            f"--access public needs --target azure, whose security group admits only --allow-ip; on {s.target} "
+            "nothing would limit who reaches Jupyter: use the SSH tunnel (the default)"
+        )
+    if s.opens_to_everyone:
+        raise UsageError(
+            f"--access public with --allow-ip {s.allow_ip} would open Jupyter to the whole internet; give your "
+            "address or range (or leave --allow-ip out to use your detected address), or use the SSH tunnel"
+        )
+    if s.jupyter_port == s.ssh_port:
+        raise UsageError(f"jupyter-port {s.jupyter_port} is also the SSH port; choose another")
+
+
 CHECKS = (
     _check_name,
     _check_target,
@@ -377,4 +407,5 @@ CHECKS = (
     _check_cloud,
     _check_identity,
     _check_choices,
+    _check_public_access,
 )
