@@ -49,6 +49,9 @@ Access = Annotated[
     str | None,
     typer.Option(help="tunnel (default: Jupyter via SSH) or public (TLS, your address only)."),
 ]
+JupyterPort = Annotated[
+    int | None, typer.Option(help="Jupyter's port on the machine with --access public [default: 8888].")
+]
 AllowCpu = Annotated[bool, typer.Option("--allow-cpu", help="Accept a machine without a GPU.")]
 RemotePython = Annotated[
     str | None, typer.Option(help="Python on the machine to run Jupyter with [default: detected].")
@@ -94,6 +97,7 @@ def up(
     cloud: Cloud = None,
     subscription: Subscription = None,
     access: Access = None,
+    jupyter_port: JupyterPort = None,
     allow_cpu: AllowCpu = False,
     remote_python: RemotePython = None,
     host_key: HostKey = None,
@@ -207,6 +211,7 @@ def plan(
     cloud: Cloud = None,
     subscription: Subscription = None,
     access: Access = None,
+    jupyter_port: JupyterPort = None,
     allow_cpu: AllowCpu = False,
     json: Json = False,
 ) -> None:

@@ -10,7 +10,7 @@ from provision import public, session, tunnel
 from provision.errors import ProvisionError
 from provision.interrupts import sigterm_as_interrupt
 from provision.output import Output
-from provision.settings import Settings, load
+from provision.settings import Settings, for_deployment, load
 from provision.sshfiles import write_known_hosts
 from provision.state import Journal, Record, StateStore
 from provision.targets import Machine, Target, target_for
@@ -30,9 +30,8 @@ class UpOptions:
 
 def settings_for(record: Record, flags: dict[str, Any] | None = None) -> Settings:
     """Settings for a command on an existing deployment: the record says where it lives."""
-    pinned = {"name": record.name, "target": record.target}
-    pinned.update({key: record.settings[key] for key in RECORDED if key in record.settings})
-    return load({**(flags or {}), **pinned})
+    recorded = {key: record.settings[key] for key in RECORDED if key in record.settings}
+    return for_deployment({**recorded, "name": record.name, "target": record.target}, flags)
 
 
 def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -> None:

@@ -158,6 +158,23 @@ def load(
     return validate(raw)
 
 
+# What a command on an existing deployment still takes from the environment: credentials and
+# how to run the check. The rest comes from the deployment's record, so that an edited
+# provision.toml or environment can never stand in the way of `down`.
+RUNTIME = ("arm_token", "arm_ca_bundle", "poll_interval", "remote_python", "dataset", "epochs", "check_timeout")
+
+
+def for_deployment(
+    recorded: Mapping[str, Any], flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings for a command on a deployment that exists: its recorded settings, then flags."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {key: env[ENVIRONMENT[key]] for key in RUNTIME if env.get(ENVIRONMENT[key])}
+    raw.update({key: value for key, value in (flags or {}).items() if value is not None})
+    raw.update(recorded)
+    return validate(raw)
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}

@@ -7,6 +7,8 @@ Layout under the state directory (platformdirs, or PROVISION_STATE_DIR):
     <name>/id_ed25519      the client key for this deployment (and .pub)
     <name>/known_hosts     the pinned host key, for plain OpenSSH
     <name>/jupyter_token   the Jupyter token
+    <name>/jupyter.crt     the TLS certificate of --access public (and jupyter.key)
+    <name>/tunnel.pid      the tunnel process, while one runs (tunnel.lock, tunnel.log)
 """
 
 import json

@@ -105,12 +105,16 @@ def cloud(state_dir, monkeypatch):
     assert leftovers(env["PROVISION_ADMIN_USER"], None) == []
 
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def console(*argv: str, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
-    """Run the `provision` console script in a new process."""
+    """Run the `provision` console script in a new process, importing this checkout's code."""
     script = os.path.join(os.path.dirname(sys.executable), "provision")
+    path = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
     done = subprocess.run(
         [script, *argv],
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PYTHONPATH": path, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -47,7 +47,7 @@ def home_of(user: str) -> Path:
 
 
 def jupyter_pids(user: str) -> list[int]:
-    ps = subprocess.run(["ps", "-u", user, "-o", "pid=,args="], capture_output=True, text=True)
+    ps = subprocess.run(["ps", "-ww", "-u", user, "-o", "pid=,args="], capture_output=True, text=True)
     return [int(line.split()[0]) for line in ps.stdout.splitlines() if "jupyter" in line or "lab" in line]
 
 
@@ -102,7 +102,7 @@ def test_up_detach_serves_jupyterlab_then_down_removes_everything(cloud, state_d
     assert (ARTIFACTS / "jupyterlab.png").stat().st_size > 10_000
 
     # The token is in no process's argv and no log; only in the printed URL.
-    assert token not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert token not in subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
     logs = [
         home_of(cloud.user) / ".dsvm-kit" / "jupyter.log",
         state_dir / "e2e" / "tunnel.log",

@@ -10,7 +10,7 @@ import pytest
 
 from provision.state import StateStore
 from provision.targets.azure import current_owner
-from tests.conftest import provision
+from tests.conftest import REPO, provision
 
 NAME = "rel1"
 T4 = "standardNCASv3_T4Family"
@@ -222,7 +222,7 @@ def test_an_interrupt_while_creating_rolls_back(arm, azure_env, state_dir, signu
     script = os.path.join(os.path.dirname(sys.executable), "provision")
     up = subprocess.Popen(
         [script, "up", "--name", NAME, "--no-bootstrap"],
-        env={**os.environ, **azure_env},
+        env={**os.environ, "PYTHONPATH": REPO, **azure_env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -238,3 +238,13 @@ def test_an_interrupt_while_creating_rolls_back(arm, azure_env, state_dir, signu
     assert "Traceback" not in err
     assert arm.inventory() == []
     assert not (state_dir / NAME).exists()
+
+
+def test_down_is_not_blocked_by_settings_changed_since_up(arm, azure_env, monkeypatch, tmp_path):
+    assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
+    (tmp_path / "provision.toml").write_text('size = "Standard_D4s_v5"\nregion = "nowhere land"\n')
+    monkeypatch.setenv("PROVISION_ALLOW_IP", "not-an-address")
+    assert provision("status", NAME).exit_code == 0
+    result = provision("down", NAME, "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert arm.inventory() == []

@@ -9,13 +9,14 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from tests.conftest import console
+from tests.conftest import REPO, console
 from tests.fakes import processes
 
 pytest_plugins = ["tests.fakes.fixtures"]
@@ -126,17 +127,19 @@ def test_ssh_target_host_key_is_never_trusted_silently(vm, ssh_env, state_dir):
 
 
 def test_ctrl_c_closes_only_the_tunnel(vm, ssh_env):
-    script = os.path.join(os.path.dirname(__import__("sys").executable), "provision")
+    script = os.path.join(os.path.dirname(sys.executable), "provision")
     up = subprocess.Popen(
         [script, "up", "--name", "ext", "--skip-check"],
-        env={**os.environ, **ssh_env},
+        env={**os.environ, "PYTHONPATH": REPO, **ssh_env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        line = up.stdout.readline()
-        _, port, token = URL.search(line).groups()
+        match = None
+        while match is None:
+            match = URL.search(up.stdout.readline())
+        _, port, token = match.groups()
         assert contents(int(port), token)[0] == 200
         up.send_signal(signal.SIGINT)
         assert up.wait(30) == 0
