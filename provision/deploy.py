@@ -13,7 +13,7 @@ from provision.output import Output
 from provision.settings import Settings, for_deployment, load
 from provision.sshfiles import write_known_hosts
 from provision.state import Journal, Record, StateStore
-from provision.targets import Machine, Target, target_for
+from provision.targets import NOT_A_CLOUD_MACHINE, RUNNING, Machine, Target, target_for
 
 # The settings a record keeps, so that later commands act on what `up` made.
 RECORDED = ("subscription", "cloud", "arm_endpoint", "image", "admin_user", "access", "jupyter_port")
@@ -52,8 +52,8 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
                 write_known_hosts(store, settings.name, machine)
                 journal.record.phase = "created"
                 journal.save()
-        except BaseException as e:
-            _undo(e, settings, journal, out, options)
+        except BaseException:
+            _undo(settings, journal, out, options)
             raise
         _print_machine(machine, out)
         if not options.bootstrap:
@@ -62,9 +62,9 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
             remote = session.open_remote(machine, out)
             server, token = session.start_jupyter(remote, settings, journal, out)
             _check(remote, settings, journal, out, skip=options.skip_check)
-        except KeyboardInterrupt as e:
+        except KeyboardInterrupt:
             if created_now:
-                _undo(e, settings, journal, out, options)
+                _undo(settings, journal, out, options)
             raise
         except BootstrapError as e:
             raise ProvisionError(f"{e}; {_still_running(settings.name, machine)}") from None
@@ -107,13 +107,13 @@ def _reusable_machine(settings: Settings, record: Record | None, target: Target,
             f"`provision down {name}` to clean up, then `provision up` again"
         )
     state = target.status(record).get("power_state")
-    if state not in ("running", "unknown (not a cloud machine)"):
+    if state not in (RUNNING, NOT_A_CLOUD_MACHINE):
         raise ProvisionError(f"the VM of {name!r} is {state}; start it (`az vm start`) or `provision down {name}`")
     out.note(f"deployment {name!r} exists: reusing its machine")
     return Machine.from_dict(record.machine)
 
 
-def _undo(error: BaseException, settings: Settings, journal: Journal, out: Output, options: UpOptions) -> None:
+def _undo(settings: Settings, journal: Journal, out: Output, options: UpOptions) -> None:
     """After a failed or interrupted run: delete what it created, or keep it on request."""
     record = journal.record
     name = record.name

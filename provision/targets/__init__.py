@@ -7,6 +7,9 @@ from provision.output import Output
 from provision.settings import Settings
 from provision.state import Journal, Record
 
+RUNNING = "running"
+NOT_A_CLOUD_MACHINE = "unknown (not a cloud machine)"  # no API tells whether it is on
+
 
 @dataclass(frozen=True)
 class Machine:

@@ -5,7 +5,7 @@ import getpass
 from provision.output import Output
 from provision.settings import Settings
 from provision.state import Journal, Record
-from provision.targets import Machine
+from provision.targets import RUNNING, Machine
 
 
 class LocalTarget:
@@ -22,4 +22,4 @@ class LocalTarget:
         """Nothing to delete: the caller stops Jupyter and removes the record."""
 
     def status(self, record: Record) -> dict:
-        return {"power_state": "running"}
+        return {"power_state": RUNNING}

@@ -7,7 +7,7 @@ from provision.keys import fingerprint
 from provision.output import Output
 from provision.settings import Settings
 from provision.state import Journal, Record
-from provision.targets import Machine
+from provision.targets import NOT_A_CLOUD_MACHINE, Machine
 
 DEFAULT_IDENTITIES = ("id_ed25519", "id_ecdsa", "id_rsa")
 
@@ -59,4 +59,4 @@ class SSHTarget:
         """Nothing to delete: the caller stops Jupyter and removes the record."""
 
     def status(self, record: Record) -> dict:
-        return {"power_state": "unknown (not a cloud machine)"}
+        return {"power_state": NOT_A_CLOUD_MACHINE}
