@@ -76,6 +76,7 @@ class Plan:
     size: str
     image: tuple[str, str, str, str]
     image_plan: dict | None  # the image's purchase plan, if it has one
+    zone: str | None  # the availability zone to pin the VM to; None lets Azure place it
     admin_user: str
     os_disk_gb: int
     allow_ip: str
@@ -226,6 +227,8 @@ class Plan:
         }
         if self.image_plan:
             body["plan"] = self.image_plan
+        if self.zone:
+            body["zones"] = [self.zone]
         return body
 
 
@@ -270,6 +273,7 @@ def make_plan(
     owner: str,
     now: datetime,
     image_plan: dict | None = None,
+    zone: str | None = None,
 ) -> Plan:
     assert settings.subscription, "validated settings for Azure always carry a subscription"
     return Plan(
@@ -279,6 +283,7 @@ def make_plan(
         size=size,
         image=settings.image_parts,
         image_plan=image_plan,
+        zone=zone,
         admin_user=settings.admin_user,
         os_disk_gb=settings.os_disk_gb,
         allow_ip=allow_ip,

@@ -94,15 +94,30 @@ def test_a_restricted_size_moves_on_to_the_next_size(arm, azure_env):
     assert StateStore().require(NAME).settings["size"] == "Standard_NC8as_T4_v3"
 
 
-def test_allocation_failure_after_writes_cleans_up_then_moves_on(arm, azure_env):
+def vm_puts(arm):
+    return [r for r in writes(arm) if r.method == "PUT" and "/virtualmachines/" in r.path.lower()]
+
+
+def test_no_capacity_in_the_region_pins_a_zone(arm, azure_env):
     arm.inject("PUT", r"/virtualmachines/", code="AllocationFailed", async_failure=True)
     result = provision("up", "--name", NAME, "--no-bootstrap", "--region", "eastus,westus2")
     assert result.exit_code == 0, result.stderr
-    assert "AllocationFailed" in result.stderr
+    assert "trying Standard_NC4as_T4_v3 in zone 1 of eastus" in result.stderr
+    assert [put.body.get("zones") for put in vm_puts(arm)] == [None, ["1"]]
     deletes = [r for r in writes(arm) if r.method == "DELETE"]
     assert len(deletes) == 1 and deletes[0].path.lower().endswith(f"/resourcegroups/dsvm-{NAME}")
     group = arm.resource(f"/subscriptions/{arm.subscription_id}/resourceGroups/dsvm-{NAME}")
+    assert group["location"] == "eastus" and len(arm.inventory()) == 7
+
+
+def test_no_capacity_in_any_zone_moves_on_to_the_next_region(arm, azure_env):
+    arm.inject("PUT", r"/virtualmachines/", code="ZonalAllocationFailed", async_failure=True, times=4)
+    result = provision("up", "--name", NAME, "--no-bootstrap", "--region", "eastus,westus2")
+    assert result.exit_code == 0, result.stderr
+    assert [put.body.get("zones") for put in vm_puts(arm)] == [None, ["1"], ["2"], ["3"], None]
+    group = arm.resource(f"/subscriptions/{arm.subscription_id}/resourceGroups/dsvm-{NAME}")
     assert group["location"] == "westus2" and len(arm.inventory()) == 7
+    assert StateStore().require(NAME).settings["region"] == "westus2"
 
 
 def test_every_choice_failing_names_each_reason(arm, azure_env):

@@ -56,6 +56,7 @@ class AzureTarget:
         region: str | None = None,
         size: str | None = None,
         image_plan: dict | None = None,
+        zone: str | None = None,
     ) -> Plan:
         """The plan for this deployment; with a journal, keys and times come from its record."""
         settings = self.settings
@@ -74,6 +75,7 @@ class AzureTarget:
             owner=current_owner(),
             now=created,
             image_plan=image_plan,
+            zone=zone,
         )
 
     def _client_key(self, journal: Journal) -> str:
@@ -88,8 +90,9 @@ class AzureTarget:
         return public.strip()
 
     def create(self, journal: Journal, out: Output) -> Machine:
-        """Try each size, then each region, in the order given; move on from quota and capacity
-        errors after deleting what the attempt made; stop at any other error."""
+        """Try each size, then each region, in the order given (and each zone of a region);
+        move on from quota and capacity errors after deleting what the attempt made; stop at
+        any other error."""
         attempts = [(size, region) for size in self.settings.sizes for region in self.settings.regions]
         failures: list[tuple[str, AzureError]] = []
         for size, region in attempts:
@@ -97,7 +100,10 @@ class AzureTarget:
                 self._clear(journal, out)
                 out.note(f"trying {size} in {region}")
             try:
-                return self._attempt(journal, out, region, size)
+                with out.step(f"Preflight: {size} in {region}"):
+                    offer = preflight.check(self._call, self.clients.compute, region, size, self.settings.image_parts)
+                out.note(offer.describe())
+                return self._create_in_a_zone(journal, out, offer)
             except AzureError as e:
                 if not (e.is_quota or e.is_capacity) or len(attempts) == 1:
                     raise
@@ -117,11 +123,24 @@ class AzureTarget:
             journal.record.resources.clear()
             journal.save()
 
-    def _attempt(self, journal: Journal, out: Output, region: str, size: str) -> Machine:
-        with out.step(f"Preflight: {size} in {region}"):
-            offer = preflight.check(self._call, self.clients.compute, region, size, self.settings.image_parts)
-        out.note(offer.describe())
-        plan = self.plan(journal, region=region, size=size, image_plan=offer.image_plan)
+    def _create_in_a_zone(self, journal: Journal, out: Output, offer: preflight.Offer) -> Machine:
+        """Let Azure place the VM in the region; when it has no capacity, pin each zone in turn."""
+        zones = [None, *offer.zones]
+        for number, zone in enumerate(zones):
+            if number:
+                self._clear(journal, out)
+                out.note(f"trying {offer.size} in zone {zone} of {offer.region}")
+            try:
+                return self._build(journal, out, offer, zone)
+            except AzureError as e:
+                if not e.is_capacity or number == len(zones) - 1:
+                    raise
+                out.warn(f"{offer.size} in {offer.region}{f' zone {zone}' if zone else ''}: {e}")
+        raise AssertionError("unreachable: the last zone returns or raises")
+
+    def _build(self, journal: Journal, out: Output, offer: preflight.Offer, zone: str | None) -> Machine:
+        """Create every resource of the plan for this offer, recording each as it goes."""
+        plan = self.plan(journal, region=offer.region, size=offer.size, image_plan=offer.image_plan, zone=zone)
         record = journal.record
         record.settings.update(region=plan.region, size=plan.size, resource_group=plan.names.resource_group)
         machine = Machine(

@@ -18,6 +18,7 @@ class Offer:
     free_vcpus: int
     image_version: str
     image_plan: dict | None  # the purchase plan the VM body must name, if the image has one
+    zones: tuple[str, ...] = ()  # availability zones that offer the size here
 
     def describe(self) -> str:
         plan = "purchase plan " + self.image_plan["name"] if self.image_plan else "no purchase plan"
@@ -80,7 +81,19 @@ def check(call, compute, region: str, size: str, image: tuple[str, str, str, str
                 "QuotaExceeded",
             )
     version, plan = _image(call, compute, region, image)
-    return Offer(region, size, sku.family, vcpus, min(free, default=0), version, plan)
+    return Offer(region, size, sku.family, vcpus, min(free, default=0), version, plan, _zones(sku))
+
+
+def _zones(sku) -> tuple[str, ...]:
+    """The zones of the SKU's location, less those restricted for this subscription."""
+    offered = [zone for info in sku.location_info or [] for zone in info.zones or []]
+    restricted = {
+        zone
+        for r in sku.restrictions or []
+        if r.type == "Zone" and r.restriction_info
+        for zone in r.restriction_info.zones or []
+    }
+    return tuple(sorted(set(offered) - restricted))
 
 
 def _image(call, compute, region: str, image: tuple[str, str, str, str]):
