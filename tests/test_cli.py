@@ -1,6 +1,7 @@
 """The `provision` console script: exit codes, output, and no work before validation."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -113,3 +114,25 @@ def test_status_of_an_unknown_deployment(state_dir):
     result = console("status", "ghost", env={"PROVISION_STATE_DIR": str(state_dir)})
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: no deployment named 'ghost' here (known: none); see `provision list`"
+
+
+def test_python_dash_m_provision():
+    result = subprocess.run([sys.executable, "-m", "provision", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "Commands" in result.stdout
+
+
+def test_the_laptop_install_needs_no_torch():
+    from importlib.metadata import requires
+
+    base = [r.split(";")[0].strip() for r in requires("dsvm-kit") if "extra ==" not in r]
+    names = {re.split(r"[<>=!~ \[]", r, maxsplit=1)[0].lower() for r in base}
+    assert "azure-mgmt-compute" in names and "paramiko" in names
+    assert names.isdisjoint({"torch", "numpy", "jupyterlab", "papermill", "ipykernel", "scikit-learn"})
+
+
+def test_a_subscription_azure_does_not_know(arm, azure_env):
+    env = {**azure_env, "AZURE_SUBSCRIPTION_ID": "99999999-9999-9999-9999-999999999999"}
+    result = console("up", "--name", NAME, "--no-bootstrap", env=env)
+    assert result.exit_code == 1
+    assert "SubscriptionNotFound" in result.stderr and "check AZURE_SUBSCRIPTION_ID" in result.stderr
+    assert arm.inventory() == []

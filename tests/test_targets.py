@@ -155,3 +155,27 @@ def test_ctrl_c_closes_only_the_tunnel(vm, ssh_env):
     status = json.loads(console("status", "ext", "--json", env=ssh_env).stdout)
     assert status["phase"] == "ready" and status["jupyter_port"]
     assert console("down", "ext", "--yes", env=ssh_env).exit_code == 0
+
+
+def test_ssh_target_host_key_confirmed_at_a_terminal(vm, ssh_env, state_dir):
+    """Without --host-key the fingerprint is shown; answering yes pins the key presented."""
+    import pty
+
+    env = {k: v for k, v in ssh_env.items() if k != "PROVISION_HOST_KEY"}
+    leader, follower = pty.openpty()
+    os.write(leader, b"y\n")
+    script = os.path.join(os.path.dirname(sys.executable), "provision")
+    up = subprocess.run(
+        [script, "up", "--name", "ext", "--detach", "--skip-check"],
+        env={**os.environ, "PYTHONPATH": REPO, **env},
+        stdin=follower,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    os.close(follower)
+    os.close(leader)
+    assert up.returncode == 0, up.stderr
+    record = json.loads((state_dir / "ext" / "record.json").read_text())
+    assert record["machine"]["host_key"] == vm.machine.host_key.public_line
+    assert console("down", "ext", "--yes", env=ssh_env).exit_code == 0
