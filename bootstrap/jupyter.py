@@ -159,6 +159,8 @@ def wait_ready(remote: Remote, server: JupyterServer, token: str, *, timeout: fl
     deadline = time.monotonic() + timeout
     while True:
         try:
+            if _answers_without_token(remote, server):  # not our Jupyter, which wants a token: give it none
+                raise ConnectionRefusedError(f"port {server.port} answers without a token")
             status, _ = remote.http_get(server.port, "/api/status", _auth(token), timeout=10)
             if status == 200:
                 return
@@ -174,6 +176,13 @@ def wait_ready(remote: Remote, server: JupyterServer, token: str, *, timeout: fl
                 f"Jupyter did not answer within {timeout:g} s ({last}); log: {_log_tail(remote, token)}"
             )
         time.sleep(0.25)
+
+
+def _answers_without_token(remote: Remote, server: JupyterServer) -> bool:
+    """True when something on the server's port answers /api/status without a token (Jupyter says 403):
+    another process took the port first, and must not be sent the token."""
+    status, _ = remote.http_get(server.port, "/api/status", timeout=10)
+    return status != 403
 
 
 def _is_alive(remote: Remote, pid: int) -> bool:
