@@ -14,6 +14,8 @@ How the cells are read:
   poll at the same time.
 - 429 (with Retry-After: 1), 500 and a dropped connection are transient: azure-core
   retries them and `up` succeeds.
+- The other faults persist, as a shortage of quota or capacity does (`up` may try again in
+  another size, region or zone; none is left to it here, so it must give up).
 - 409 OperationNotAllowed (quota) and 409 SkuNotAvailable come in the PUT's response. ARM
   does not send them on a status poll; injected there anyway, they stand for any error
   that is not retried while polling: `up` must stop and roll back the operation it polled.
@@ -72,11 +74,12 @@ def warmed_up(tmp_path_factory):
 def inject(arm, request: str, write: str, fault: str):
     """Arm the cell's fault; the handle counts the requests it answered."""
     _, path, kind = WRITES[write]
-    arguments, _ = FAULTS[fault]
+    arguments, transient = FAULTS[fault]
+    arguments = {**arguments, "times": 1 if transient else 1000}
     if kind:
         arm.hold(kind, HOLD if request == "poll" else 0)
     if arguments.get("async_failure") and kind is None:  # a synchronous PUT: the error comes at once
-        arguments = {"status": 409, "code": arguments["code"]}
+        arguments = {"status": 409, "code": arguments["code"], "times": arguments["times"]}
     if request == "poll" and not arguments.get("async_failure"):
         return arm.inject("GET", r"/operations/", poll_of=kind, **arguments)
     return arm.inject("PUT", path, **arguments)
@@ -114,7 +117,7 @@ def test_a_fault_on_an_arm_request_of_up_leaks_nothing(
 
     up, left = run_up(arm, state_dir, booter, scenario)
 
-    assert handle.fired == 1, f"the fault was never injected: {up.stderr}"
+    assert handle.fired == 1 if transient else handle.fired >= 1, f"the fault was not injected: {up.stderr}"
     assert left == []
     assert not scenario.traceback, up.stderr
     assert exposed(arm) == []
