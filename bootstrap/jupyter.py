@@ -158,9 +158,12 @@ def wait_ready(remote: Remote, server: JupyterServer, token: str, *, timeout: fl
     """Poll /api/status until it accepts the token; raise with the log's tail if the server dies."""
     deadline = time.monotonic() + timeout
     while True:
+        if _answers_without_token(remote, server):
+            raise BootstrapError(
+                f"port {server.port} on the machine answers without a token: another program holds it, "
+                "not the Jupyter just started (it was not sent the token)"
+            )
         try:
-            if _answers_without_token(remote, server):  # not our Jupyter, which wants a token: give it none
-                raise ConnectionRefusedError(f"port {server.port} answers without a token")
             status, _ = remote.http_get(server.port, "/api/status", _auth(token), timeout=10)
             if status == 200:
                 return
@@ -179,10 +182,13 @@ def wait_ready(remote: Remote, server: JupyterServer, token: str, *, timeout: fl
 
 
 def _answers_without_token(remote: Remote, server: JupyterServer) -> bool:
-    """True when something on the server's port answers /api/status without a token (Jupyter says 403):
-    another process took the port first, and must not be sent the token."""
-    status, _ = remote.http_get(server.port, "/api/status", timeout=10)
-    return status != 403
+    """True when the server's port answers /api/status without a token. Jupyter refuses that (403):
+    so a process that took the port first answers, and must not be sent the token."""
+    try:
+        status, _ = remote.http_get(server.port, "/api/status", timeout=10)
+    except (OSError, http.client.HTTPException):
+        return False
+    return status == 200
 
 
 def _is_alive(remote: Remote, pid: int) -> bool:
