@@ -58,13 +58,15 @@ FAULTS = [
     "notebook raises",
 ]
 TRANSIENT = {"sshd not up yet", "connection dropped"}
-EXPECTED_ERROR = {
+LOCAL_PORT = "this machine's tunnel port"
+EXPECTED_ERROR = {  # in the error line, by fault, or by (step, fault)
     "auth refused": "refused key",
-    "Jupyter port taken": "could not be started because port",
     "host key mismatch": "the host may not be the machine we created; nothing was sent to it",
+    ("start Jupyter", "Jupyter port taken"): "could not be started because port",  # Jupyter's own words
+    ("wait ready", "Jupyter port taken"): "answers without a token",
+    (LOCAL_PORT, "Jupyter port taken"): "cannot listen on 127.0.0.1:",
     "notebook raises": "GPU check failed: the notebook raised",
 }
-LOCAL_PORT = "this machine's tunnel port"
 # Cells whose fault cannot happen in their step, and the scenario that covers them.
 COVERED_BY = {
     **{(step, "Jupyter port taken"): LOCAL_PORT for step in STEPS if step not in ("start Jupyter", "wait ready")},
@@ -198,5 +200,5 @@ def test_a_fault_in_a_bootstrap_step_leaks_and_exposes_nothing(
         assert up.exit_code == 1, up.stderr
         error = one_line_error(up.stderr)
         assert error and f"provision down {NAME}" in error, up.stderr
-        assert ("cannot listen on 127.0.0.1:" if step == LOCAL_PORT else EXPECTED_ERROR[fault]) in error
+        assert EXPECTED_ERROR.get((step, fault), EXPECTED_ERROR.get(fault)) in error
         assert kept is not None and kept.phase in ("created", "ready")
