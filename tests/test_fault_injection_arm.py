@@ -118,7 +118,7 @@ def test_a_fault_on_an_arm_request_of_up_leaks_nothing(
     up, left = run_up(arm, state_dir, booter, scenario)
 
     assert handle.fired == 1 if transient else handle.fired >= 1, f"the fault was not injected: {up.stderr}"
-    assert left == []
+    assert left == [], f"left behind: {left}"
     assert not scenario.traceback, up.stderr
     assert exposed(arm) == []
     if transient:

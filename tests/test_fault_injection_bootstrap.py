@@ -19,7 +19,7 @@ How each fault is injected:
 - connection dropped: the step's command never runs, its connection dies; `up` reconnects.
 - Jupyter port taken: at "start Jupyter", a process binds the port Jupyter picked, between
   the pick and Jupyter's bind; at "wait ready", that process is a web server answering 200 to
-  anything, which the wait must not take for Jupyter. The other four steps have no Jupyter
+  anything, which the wait must neither take for Jupyter nor send the token. The other four steps have no Jupyter
   port: for them the port taken is this machine's tunnel port (`up --port P`, P busy, the
   default tunnel mode), which `up` meets once every step is done; one scenario covers them.
 - notebook raises: only the notebook step runs a notebook: the training notebook (a quick
@@ -100,6 +100,8 @@ def arm_fault(cloud, monkeypatch, step: str, fault: str, notebooks: Path):
     """Set the fault up; returns the trap that fires it (None where no command fires it)."""
     vms, pattern = cloud.vms, STEPS.get(step)
     first = step == "SSH connect"
+    if fault == NO_FAULT:
+        return None
     if fault == "sshd not up yet":
         if first:
             vms.sshd_delay = DELAY
@@ -115,8 +117,6 @@ def arm_fault(cloud, monkeypatch, step: str, fault: str, notebooks: Path):
             vms.present_host_key = new_ed25519_key().private_openssh
             return None
         return vms.rekey_at(pattern)
-    if fault == NO_FAULT:
-        return None
     if fault == "connection dropped":
         return vms.drop_at(pattern)
     if fault == "Jupyter port taken":
@@ -150,8 +150,8 @@ def exposure(cloud, up) -> list[str]:
         assert response.status == 200, "the URL `up` printed does not reach Jupyter"
     jupyter_port = StateStore().require(NAME).jupyter["port"]
     ss = subprocess.run(["ss", "-Hltn", f"sport = :{jupyter_port}"], capture_output=True, text=True).stdout
-    found = [f"Jupyter listens on {address}" for address in (line.split()[3] for line in ss.splitlines())]
-    found = [entry for entry in found if not entry.endswith(f" 127.0.0.1:{jupyter_port}")]
+    addresses = [line.split()[3] for line in ss.splitlines()]
+    found = [f"Jupyter listens on {address}" for address in addresses if address != f"127.0.0.1:{jupyter_port}"]
     if len(jupyter_processes(cloud.user)) != 1:
         found.append(f"Jupyter processes: {jupyter_processes(cloud.user)}")
     if token in subprocess.run(["ps", "-ww", "-eo", "args="], capture_output=True, text=True).stdout:
@@ -192,7 +192,7 @@ def test_a_fault_in_a_bootstrap_step_leaks_and_exposes_nothing(
     assert not cloud.vms.traps.squatter_got_credentials(), "the token went to a server that took Jupyter's port"
     assert not scenario.traceback, up.stderr
     assert down.exit_code == 0, down.stderr
-    assert left == []
+    assert left == [], f"left behind: {left}"
     assert exposed == []
     if fault in TRANSIENT or fault == NO_FAULT:
         assert up.exit_code == 0, up.stderr

@@ -77,7 +77,7 @@ def assert_rolled_back(scenario: Scenario, up: subprocess.Popen, err: str) -> No
     assert err.strip().splitlines()[-1] == "error: interrupted", err
     assert "Rolling back: deleting what this run created" in err
     assert not scenario.traceback, err
-    assert scenario.leaked == []
+    assert scenario.leaked == [], f"left behind: {scenario.leaked}"
 
 
 @pytest.mark.parametrize("signame", SIGNALS)
