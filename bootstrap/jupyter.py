@@ -209,6 +209,11 @@ def wait_ready(
     get = get or _plain_http(remote, server)
     deadline = time.monotonic() + timeout
     while True:
+        if _answers_without_token(remote, server):
+            raise BootstrapError(
+                f"port {server.port} on the machine answers without a token: another program holds it, "
+                "not the Jupyter just started (it was not sent the token)"
+            )
         try:
             status, _ = get("/api/status", _auth(token), 10)
             if status == 200:
@@ -225,6 +230,16 @@ def wait_ready(
                 f"Jupyter did not answer within {timeout:g} s ({last}); log: {_log_tail(remote, token)}"
             )
         time.sleep(0.25)
+
+
+def _answers_without_token(remote: Remote, server: JupyterServer) -> bool:
+    """True when the server's port answers /api/status without a token. Jupyter refuses that (403):
+    so a process that took the port first answers, and must not be sent the token."""
+    try:
+        status, _ = remote.http_get(server.port, "/api/status", timeout=10)
+    except (OSError, http.client.HTTPException):
+        return False
+    return status == 200
 
 
 def _is_alive(remote: Remote, pid: int) -> bool:

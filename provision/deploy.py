@@ -124,10 +124,11 @@ def _undo(settings: Settings, journal: Journal, out: Output, options: UpOptions)
         return
     try:
         with out.step("Rolling back: deleting what this run created"):
+            journal.stop()  # creates still finishing in other threads must not write the record back
             teardown(record, settings, journal.store, out, wait=True)
     except BaseException as e:
         record.phase = "failed"
-        journal.save()
+        journal.store.save(record)
         out.error(
             f"rollback did not finish ({e or type(e).__name__}); the record lists what remains: "
             f"run `provision down {name}`"

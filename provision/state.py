@@ -162,10 +162,18 @@ class Journal:
         self.store = store
         self.record = record
         self._lock = threading.Lock()
+        self._stopped = False
 
     def save(self) -> None:
         with self._lock:
-            self.store.save(self.record)
+            if not self._stopped:
+                self.store.save(self.record)
+
+    def stop(self) -> None:
+        """Save nothing more: the record is being deleted, and a create that another thread is
+        still finishing (after an interrupt) must not write it back."""
+        with self._lock:
+            self._stopped = True
 
     @contextmanager
     def creating(self, kind: str, resource_id: str) -> Iterator[None]:

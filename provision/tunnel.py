@@ -38,11 +38,22 @@ def hold(remote: Remote, remote_port: int, local_port: int, on_open, store: Stat
     is how `down` finds and stops it.
     """
     lock = filelock.FileLock(store.path(name, LOCK_FILE), mode=0o600)
-    with sigterm_as_interrupt(), lock, remote.forward(remote_port, local_port) as forward:
+    with sigterm_as_interrupt(), lock, _forward(remote, remote_port, local_port, name) as forward:
         store.write_secret(name, PID_FILE, str(os.getpid()))
         on_open(forward.local_port)
         with suppress(KeyboardInterrupt):
             threading.Event().wait()
+
+
+def _forward(remote: Remote, remote_port: int, local_port: int, name: str):
+    try:
+        return remote.forward(remote_port, local_port)
+    except OSError as e:  # the port is taken here
+        why = os.strerror(e.errno) if e.errno else str(e)
+        raise ProvisionError(
+            f"cannot listen on 127.0.0.1:{local_port} here ({why}); Jupyter on {name!r} is ready: "
+            f"`provision tunnel {name} --port N` reaches it through another port, `provision down {name}` deletes it"
+        ) from None
 
 
 def spawn_detached(store: StateStore, name: str, local_port: int, timeout: float = 60) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.fakes.arm import FakeARM, RecordingBooter
+from tests.fakes.scenarios import pytest_runtest_logreport, pytest_terminal_summary  # noqa: F401 (fault suite summary)
 from tests.fakes.sshd import free_port
 from tests.fakes.vm import FakeVMs, leftovers
 

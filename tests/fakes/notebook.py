@@ -30,3 +30,48 @@ def write_notebook(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, path)
     return path
+
+
+def write_training_stand_in(path: Path) -> Path:
+    """A stand-in for the training notebook, for tests about everything around it: it takes the
+    same parameters, needs torchvision for CIFAR-10 as the real one does (and so raises
+    ModuleNotFoundError where torchvision is missing), else writes at once a result the GPU
+    check accepts under --allow-cpu."""
+    parameters = (
+        'dataset = "cifar10"\nepochs = 2\nbatch_size = 256\nlearning_rate = 0.004\ndevice = "auto"\n'
+        'seed = 0\nresult_path = "result.json"\ndata_dir = "~/data"'
+    )
+    result = {
+        "device": "cpu",
+        "device_name": "stand-in CPU",
+        "cuda_available": False,
+        "cuda_version": None,
+        "torch_version": "0.0-stand-in",
+        "num_classes": 10,
+        "batch_size": 256,
+        "mixed_precision": False,
+        "train_seconds": 0.1,
+        "images_per_second": 10000.0,
+        "losses": [2.3, 1.1],
+        "test_accuracy": 0.9,
+        "train_samples": 1000,
+        "test_samples": 100,
+    }
+    cells = [
+        nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import json\n"
+            'if dataset == "cifar10":\n'
+            "    import torchvision  # CIFAR-10 comes through torchvision, as in the real notebook\n"
+            f"result = {result!r}\n"
+            'result.update(dataset=dataset, epochs=len(result["losses"]))\n'
+            'with open(result_path, "w") as f:\n'
+            "    json.dump(result, f)"
+        ),
+    ]
+    notebook = nbformat.v4.new_notebook(
+        cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+    return path

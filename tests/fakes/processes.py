@@ -53,6 +53,15 @@ def state(pid: int) -> str | None:
     return stat[0] if stat else None
 
 
+def command_line(pid: int) -> str:
+    """The process's argv joined by spaces ("" once it is gone or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
 def exists(pid: int) -> bool:
     """True while the process exists, zombie included."""
     return _stat(pid) is not None

@@ -75,14 +75,12 @@ class SSHD:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="fake-sshd-"))
         self.config = self.workdir / "sshd_config"
         self.log_path = self.workdir / "sshd.log"
-        host_key = self.workdir / "ssh_host_ed25519_key"
-        fd = os.open(host_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(host_key_openssh)
+        self._host_key = self.workdir / "ssh_host_ed25519_key"
+        self.set_host_key(host_key_openssh)
         lines = [
             f"Port {port}",
             "ListenAddress 127.0.0.1",
-            f"HostKey {host_key}",
+            f"HostKey {self._host_key}",
             f"PidFile {self.workdir / 'sshd.pid'}",
             f"AuthorizedKeysFile {authorized_keys_file}",
             "PubkeyAuthentication yes",
@@ -98,6 +96,12 @@ class SSHD:
         lines += [f"SetEnv {name}={value}" for name, value in (set_env or {}).items()]
         self.config.write_text("\n".join(lines) + "\n")
         self._process: subprocess.Popen | None = None
+
+    def set_host_key(self, host_key_openssh: str) -> None:
+        """The host key sshd presents from its next start."""
+        fd = os.open(self._host_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(host_key_openssh)
 
     @property
     def pid(self) -> int | None:

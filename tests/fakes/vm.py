@@ -18,6 +18,8 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -30,6 +32,7 @@ from bootstrap.remote import Endpoint
 from tests.fakes import processes
 from tests.fakes.arm import BootSpec
 from tests.fakes.sshd import SSHD, KeyPair, new_ed25519_key
+from tests.fakes.vm_faults import Trap, Traps
 
 _USERS_LOCK = filelock.FileLock(Path(tempfile.gettempdir()) / "dsvm-kit-fake-vm-users.lock")
 
@@ -120,41 +123,73 @@ class _VM:
     user: str
     created_user: bool
     sshd: SSHD
+    late_start: threading.Timer | None = None  # sshd_delay: the start still to come
 
 
 class FakeVMs:
-    """Implements the fake ARM's Booter: one running VM at a time on `ssh_port`."""
+    """Implements the fake ARM's Booter: one running VM at a time on `ssh_port`.
+
+    Faults: `present_host_key` (another host key), `refuse_client_key` (authorized_keys
+    without the kit's key), `sshd_delay` (SSH up only that long after boot); and, fired by
+    the command the kit runs, the `*_at(pattern)` methods (dropped connection, sshd restart,
+    new host key, revoked key, a paused command, Jupyter's port taken).
+    """
 
     def __init__(self, ssh_port: int, *, present_host_key: str | None = None):
         processes.become_subreaper()
         self.ssh_port = ssh_port
         self.python = machine_python()
         self.present_host_key = present_host_key  # used instead of customData's: a mismatch
+        self.refuse_client_key = False  # authorized_keys holds another key than the kit's
+        self.sshd_delay = 0.0  # seconds from boot until sshd listens
+        self.traps = Traps()
+        self.sshd_pids: list[int] = []  # every sshd listener started, for leftover checks
         self._vms: dict[str, _VM] = {}
+        self._lock = threading.RLock()
 
     def boot(self, spec: BootSpec) -> None:
-        if spec.vm_id in self._vms:
-            return
-        if self._vms:
-            raise RuntimeError(f"FakeVMs runs one VM per ssh_port; {list(self._vms)} is running")
-        created = _ensure_user(spec.admin_username)
-        try:
-            _write_authorized_keys(spec.admin_username, spec.ssh_public_keys)
-            host_key = self.present_host_key or host_key_from_custom_data(spec.custom_data)
-            path = f"{Path(self.python).parent}:/usr/local/bin:/usr/bin:/bin"
-            sshd = SSHD(self.ssh_port, host_key, set_env={"PATH": path}).start()
-        except BaseException:
-            if created:
-                _remove_user(spec.admin_username)
-            raise
-        self._vms[spec.vm_id] = _VM(spec.admin_username, created, sshd)
+        with self._lock:
+            if spec.vm_id in self._vms:
+                return
+            if self._vms:
+                raise RuntimeError(f"FakeVMs runs one VM per ssh_port; {list(self._vms)} is running")
+            created = _ensure_user(spec.admin_username)
+            try:
+                keys = [new_ed25519_key().public_line] if self.refuse_client_key else spec.ssh_public_keys
+                _write_authorized_keys(spec.admin_username, keys)
+                _prepend_to_bashrc(spec.admin_username, self.traps.bashrc_line)
+                host_key = self.present_host_key or host_key_from_custom_data(spec.custom_data)
+                path = f"{Path(self.python).parent}:/usr/local/bin:/usr/bin:/bin"
+                sshd = SSHD(self.ssh_port, host_key, set_env={"PATH": path})
+                vm = self._vms[spec.vm_id] = _VM(spec.admin_username, created, sshd)
+                if self.sshd_delay:
+                    vm.late_start = threading.Timer(self.sshd_delay, self._start_sshd, (vm,))
+                    vm.late_start.start()
+                else:
+                    self._start_sshd(vm)
+            except BaseException:
+                self._vms.pop(spec.vm_id, None)
+                if created:
+                    _remove_user(spec.admin_username)
+                raise
+
+    def _start_sshd(self, vm: _VM) -> None:
+        """Start the VM's sshd unless it runs already or the VM was halted meanwhile."""
+        with self._lock:
+            if any(booted is vm for booted in self._vms.values()) and vm.sshd.pid is None:
+                vm.sshd.start()
+                self.sshd_pids.append(vm.sshd.pid)
 
     def halt(self, vm_id: str) -> None:
         """Power off: stop sshd, kill every process of the user, remove the user and its home."""
-        vm = self._vms.pop(vm_id, None)
+        with self._lock:
+            vm = self._vms.pop(vm_id, None)
         if vm is None:
             return
-        vm.sshd.cleanup()
+        if vm.late_start is not None:
+            vm.late_start.cancel()
+        with self._lock:
+            vm.sshd.cleanup()
         if vm.created_user:
             _remove_user(vm.user)
 
@@ -168,6 +203,54 @@ class FakeVMs:
     def close(self) -> None:
         for vm_id in list(self._vms):
             self.halt(vm_id)
+        self.traps.close()
+
+    # -- faults fired by a command the kit runs (see tests.fakes.vm_faults) ----------------------
+
+    def _only_vm(self) -> _VM:
+        with self._lock:
+            (vm,) = self._vms.values()
+            return vm
+
+    def drop_at(self, pattern: str) -> Trap:
+        """Drop the kit's connection as the command starts (the command then never ran)."""
+        return self.traps.arm(pattern, lambda: self._only_vm().sshd.drop_sessions())
+
+    def restart_at(self, pattern: str, down_for: float) -> Trap:
+        """Restart sshd as the command starts: the connection drops, SSH is down for `down_for` s."""
+        return self.traps.arm(pattern, lambda: self._restart(down_for))
+
+    def rekey_at(self, pattern: str) -> Trap:
+        """Restart sshd with another host key as the command starts (an impostor takes over)."""
+        return self.traps.arm(pattern, lambda: self._restart(0, new_ed25519_key().private_openssh))
+
+    def revoke_at(self, pattern: str) -> Trap:
+        """Take the kit's key out of authorized_keys and drop the connection as the command starts."""
+
+        def revoke() -> None:
+            vm = self._only_vm()
+            _write_authorized_keys(vm.user, [new_ed25519_key().public_line])
+            vm.sshd.drop_sessions()
+
+        return self.traps.arm(pattern, revoke)
+
+    def pause_at(self, pattern: str) -> Trap:
+        """Hold the command before it runs (a minute at most); `fired` says the kit is waiting on it."""
+        return self.traps.arm(pattern, release=False)
+
+    def squat_port_at(self, pattern: str, *, http: bool) -> Trap:
+        """In the command that starts Jupyter (the one matching `pattern`), take its port just
+        before Jupyter binds it: a plain listener, or an HTTP server that answers 200 to anything."""
+        return self.traps.arm(pattern, snippet=self.traps.squat_snippet(http=http))
+
+    def _restart(self, down_for: float, host_key: str | None = None) -> None:
+        vm = self._only_vm()
+        with self._lock:
+            vm.sshd.stop()
+            if host_key:
+                vm.sshd.set_host_key(host_key)
+        time.sleep(down_for)
+        self._start_sshd(vm)
 
     def __enter__(self) -> Self:
         return self
@@ -197,6 +280,11 @@ def _write_authorized_keys(user: str, public_keys: list[str]) -> None:
     keys.chmod(0o600)
     for path in (ssh_dir, keys):
         shutil.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _prepend_to_bashrc(user: str, line: str) -> None:
+    bashrc = Path(pwd.getpwnam(user).pw_dir) / ".bashrc"
+    bashrc.write_text(line + (bashrc.read_text() if bashrc.exists() else ""))
 
 
 def _remove_user(name: str) -> None:

@@ -122,7 +122,12 @@ class FakeARM:
         async_failure: bool = False,
         drop_connection: bool = False,
         times: int = 1,
+        poll_of: str | None = None,
     ) -> Fault:
+        """Answer the next `times` requests matching method and path_regex (searched in the lower-cased
+        path) with an error status, a dropped connection, or (for a request that starts an operation)
+        an operation that ends Failed. `poll_of` narrows a GET fault to status polls of operations on
+        that kind ("Microsoft.Network/networkSecurityGroups"), whose URLs do not name the resource."""
         return self._faults.add(
             method,
             path_regex,
@@ -133,6 +138,7 @@ class FakeARM:
             async_failure=async_failure,
             drop_connection=drop_connection,
             times=times,
+            poll_of=poll_of,
         )
 
     def add_resource_group(self, name: str, location: str = "eastus", tags: dict | None = None) -> None:

@@ -31,9 +31,12 @@ class Fault:
     async_failure: bool
     drop_connection: bool
     remaining: int
+    poll_of: str | None = None  # only status polls of operations on this kind
     fired: int = 0
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, polled_kind: str | None = None) -> bool:
+        if self.poll_of is not None and (polled_kind or "").lower() != self.poll_of.lower():
+            return False
         return self.method in ("*", method.upper()) and self.pattern.search(path.lower()) is not None
 
     def error(self) -> ArmError:
@@ -62,10 +65,13 @@ class FaultRegistry:
         async_failure: bool,
         drop_connection: bool,
         times: int,
+        poll_of: str | None = None,
     ) -> Fault:
         kinds = [status is not None and not async_failure, async_failure, drop_connection]
         if sum(kinds) != 1:
             raise ValueError("inject: give exactly one of status=..., async_failure=True, drop_connection=True")
+        if poll_of is not None and (async_failure or method.upper() != "GET"):
+            raise ValueError("inject: poll_of= is for faults on status polls (GET, not async_failure)")
         if async_failure and not code:
             raise ValueError("inject: async_failure needs code=")
         if times < 1:
@@ -82,16 +88,20 @@ class FaultRegistry:
             async_failure,
             drop_connection,
             times,
+            poll_of,
         )
         with self._lock:
             self._faults.append(fault)
         return fault
 
-    def take(self, method: str, path: str, *, asynchronous: bool) -> Fault | None:
-        """The first live fault of that sort matching the request, now counted as fired."""
+    def take(self, method: str, path: str, *, asynchronous: bool, polled_kind: str | None = None) -> Fault | None:
+        """The first live fault of that sort matching the request, now counted as fired.
+
+        polled_kind: the kind of the operation whose status the request polls, if it is a poll.
+        """
         with self._lock:
             for fault in self._faults:
-                if fault.async_failure == asynchronous and fault.matches(method, path):
+                if fault.async_failure == asynchronous and fault.matches(method, path, polled_kind):
                     fault.fired += 1
                     fault.remaining -= 1
                     if fault.remaining == 0:

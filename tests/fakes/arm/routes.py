@@ -211,7 +211,7 @@ class Routes:
         try:
             self._authenticate(headers.get("Authorization"))
             body = self._parse_body(raw_body)
-            fault = self.faults.take(method, path, asynchronous=False)
+            fault = self.faults.take(method, path, asynchronous=False, polled_kind=self._polled_kind(route, params))
             if fault is not None:
                 reply = self._fault_reply(fault)
             elif route is None:
@@ -229,6 +229,15 @@ class Routes:
                 )
             )
         return reply
+
+    def _polled_kind(self, route: Route | None, params: dict[str, str]) -> str | None:
+        """The kind of the operation a status poll asks about (None for other requests)."""
+        if route is None or not route.poll:
+            return None
+        try:
+            return self.state.operation(params["op"]).kind
+        except ArmError:
+            return None
 
     def _authenticate(self, authorization: str | None) -> None:
         if not authorization:
