@@ -63,20 +63,24 @@ class PublicJupyter:
     def install(self, remote: Remote) -> TLSFiles:
         return jupyter.install_tls(remote, self.cert.cert_pem, self.cert.key_pem)
 
+    def _https_get(self, address: str, port: int, path: str, headers: dict[str, str], timeout: float):
+        """GET over TLS trusting only the pinned certificate, for the machine's name."""
+        return tls.https_get(
+            address,
+            port,
+            path,
+            server_name=self.server_name,
+            cert_pem=self.cert.cert_pem,
+            headers=headers,
+            timeout=timeout,
+        )
+
     def through_ssh(self, remote: Remote, server: JupyterServer) -> HTTPGet:
         """HTTPS to the server's port on the machine's loopback, over the SSH connection."""
 
         def get(path: str, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
             with remote.forward(server.port) as forward:
-                return tls.https_get(
-                    "127.0.0.1",
-                    forward.local_port,
-                    path,
-                    server_name=self.server_name,
-                    cert_pem=self.cert.cert_pem,
-                    headers=headers,
-                    timeout=timeout,
-                )
+                return self._https_get("127.0.0.1", forward.local_port, path, headers, timeout)
 
         return get
 
@@ -86,15 +90,7 @@ class PublicJupyter:
 
         def get(path: str, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
             try:
-                return tls.https_get(
-                    self.machine.host,
-                    self.port,
-                    path,
-                    server_name=self.server_name,
-                    cert_pem=self.cert.cert_pem,
-                    headers=headers,
-                    timeout=timeout,
-                )
+                return self._https_get(self.machine.host, self.port, path, headers, timeout)
             except ssl.SSLCertVerificationError as e:
                 raise CertificateMismatch(
                     f"{where} presented a certificate other than the pinned one ({e.verify_message or e}): "
