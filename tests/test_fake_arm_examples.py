@@ -297,6 +297,11 @@ NOT_MODELLED = {
 }
 
 
+def test_every_example_is_replayed():
+    assert EXAMPLES.is_dir(), f"Azure's examples are not at {EXAMPLES} (CI puts ../shared beside the checkout)"
+    assert sorted(str(p.relative_to(EXAMPLES)) for p in EXAMPLES.glob("*/*/*.json")) == sorted(REQUESTS)
+
+
 @pytest.mark.parametrize("example", sorted(REQUESTS))
 def test_the_fake_answers_like_the_example(example):
     spec = json.loads((EXAMPLES / example).read_text())
