@@ -173,7 +173,8 @@ def status(name: NameArg = None, json: Json = False) -> None:
     if json:
         out.json(facts)
     else:
-        out.table(["", ""], [(key, str(value)) for key, value in facts.items()], title=facts["name"])
+        shown = [(key, str(value)) for key, value in facts.items() if value not in ("", None)]
+        out.table(["", ""], shown, title=facts["name"])
 
 
 @app.command("list")

@@ -146,7 +146,13 @@ def teardown(record: Record, settings: Settings, store: StateStore, out: Output,
 
 
 def _print_machine(machine: Machine, out: Output) -> None:
-    out.result(f"VM ready: {machine.user}@{machine.host} (FQDN {machine.fqdn}), SSH port {machine.port}")
+    where = f"{machine.user}@{machine.host}:{machine.port}"
+    if machine.local:
+        out.result("machine: this one (--target local)")
+    elif machine.fqdn:
+        out.result(f"VM ready: {where} ({machine.fqdn})")
+    else:
+        out.result(f"machine: {where}")
 
 
 def _still_running(name: str, machine: Machine) -> str:
