@@ -24,12 +24,7 @@ def write_notebook(path: Path) -> Path:
             '               "token_in_env": "JUPYTER_TOKEN" in os.environ}, f)'
         ),
     ]
-    notebook = nbformat.v4.new_notebook(
-        cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, path)
-    return path
+    return _save(cells, path)
 
 
 def write_training_stand_in(path: Path) -> Path:
@@ -69,6 +64,11 @@ def write_training_stand_in(path: Path) -> Path:
             "    json.dump(result, f)"
         ),
     ]
+    return _save(cells, path)
+
+
+def _save(cells: list, path: Path) -> Path:
+    """Write the cells as a python3 notebook at path."""
     notebook = nbformat.v4.new_notebook(
         cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
     )
