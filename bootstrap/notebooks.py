@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bootstrap.gpucheck import NVIDIA_SMI_QUERY
 from bootstrap.pyenv import ensure_packages, pin_kernel_script
 from bootstrap.remote import BootstrapError, Remote, expand
 
@@ -21,7 +22,7 @@ _CHANNEL_GRACE = 90.0  # seconds the channel waits beyond the notebook's own lim
 # Runs on the machine after papermill: judge the run, fetch the result, ask nvidia-smi.
 _SUMMARY = """\
 import json, subprocess, sys
-rc, executed, result_path, log, limit = int(sys.argv[1]), *sys.argv[2:]
+rc, executed, result_path, log, limit, *nvidia_smi_query = int(sys.argv[1]), *sys.argv[2:]
 
 def load(path):
     try:
@@ -46,9 +47,8 @@ def last_line(path):
     return lines[-1] if lines else None
 
 def nvidia_smi():
-    query = ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"]
     try:
-        done = subprocess.run(query, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(nvidia_smi_query, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
@@ -149,7 +149,7 @@ mkdir -p {q(runs)} || exit 1
 timeout -k 10 {limit} {q(python)} -m papermill --no-progress-bar -k python3 \\
   --cwd {q(posixpath.dirname(source))} -y {q(_yaml_safe_json({**parameters, "result_path": result_path}))} \\
   {q(source)} {q(executed)} >{q(log)} 2>&1
-{q(python)} -c {q(_SUMMARY)} "$?" {q(executed)} {q(result_path)} {q(log)} {limit}
+{q(python)} -c {q(_SUMMARY)} "$?" {q(executed)} {q(result_path)} {q(log)} {limit} {NVIDIA_SMI_QUERY}
 """
     started = time.monotonic()
     out = remote.run(script, timeout=limit + _CHANNEL_GRACE, step=f"running {notebook}").stdout

@@ -29,12 +29,6 @@ def generate(comment: str = "") -> KeyPair:
     return KeyPair(private, f"{public} {comment}".strip())
 
 
-def public_from_private(private_openssh: str) -> str:
-    """The "ssh-ed25519 AAAA..." line of an OpenSSH private key."""
-    key = serialization.load_ssh_private_key(private_openssh.encode(), password=None)
-    return key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-
-
 def fingerprint(public_openssh: str) -> str:
     """OpenSSH's SHA256 fingerprint of a public key line, e.g. "SHA256:abc..."."""
     blob = base64.b64decode(public_openssh.split()[1])

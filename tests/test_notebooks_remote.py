@@ -85,3 +85,26 @@ def test_a_slow_notebook_hits_the_time_limit(pushed: Remote, env_python: str):
 def test_a_missing_notebook_is_reported_by_papermill(remote: Remote, env_python: str):
     run = notebooks.execute(remote, env_python, "nowhere.ipynb", parameters={}, timeout=120)
     assert run.error is not None and "nowhere.ipynb" in run.error
+
+
+def test_execute_fetches_what_nvidia_smi_says(tmp_path: Path, notebook_dir: Path):
+    """On a machine with nvidia-smi, its answer to the GPU query comes back with the run."""
+    import os
+    import sys
+
+    from bootstrap.gpucheck import NVIDIA_SMI_QUERY, parse_nvidia_smi
+    from bootstrap.remote import LocalRemote
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "nvidia-smi"
+    expected_args = " ".join(NVIDIA_SMI_QUERY.split()[1:])
+    fake.write_text(f'#!/bin/sh\n[ "$*" = "{expected_args}" ] || exit 9\necho "Tesla T4, 535.161.08, 15360 MiB"\n')
+    fake.chmod(0o755)
+    home = tmp_path / "home"
+    home.mkdir()
+    remote = LocalRemote(str(home), env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    notebooks.push(remote, notebook_dir)
+    run = notebooks.execute(remote, sys.executable, "demo.ipynb", parameters={"mode": "ok"}, timeout=300)
+    assert run.error is None
+    assert [gpu.name for gpu in parse_nvidia_smi(run.nvidia_smi)] == ["Tesla T4"]
