@@ -244,19 +244,19 @@ def reopen_tunnel(
 ) -> None:
     """`provision tunnel`: the URL again, through a new tunnel."""
     record = store.require(name)
-    token = store.read_secret(name, "jupyter_token")
+    token = session.read_token(store, name)
     if record.jupyter is None or token is None:
         raise ProvisionError(f"Jupyter was never started on {name!r}; run `provision up --name {name}`")
     machine = Machine.from_dict(record.machine or {})
     if record.settings.get("access") == "public":
-        public.show(record, token.strip(), store, out)
+        public.show(record, token, store, out)
     elif machine.local:
-        out.result(tunnel.lab_url(record.jupyter["port"], token.strip()))
+        out.result(tunnel.lab_url(record.jupyter["port"], token))
     elif detach:
-        _detach(store, name, token.strip(), out, local_port)
+        _detach(store, name, token, out, local_port)
     else:
         remote = session.open_remote(machine, out, timeout=30)
-        hold_tunnel(remote, record.jupyter["port"], token.strip(), store, name, out, local_port, show_url)
+        hold_tunnel(remote, record.jupyter["port"], token, store, name, out, local_port, show_url)
 
 
 def check(name: str, flags: dict[str, Any], store: StateStore, out: Output) -> None:

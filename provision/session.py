@@ -12,7 +12,7 @@ from bootstrap.remote import Endpoint, LocalRemote, Remote, connect
 from provision.output import Output
 from provision.public import PublicJupyter, deployment_certificate
 from provision.settings import Settings
-from provision.state import Journal
+from provision.state import TOKEN_FILE, Journal, StateStore
 from provision.targets import Machine
 
 NOTEBOOK = "first_pytorch_classifier.ipynb"
@@ -89,14 +89,20 @@ def _public(settings: Settings, journal: Journal) -> PublicJupyter | None:
     return PublicJupyter(machine, settings.jupyter_port, cert)
 
 
+def read_token(store: StateStore, name: str) -> str | None:
+    """The deployment's Jupyter token, if one was made."""
+    token = store.read_secret(name, TOKEN_FILE)
+    return token.strip() if token else None
+
+
 def _token(journal: Journal) -> str:
     """The deployment's Jupyter token, made once and kept in a 0600 file."""
     store, name = journal.store, journal.record.name
-    token = store.read_secret(name, "jupyter_token")
-    if not token:
+    token = read_token(store, name)
+    if token is None:
         token = secrets.token_urlsafe(32)
-        store.write_secret(name, "jupyter_token", token)
-    return token.strip()
+        store.write_secret(name, TOKEN_FILE, token)
+    return token
 
 
 def run_check(remote: Remote, python: str, settings: Settings, journal: Journal, out: Output) -> Verdict:

@@ -26,6 +26,9 @@ import platformdirs
 
 from provision.errors import ProvisionError
 
+CLIENT_KEY_FILE = "id_ed25519"
+TOKEN_FILE = "jupyter_token"
+
 
 @dataclass
 class Resource:

@@ -12,7 +12,7 @@ from provision.errors import ProvisionError
 from provision.output import Output
 from provision.plan import Plan, Step, is_ours, make_plan, names_for
 from provision.settings import Settings
-from provision.state import Journal, Record
+from provision.state import CLIENT_KEY_FILE, Journal, Record
 from provision.targets import Machine
 from provision.targets.azure import preflight
 from provision.targets.azure.caller import detect_public_ip
@@ -81,11 +81,11 @@ class AzureTarget:
     def _client_key(self, journal: Journal) -> str:
         """This deployment's client key (made once, 0600); returns its public line."""
         store, name = journal.store, journal.record.name
-        public = store.read_secret(name, "id_ed25519.pub")
+        public = store.read_secret(name, f"{CLIENT_KEY_FILE}.pub")
         if public is None:
             pair = keys.generate(comment=f"dsvm-kit-{name}")
-            store.write_secret(name, "id_ed25519", pair.private_openssh)
-            store.write_secret(name, "id_ed25519.pub", pair.public_openssh + "\n")
+            store.write_secret(name, CLIENT_KEY_FILE, pair.private_openssh)
+            store.write_secret(name, f"{CLIENT_KEY_FILE}.pub", pair.public_openssh + "\n")
             public = pair.public_openssh
         return public.strip()
 
@@ -125,18 +125,18 @@ class AzureTarget:
 
     def _create_in_a_zone(self, journal: Journal, out: Output, offer: preflight.Offer) -> Machine:
         """Let Azure place the VM in the region; when it has no capacity, pin each zone in turn."""
-        zones = [None, *offer.zones]
-        for number, zone in enumerate(zones):
-            if number:
-                self._clear(journal, out)
-                out.note(f"trying {offer.size} in zone {zone} of {offer.region}")
+        zone: str | None = None
+        for next_zone in offer.zones:
             try:
                 return self._build(journal, out, offer, zone)
             except AzureError as e:
-                if not e.is_capacity or number == len(zones) - 1:
+                if not e.is_capacity:
                     raise
                 out.warn(f"{offer.size} in {offer.region}{f' zone {zone}' if zone else ''}: {e}")
-        raise AssertionError("unreachable: the last zone returns or raises")
+            self._clear(journal, out)
+            out.note(f"trying {offer.size} in zone {next_zone} of {offer.region}")
+            zone = next_zone
+        return self._build(journal, out, offer, zone)
 
     def _build(self, journal: Journal, out: Output, offer: preflight.Offer, zone: str | None) -> Machine:
         """Create every resource of the plan for this offer, recording each as it goes."""
@@ -147,7 +147,7 @@ class AzureTarget:
             host="",
             port=plan.ssh_port,
             user=plan.admin_user,
-            key_path=str(journal.store.path(record.name, "id_ed25519")),
+            key_path=str(journal.store.path(record.name, CLIENT_KEY_FILE)),
             host_key=plan.host_key.public_openssh,
             fqdn=plan.fqdn,
         )
