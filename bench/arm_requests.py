@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from provision.cli import run
-from tests.fakes.arm import FakeARM, RecordingBooter
+from tests.fakes.arm import FakeARM, RecordingBooter, user_token
 
 HELD = [
     "Microsoft.Network/virtualNetworks",
@@ -36,7 +36,7 @@ def up_once(hold: float, poll: float) -> tuple[float, list]:
         os.environ.update(
             PROVISION_ARM_ENDPOINT=arm.url,
             PROVISION_ARM_CA_BUNDLE=arm.ca_bundle,
-            PROVISION_ARM_TOKEN="bench",
+            PROVISION_ARM_TOKEN=user_token(),
             AZURE_SUBSCRIPTION_ID=arm.subscription_id,
             PROVISION_ALLOW_IP="127.0.0.1/32",
             PROVISION_POLL_INTERVAL=str(poll),

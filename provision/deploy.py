@@ -308,19 +308,20 @@ def _stop_jupyter(machine: Machine, out: Output) -> None:
 
 def gc(flags: dict[str, Any], store: StateStore, out: Output, *, yes: bool, everyone: bool) -> None:
     """Delete dsvm-kit resource groups that no record here knows (yours, unless everyone)."""
-    from provision.targets.azure import AzureTarget, current_owner
+    from provision.targets.azure import AzureTarget
 
-    settings = load({**flags, "target": "azure"})
-    known, me = set(store.names()), current_owner()
+    target = AzureTarget(load({**flags, "target": "azure"}))
+    known, me = set(store.names()), None if everyone else target.owner
     orphans = [
         group
-        for group in AzureTarget(settings).list_groups()
-        if group["deployment"] not in known and (everyone or group["owner"] == me)
+        for group in target.list_groups()
+        if group["deployment"] not in known and (me is None or group["owner"] == me.id)
     ]
     if not orphans:
-        out.result("no dsvm-kit resource groups without a record here" + ("" if everyone else f" (owner {me})"))
+        whose = "" if me is None else f" (owner {me.name or me.id})"
+        out.result("no dsvm-kit resource groups without a record here" + whose)
         return
-    columns = ["resource_group", "deployment", "region", "owner", "created"]
+    columns = ["resource_group", "deployment", "region", "owner", "owner_name", "created"]
     out.table(columns, [tuple(group[c] for c in columns) for group in orphans])
     if not yes and not out.confirm(f"Delete these {len(orphans)} resource group(s) and all in them?"):
         raise ProvisionError("nothing deleted (answer yes, or pass --yes)")

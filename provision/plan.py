@@ -43,11 +43,24 @@ def names_for(name: str, subscription: str) -> Names:
     )
 
 
-def tags_for(name: str, owner: str, now: datetime) -> dict[str, str]:
+@dataclass(frozen=True)
+class Owner:
+    """The Azure principal creating: its object id, and a name a person knows it by ("" if none)."""
+
+    id: str
+    name: str = ""
+
+
+TAG_VALUE_MAX = 256  # Azure's limit on a tag value's length
+
+
+def tags_for(name: str, owner: Owner, now: datetime) -> dict[str, str]:
+    """`owner` is the principal's object id (`gc` compares it); `owner-name` is for people."""
     return {
         "managed-by": MANAGED_BY,
         "deployment": name,
-        "owner": owner,
+        "owner": owner.id,
+        **({"owner-name": owner.name[:TAG_VALUE_MAX]} if owner.name else {}),
         "created": now.isoformat(timespec="seconds"),
     }
 
@@ -270,7 +283,7 @@ def make_plan(
     allow_ip: str,
     ssh_public_key: str,
     host_key: KeyPair,
-    owner: str,
+    owner: Owner,
     now: datetime,
     image_plan: dict | None = None,
     zone: str | None = None,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.fakes.arm import FakeARM, RecordingBooter
+from tests.fakes.arm import FakeARM, RecordingBooter, user_token
 from tests.fakes.scenarios import pytest_runtest_logreport, pytest_terminal_summary  # noqa: F401 (fault suite summary)
 from tests.fakes.sshd import free_port
 from tests.fakes.vm import FakeVMs, leftovers
@@ -58,7 +58,7 @@ def arm_env(arm, state_dir) -> dict[str, str]:
     return {
         "PROVISION_ARM_ENDPOINT": arm.url,
         "PROVISION_ARM_CA_BUNDLE": arm.ca_bundle,
-        "PROVISION_ARM_TOKEN": "fake-arm-token",
+        "PROVISION_ARM_TOKEN": user_token(),  # the test principal, TEST_OID
         "AZURE_SUBSCRIPTION_ID": arm.subscription_id,
         "PROVISION_ALLOW_IP": "127.0.0.1/32",
         "PROVISION_POLL_INTERVAL": "0.02",

@@ -10,10 +10,12 @@ from datetime import datetime
 import pytest
 
 from provision.keys import KeyPair
-from provision.plan import make_plan
+from provision.plan import Owner, make_plan
 from provision.settings import load
 from provision.state import StateStore
+from provision.targets.azure.identity import owner_from_token
 from tests.conftest import provision
+from tests.fakes.arm import TEST_OID, TEST_UPN, access_token
 
 NAME = "exp1"
 GROUP = f"dsvm-{NAME}"
@@ -60,7 +62,7 @@ def replan(arm, state_dir, record):
         allow_ip="127.0.0.1/32",
         ssh_public_key=(state_dir / NAME / "id_ed25519.pub").read_text().strip(),
         host_key=KeyPair(host["ed25519_private"], host["ed25519_public"]),
-        owner=tags["owner"],
+        owner=Owner(tags["owner"], tags.get("owner-name", "")),
         now=datetime.fromisoformat(tags["created"]),
     )
 
@@ -187,6 +189,40 @@ def test_list_cloud_shows_groups_without_a_record(arm, azure_env, state_dir):
     arm.add_resource_group("unrelated", tags={"team": "x"})
     listed = json.loads(provision("list", "--cloud", "--json").stdout)
     assert [(row["name"], row["phase"]) for row in listed] == [(NAME, f"no local record (group {GROUP})")]
+
+
+def test_everything_is_tagged_with_the_signed_in_principal(arm, azure_env):
+    assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
+    for put in puts(arm):
+        tags = put.body["tags"]
+        assert (tags["owner"], tags["owner-name"]) == (TEST_OID, TEST_UPN), put.path
+
+
+@pytest.mark.parametrize(
+    "claims, name",
+    [
+        ({"upn": "bo@contoso.example", "unique_name": "live.com#bo@x"}, "bo@contoso.example"),
+        ({"unique_name": "live.com#bo@outlook.com"}, "live.com#bo@outlook.com"),
+        ({"preferred_username": "bo@contoso.example"}, "bo@contoso.example"),
+        ({"appid": "11111111-aaaa-bbbb-cccc-000000000000"}, "11111111-aaaa-bbbb-cccc-000000000000"),
+        ({}, ""),
+    ],
+)
+def test_the_owner_is_read_from_the_token(claims, name):
+    assert owner_from_token(access_token("the-oid", **claims), source="a test") == Owner("the-oid", name)
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["fake-arm-token", "a.b.c", "a." + base64.urlsafe_b64encode(b'{"upn": "no oid"}').decode() + ".sig"],
+)
+def test_a_token_without_a_principal_stops_before_any_write(arm, azure_env, monkeypatch, token):
+    monkeypatch.setenv("PROVISION_ARM_TOKEN", token)
+    result = provision("up", "--name", NAME, "--no-bootstrap")
+    assert result.exit_code == 1 and puts(arm) == []
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: the ARM access token from PROVISION_ARM_TOKEN is not a JWT with an `oid`")
+    assert token not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_no_credentials_says_how_to_fix(arm, azure_env, monkeypatch):

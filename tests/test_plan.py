@@ -6,12 +6,13 @@ import subprocess
 from datetime import UTC, datetime
 
 from provision import keys
-from provision.plan import cloud_config, is_ours, make_plan, names_for, redacted, summary_rows
+from provision.plan import Owner, cloud_config, is_ours, make_plan, names_for, redacted, summary_rows, tags_for
 from provision.settings import load
 
 SUB = "11111111-2222-3333-4444-555555555555"
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 HOST_KEY = keys.generate()
+ANA = Owner("6f1c2a9e-0000-4000-8000-00000000a0a0", "ana@contoso.example")
 CLIENT_KEY = keys.generate()
 
 
@@ -24,7 +25,7 @@ def plan_for(**flags):
         allow_ip="203.0.113.7/32",
         ssh_public_key=CLIENT_KEY.public_openssh,
         host_key=HOST_KEY,
-        owner="ana@laptop",
+        owner=ANA,
         now=NOW,
     )
 
@@ -68,12 +69,20 @@ def test_every_body_is_tagged():
     expected = {
         "managed-by": "dsvm-kit",
         "deployment": "exp1",
-        "owner": "ana@laptop",
+        "owner": ANA.id,
+        "owner-name": ANA.name,
         "created": "2026-11-22T09:30:00+00:00",
     }
     for body in bodies(plan).values():
         assert body["tags"] == expected and body["location"] == "eastus"
     assert is_ours(expected, "exp1") and not is_ours(expected, "exp2") and not is_ours(None, "exp1")
+
+
+def test_owner_tags_carry_the_principal_within_azure_limits():
+    service_principal = tags_for("exp1", Owner("oid-of-app"), NOW)
+    assert service_principal["owner"] == "oid-of-app" and "owner-name" not in service_principal
+    long_name = tags_for("exp1", Owner("oid", "x" * 300), NOW)["owner-name"]
+    assert long_name == "x" * 256  # Azure refuses tag values over 256 characters
 
 
 def test_nsg_allows_ssh_from_the_caller_only():

@@ -27,7 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from provision import keys
 from provision.errors import UsageError
-from provision.plan import make_plan
+from provision.plan import Owner, make_plan
 from provision.public import CertificateMismatch, PublicJupyter, deployment_certificate
 from provision.settings import load
 from provision.state import StateStore
@@ -198,7 +198,7 @@ def test_jupyter_port_is_a_setting_and_the_only_port_the_nsg_opens_for_jupyter(t
         allow_ip="203.0.113.7/32",
         ssh_public_key=keys.generate().public_openssh,
         host_key=keys.generate(),
-        owner="ana@laptop",
+        owner=Owner("oid-ana", "ana@contoso.example"),
         now=datetime.now(UTC),
     )
     nsg = next(step.body for step in plan.steps() if step.kind == "nsg")

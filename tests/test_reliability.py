@@ -1,7 +1,9 @@
 """Nothing leaked: preflight before any write, failover, rollback, transient faults, gc, signals."""
 
+import getpass
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -9,8 +11,8 @@ import time
 import pytest
 
 from provision.state import StateStore
-from provision.targets.azure import current_owner
 from tests.conftest import REPO, provision
+from tests.fakes.arm import TEST_OID, TEST_UPN, access_token
 
 NAME = "rel1"
 T4 = "standardNCASv3_T4Family"
@@ -209,23 +211,43 @@ def test_gc_deletes_your_groups_that_no_record_knows(arm, azure_env):
     mine = {
         "managed-by": "dsvm-kit",
         "deployment": "lost",
-        "owner": current_owner(),
+        "owner": TEST_OID,
+        "owner-name": TEST_UPN,
         "created": "2026-11-01T00:00:00+00:00",
     }
-    theirs = {**mine, "deployment": "teammate", "owner": "bo@other-laptop"}
+    # Made by you from another laptop: the same principal.
+    other_laptop = {**mine, "deployment": "lost-elsewhere", "owner-name": "alice@old-laptop"}
+    # Another principal whose name (or an old-style user@host tag) looks like yours: not yours.
+    namesake = {**mine, "deployment": "namesake", "owner": "00000000-0000-0000-0000-0000000000b0"}
+    old_style = {**mine, "deployment": "old-style", "owner": f"{getpass.getuser()}@{socket.gethostname()}"}
     arm.add_resource_group("dsvm-lost", tags=mine)
-    arm.add_resource_group("dsvm-teammate", tags=theirs)
+    arm.add_resource_group("dsvm-lost-elsewhere", tags=other_laptop)
+    arm.add_resource_group("dsvm-namesake", tags=namesake)
+    arm.add_resource_group("dsvm-old-style", tags=old_style)
     arm.add_resource_group("unrelated", tags={"team": "x"})
 
     asked = provision("gc")
-    assert asked.exit_code == 1 and "dsvm-lost" in asked.stdout and "dsvm-teammate" not in asked.stdout
+    assert asked.exit_code == 1 and "dsvm-lost" in asked.stdout and "dsvm-namesake" not in asked.stdout
     result = provision("gc", "--yes")
     assert result.exit_code == 0, result.stderr
-    groups = {i.rsplit("/", 1)[-1] for i in arm.inventory() if i.lower().count("/") == 4}
-    assert groups == {f"dsvm-{NAME}", "dsvm-teammate", "unrelated"}
+    assert groups(arm) == {f"dsvm-{NAME}", "dsvm-namesake", "dsvm-old-style", "unrelated"}
     assert provision("gc", "--yes", "--everyone").exit_code == 0
-    groups = {i.rsplit("/", 1)[-1] for i in arm.inventory() if i.lower().count("/") == 4}
-    assert groups == {f"dsvm-{NAME}", "unrelated"}
+    assert groups(arm) == {f"dsvm-{NAME}", "unrelated"}
+
+
+def test_gc_as_another_principal_leaves_your_groups(arm, azure_env, monkeypatch):
+    assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
+    tags = {"managed-by": "dsvm-kit", "deployment": "lost", "owner": TEST_OID, "created": "2026-11-01T00:00:00+00:00"}
+    arm.add_resource_group("dsvm-lost", tags=tags)
+    # A service principal signed in on the same machine, as the same Unix user.
+    monkeypatch.setenv("PROVISION_ARM_TOKEN", access_token("00000000-0000-0000-0000-0000000000c0", appid="ci-app"))
+    result = provision("gc", "--yes")
+    assert result.exit_code == 0 and "(owner ci-app)" in result.stdout, result.stderr
+    assert groups(arm) == {f"dsvm-{NAME}", "dsvm-lost"}
+
+
+def groups(arm) -> set[str]:
+    return {i.rsplit("/", 1)[-1] for i in arm.inventory() if i.lower().count("/") == 4}
 
 
 # -- Ctrl-C and SIGTERM while creating -----------------------------------------------------------------

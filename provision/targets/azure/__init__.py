@@ -1,7 +1,5 @@
 """Azure: a GPU VM in a resource group of its own, through azure-mgmt-* (imported lazily)."""
 
-import getpass
-import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -10,7 +8,7 @@ from typing import Any
 from provision import keys
 from provision.errors import ProvisionError
 from provision.output import Output
-from provision.plan import Plan, Step, is_ours, make_plan, names_for
+from provision.plan import Owner, Plan, Step, is_ours, make_plan, names_for
 from provision.settings import Settings
 from provision.state import CLIENT_KEY_FILE, Journal, Record
 from provision.targets import Machine
@@ -20,11 +18,6 @@ from provision.targets.azure.clients import Clients
 from provision.targets.azure.errors import AzureError, explain
 
 MANAGED_FILTER = "tagName eq 'managed-by' and tagValue eq 'dsvm-kit'"
-
-
-def current_owner() -> str:
-    """Who is creating: the `owner` tag, which `gc` uses to leave teammates' groups alone."""
-    return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 class AzureTarget:
@@ -37,6 +30,11 @@ class AzureTarget:
         if self._clients is None:
             self._clients = Clients(self.settings)
         return self._clients
+
+    @property
+    def owner(self) -> Owner:
+        """Who is creating: the signed-in principal, tagged `owner`; `gc` leaves others' groups alone."""
+        return self._call("sign in to Azure", lambda: self.clients.owner)
 
     def _call(self, action: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call the SDK; turn its exceptions into one-line errors that say what to do."""
@@ -72,7 +70,7 @@ class AzureTarget:
             allow_ip=settings.allow_ip or detect_public_ip(),
             ssh_public_key=client_public,
             host_key=keys.generate(comment=f"{settings.name}-host"),
-            owner=current_owner(),
+            owner=self.owner,
             now=created,
             image_plan=image_plan,
             zone=zone,
@@ -285,6 +283,7 @@ class AzureTarget:
                 "deployment": (g.tags or {}).get("deployment", ""),
                 "region": g.location,
                 "owner": (g.tags or {}).get("owner", ""),
+                "owner_name": (g.tags or {}).get("owner-name", ""),
                 "created": (g.tags or {}).get("created", ""),
             }
             for g in groups

@@ -4,7 +4,9 @@ import time
 from functools import cached_property
 from typing import Any
 
+from provision.plan import Owner
 from provision.settings import Settings
+from provision.targets.azure.identity import owner_from_token
 
 ARM_SCOPE = "https://management.azure.com/.default"
 # Transient ARM faults (429 with Retry-After, 5xx, dropped connections) are retried by
@@ -51,10 +53,20 @@ class Clients:
         self.subscription = subscription or settings.subscription
         self.credential = credential_for(settings)
 
+    @property
+    def scope(self) -> str:
+        return SOVEREIGN_SCOPES.get(self.settings.cloud, ARM_SCOPE)
+
+    @cached_property
+    def owner(self) -> Owner:
+        """The signed-in principal, from a token of the credential the clients use."""
+        source = "PROVISION_ARM_TOKEN" if self.settings.arm_token else "DefaultAzureCredential"
+        return owner_from_token(self.credential.get_token(self.scope).token, source=source)
+
     def _options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
             "base_url": self.settings.arm_endpoint,
-            "credential_scopes": [SOVEREIGN_SCOPES.get(self.settings.cloud, ARM_SCOPE)],
+            "credential_scopes": [self.scope],
             "polling_interval": self.settings.poll_interval,
             **RETRY,
         }

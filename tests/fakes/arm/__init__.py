@@ -11,5 +11,17 @@ from .boot import Booter, BootSpec, RecordingBooter
 from .fake import FakeARM
 from .faults import Fault
 from .routes import LoggedRequest
+from .tokens import TEST_OID, TEST_UPN, access_token, user_token
 
-__all__ = ["BootSpec", "Booter", "FakeARM", "Fault", "LoggedRequest", "RecordingBooter"]
+__all__ = [
+    "TEST_OID",
+    "TEST_UPN",
+    "BootSpec",
+    "Booter",
+    "FakeARM",
+    "Fault",
+    "LoggedRequest",
+    "RecordingBooter",
+    "access_token",
+    "user_token",
+]
