@@ -20,14 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bootstrap import jupyter, notebooks
+from bootstrap import jupyter, notebooks, pychoice
 from bootstrap.remote import SSHRemote, connect
 from tests.fakes import processes
 from tests.fakes.notebook import write_notebook
 from tests.fakes.sshd import free_port
 from tests.fakes.vm import FakeVMs, new_machine
 
-STEPS = ["connect", "detect python", "check jupyterlab", "push", "start", "ready"]
+STEPS = ["connect", "choose python", "push", "start", "ready"]
 
 
 def one_round(workdir: Path) -> tuple[dict[str, float], float, int]:
@@ -47,8 +47,7 @@ def one_round(workdir: Path) -> tuple[dict[str, float], float, int]:
             return value
 
         remote = step("connect", lambda: connect(machine.endpoint, timeout=30))
-        python = step("detect python", lambda: jupyter.find_python(remote))
-        step("check jupyterlab", lambda: jupyter.ensure_jupyterlab(remote, python))
+        python = step("choose python", lambda: pychoice.choose(remote, allow_cpu=True)).python
         step("push", lambda: notebooks.push(remote, notebook_dir))
         server = step("start", lambda: jupyter.start(remote, python, token))
         step("ready", lambda: jupyter.wait_ready(remote, server, token))

@@ -1,4 +1,5 @@
-"""A token-protected JupyterLab on the machine: find a Python, start, wait ready, find, stop.
+"""A token-protected JupyterLab on the machine: start, wait ready, find, stop (bootstrap.pychoice
+finds the Python it runs with).
 
 The server binds 127.0.0.1 and is reached through the connection, unless it is given
 TLS files: only then does it bind every interface, and it speaks HTTPS only. The token
@@ -12,22 +13,17 @@ import http.client
 import json
 import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from bootstrap.pyenv import ensure_packages, pin_kernel_script
+from bootstrap.pyenv import pin_kernel_script
 from bootstrap.remote import BootstrapError, Remote, expand
 
-CANDIDATES = ("/anaconda/envs/*/bin/python", "/anaconda/bin/python")  # then python3 on PATH
 STATE_DIR = "~/.dsvm-kit"
 STATE_FILE = f"{STATE_DIR}/jupyter.json"
 LOG_FILE = f"{STATE_DIR}/jupyter.log"
 TLS_DIR = f"{STATE_DIR}/tls"
 
-_PROBE = """\
-import importlib.util as u
-print(*(int(u.find_spec(m) is not None) for m in ("torch", "jupyter_server", "pip")))
-"""
 _FREE_PORT = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"
 # JupyterLab with the token taken out of the environment first, so kernels do not inherit it.
 _LAUNCH = """\
@@ -58,52 +54,6 @@ class TLSFiles:
 
     certfile: str
     keyfile: str
-
-
-def _glob_quote(pattern: str) -> str:
-    """shlex.quote every part of a path pattern except its `*` wildcards."""
-    return "*".join(shlex.quote(part) if part else "" for part in pattern.split("*"))
-
-
-def find_python(remote: Remote, preferred: str | None = None, *, candidates: Sequence[str] = CANDIDATES) -> str:
-    """The Python to run Jupyter and the notebook with, probed in one command.
-
-    `preferred` must exist and have jupyter_server or pip. Otherwise the first of
-    `candidates` (globs), then python3 on PATH, that has torch and jupyter_server;
-    else the first with torch; else the first with jupyter_server.
-    """
-    if preferred:
-        listed = shlex.quote(expand(remote, preferred))
-    else:
-        listed = " ".join(_glob_quote(c) for c in candidates) + ' "$(command -v python3)"'
-    script = (
-        f'for p in {listed}; do [ -f "$p" ] && [ -x "$p" ] || continue; '
-        f'printf \'%s\\t%s\\n\' "$p" "$("$p" -c {shlex.quote(_PROBE)} 2>/dev/null)"; done'
-    )
-    found = {}
-    for line in remote.run(script, step="looking for Python").stdout.splitlines():
-        path, _, flags = line.partition("\t")
-        torch, server, pip = ([int(f) for f in flags.split()] + [0, 0, 0])[:3]
-        found.setdefault(path, (torch, server, pip))
-    if preferred:
-        if not found:
-            raise BootstrapError(f"{preferred} is not an executable file on the machine")
-        path, (_, server, pip) = next(iter(found.items()))
-        if not (server or pip):
-            raise BootstrapError(f"{preferred} has neither jupyter_server nor pip to install it")
-        return path
-    for needs_torch, needs_server in ((True, True), (True, False), (False, True)):
-        for path, (torch, server, _) in found.items():
-            if (torch or not needs_torch) and (server or not needs_server):
-                return path
-    tried = ", ".join([*candidates, "python3 on PATH"])
-    seen = f"; found without torch or jupyter_server: {', '.join(found)}" if found else ""
-    raise BootstrapError(f"no Python with torch or jupyter_server on the machine (tried {tried}{seen})")
-
-
-def ensure_jupyterlab(remote: Remote, python: str) -> bool:
-    """Install jupyterlab (and ipykernel) into `python`'s env if missing; True when it installed."""
-    return bool(ensure_packages(remote, python, {"jupyterlab": "jupyterlab", "ipykernel": "ipykernel"}))
 
 
 def find_running(remote: Remote) -> JupyterServer | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Sequence
 
 from bootstrap.remote import Remote, expand
 
@@ -27,14 +28,25 @@ def ensure_packages(remote: Remote, python: str, requirements: dict[str, str]) -
     """
     pairs = " ".join(shlex.quote(f"{module}={req}") for module, req in requirements.items())
     py = shlex.quote(expand(remote, python))
+    missing = f"missing=$({py} -c {shlex.quote(_MISSING)} {pairs}) || exit 1"
+    return _install(remote, python, missing, " and ".join(requirements.values()))
+
+
+def install(remote: Remote, python: str, requirements: Sequence[str]) -> None:
+    """pip-install (or upgrade to) the requirements ("jupyter_server>=2"), as ensure_packages does."""
+    _install(remote, python, f"missing={shlex.quote(' '.join(requirements))}", " and ".join(requirements))
+
+
+def _install(remote: Remote, python: str, missing: str, names: str) -> list[str]:
+    """Run `missing` (shell setting $missing), then pip-install $missing; returns what it installed."""
+    py = shlex.quote(expand(remote, python))
     script = f"""\
-missing=$({py} -c {shlex.quote(_MISSING)} {pairs}) || exit 1
+{missing}
 [ -n "$missing" ] || exit 0
 if {py} -c {shlex.quote(_SITE_WRITABLE)}; then user=; else user=--user; fi
 {py} -m pip install --quiet --disable-pip-version-check $user $missing >&2 || exit 1
 printf '%s\\n' "$missing"
 """
-    names = " and ".join(requirements.values())
     result = remote.run(script, timeout=_PIP_TIMEOUT, step=f"installing {names} for {python}")
     return result.stdout.split()
 

@@ -60,7 +60,7 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
             return
         try:
             remote = session.open_remote(machine, out)
-            server, token = session.start_jupyter(remote, settings, journal, out)
+            server, token = session.start_jupyter(remote, settings, journal, out, allow_cpu=options.skip_check)
             _check(remote, settings, journal, out, skip=options.skip_check)
         except KeyboardInterrupt:
             if created_now:

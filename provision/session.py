@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import bootstrap
-from bootstrap import jupyter, notebooks
+from bootstrap import jupyter, notebooks, pychoice
 from bootstrap.gpucheck import Verdict, judge
+from bootstrap.pyenv import install
 from bootstrap.remote import Endpoint, LocalRemote, Remote, connect
 from provision.output import Output
 from provision.public import PublicJupyter, deployment_certificate
@@ -42,16 +43,22 @@ def open_remote(machine: Machine, out: Output, *, timeout: float = SSH_WAIT) -> 
 
 
 def start_jupyter(
-    remote: Remote, settings: Settings, journal: Journal, out: Output
+    remote: Remote, settings: Settings, journal: Journal, out: Output, *, allow_cpu: bool = False
 ) -> tuple[jupyter.JupyterServer, str]:
-    """A token-protected JupyterLab on the machine: the running one if its token works."""
+    """A token-protected JupyterLab on the machine: the running one if its token works.
+
+    The Python is the best the machine has (see bootstrap.pychoice); one whose torch sees no
+    GPU only with `allow_cpu` (or settings.allow_cpu).
+    """
     # On this machine, the Python running `provision` has the [local] extra installed.
     preferred = settings.remote_python or (sys.executable if isinstance(remote, LocalRemote) else None)
     with out.step("Finding the Python environment with PyTorch and Jupyter"):
-        python = jupyter.find_python(remote, preferred)
-        out.note(python)
-        if jupyter.ensure_jupyterlab(remote, python):
-            out.note(f"JupyterLab was missing from {python}: installed it")
+        choice = pychoice.choose(remote, preferred, allow_cpu=allow_cpu or settings.allow_cpu)
+        python = choice.python
+        out.note(choice.describe())
+        if choice.env.missing:
+            install(remote, python, choice.env.missing)
+            out.note(f"installed {', '.join(choice.env.missing)} into {python}")
     with out.step("Pushing notebooks to ~/notebooks"):
         pushed = notebooks.push(remote, notebooks_dir())
         out.note(f"{len(pushed)} changed file(s)" if pushed else "all up to date")

@@ -1,4 +1,4 @@
-"""bootstrap.jupyter: Python detection, installs, and a real JupyterLab over SSH and locally."""
+"""bootstrap.jupyter: installs, and a real JupyterLab over SSH and locally."""
 
 from __future__ import annotations
 
@@ -18,76 +18,7 @@ from bootstrap.pyenv import ensure_packages
 from bootstrap.remote import BootstrapError, LocalRemote, Remote, SSHRemote, connect
 from tests.fakes import processes
 
-# ----------------------------------------------------------------- find_python
-
 pytest_plugins = ["tests.fakes.fixtures"]
-
-
-def _fake_python(path: Path, modules: set[str]) -> Path:
-    """An executable that is a real python seeing only `modules` (empty stand-ins) as installed."""
-    site = path.parent.parent / "fake-site"
-    for module in modules:
-        (site / module).mkdir(parents=True, exist_ok=True)
-        (site / module / "__init__.py").touch()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec /usr/bin/python3 -S "$@"\n')
-    path.chmod(0o755)
-    return path
-
-
-LAYOUTS = {
-    "an env with both wins over the base with torch": (
-        {"a": {"jupyter_server"}, "b": {"torch", "jupyter_server"}},
-        {"torch"},
-        None,
-        "envs/b",
-    ),
-    "torch wins over jupyter_server alone": ({"a": {"jupyter_server"}}, {"torch"}, None, "anaconda/bin"),
-    "python3 on PATH when no conda has either": ({"a": set()}, None, {"jupyter_server"}, "path"),
-    "python3 on PATH without conda": ({}, None, {"torch", "jupyter_server"}, "path"),
-}
-
-
-@pytest.mark.parametrize("envs, base, on_path, expected", LAYOUTS.values(), ids=LAYOUTS.keys())
-def test_find_python_prefers_torch_and_jupyter_server(tmp_path, envs, base, on_path, expected):
-    conda = tmp_path / "anaconda"
-    paths = {
-        f"envs/{name}": _fake_python(conda / "envs" / name / "bin" / "python", modules)
-        for name, modules in envs.items()
-    }
-    if base is not None:
-        paths["anaconda/bin"] = _fake_python(conda / "bin" / "python", base)
-    if on_path is not None:
-        paths["path"] = _fake_python(tmp_path / "path" / "bin" / "python3", on_path)
-    remote = LocalRemote(str(tmp_path), env={"PATH": f"{tmp_path / 'path' / 'bin'}:/usr/bin:/bin"})
-    candidates = (f"{conda}/envs/*/bin/python", f"{conda}/bin/python")
-    assert jupyter.find_python(remote, candidates=candidates) == str(paths[expected])
-
-
-def test_find_python_names_what_it_tried(tmp_path):
-    conda = tmp_path / "anaconda"
-    _fake_python(conda / "envs" / "plain" / "bin" / "python", {"numpy"})
-    remote = LocalRemote(str(tmp_path), env={"PATH": f"{tmp_path / 'empty'}:/bin"})
-    with pytest.raises(BootstrapError) as caught:
-        jupyter.find_python(remote, candidates=(f"{conda}/envs/*/bin/python", f"{conda}/bin/python"))
-    message = str(caught.value)
-    assert f"{conda}/envs/*/bin/python" in message and "python3 on PATH" in message
-    assert f"{conda}/envs/plain/bin/python" in message
-
-
-def test_find_python_checks_the_preferred_one(tmp_path):
-    remote = LocalRemote(str(tmp_path))
-    with pytest.raises(BootstrapError, match="not an executable"):
-        jupyter.find_python(remote, "~/nowhere/python")
-    bare = _fake_python(tmp_path / "bare" / "bin" / "python", set())
-    with pytest.raises(BootstrapError, match="neither jupyter_server nor pip"):
-        jupyter.find_python(remote, str(bare))
-    installable = _fake_python(tmp_path / "pip" / "bin" / "python", {"pip"})
-    assert jupyter.find_python(remote, "~/pip/bin/python") == str(installable)
-
-
-def test_find_python_on_the_vm_finds_its_env(ssh_remote: SSHRemote, vm):
-    assert jupyter.find_python(ssh_remote) == str(Path(vm.python).parent / "python3")
 
 
 # -------------------------------------------------------------------- installs

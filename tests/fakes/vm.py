@@ -2,9 +2,9 @@
 
 Booting a VM creates its admin user, installs the SSH keys from the request,
 takes the host key from customData (cloud-config `ssh_keys`) and starts a real
-sshd on 127.0.0.1:ssh_port. Every VM user finds `machine_python()` first on its
-PATH: a Python that imports torch, jupyter_server, jupyterlab and papermill,
-like a DSVM's conda env.
+sshd on 127.0.0.1:ssh_port. Every VM user finds conda envs like a DSVM's, only one
+of them suitable (`conda_root()`, as ~/miniconda3), and `machine_python()` first on
+its PATH: Pythons that import torch (CPU), jupyter_server, jupyterlab and papermill.
 """
 
 from __future__ import annotations
@@ -45,22 +45,56 @@ def machine_python() -> str:
     this one is the system python of the same minor version, looking into the test
     venv's site-packages, with its share/ and etc/ Jupyter data linked in.
     """
+    return str(_venv(_shared_dir("fakevm-python-") / "env", test_packages=True) / "bin" / "python")
+
+
+CONDA_DIR = "miniconda3"  # in each VM user's home: a conda root the kit searches, as it does /anaconda
+CONDA_ENVS = {  # like the DSVM's, in the order the kit finds them; only py38_default suits
+    "azureml_py310_sdkv2": "no torch",
+    "azureml_py38": "torch, but jupyter_server 1.24.0",
+    "py38_default": "torch and jupyter_server 2",
+}
+
+
+@cache
+def conda_root() -> Path:
+    """A conda root shaped like a DSVM's /anaconda (envs/NAME/bin/python), cheap venvs inside:
+    see CONDA_ENVS. Linked into each VM user's home as ~/miniconda3."""
+    root = _shared_dir("fakevm-conda-")
+    _venv(root / "envs" / "azureml_py310_sdkv2", test_packages=False)
+    old = _venv(root / "envs" / "azureml_py38", test_packages=True)
+    dist_info = _site_packages(old) / "jupyter_server-1.24.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: jupyter_server\nVersion: 1.24.0\n")
+    _venv(root / "envs" / "py38_default", test_packages=True)
+    return root
+
+
+def _shared_dir(prefix: str) -> Path:
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return root
+
+
+def _site_packages(env: Path) -> Path:
+    return env / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
+
+def _venv(env: Path, *, test_packages: bool) -> Path:
+    """A venv of the system python; with test_packages, it sees the test venv's packages and data."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     base = Path(f"/usr/bin/python{version}")
     if not base.exists():
         raise RuntimeError(f"fake VMs need {base} (the tests run on Python {version})")
-    root = Path(tempfile.mkdtemp(prefix="fakevm-python-"))
-    root.chmod(0o755)
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
-    env = root / "env"
     subprocess.run([str(base), "-m", "venv", "--without-pip", str(env)], check=True)
-    site = env / "lib" / f"python{version}" / "site-packages"
-    (site / "test-venv.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    for data in ("share", "etc"):
-        if (Path(sys.prefix) / data / "jupyter").exists():
-            (env / data).mkdir(exist_ok=True)
-            (env / data / "jupyter").symlink_to(Path(sys.prefix) / data / "jupyter")
-    return str(env / "bin" / "python")
+    if test_packages:
+        (_site_packages(env) / "test-venv.pth").write_text(sysconfig.get_path("purelib") + "\n")
+        for data in ("share", "etc"):
+            if (Path(sys.prefix) / data / "jupyter").exists():
+                (env / data).mkdir(exist_ok=True)
+                (env / data / "jupyter").symlink_to(Path(sys.prefix) / data / "jupyter")
+    return env
 
 
 def cloud_config(host_key: KeyPair) -> bytes:
@@ -158,6 +192,7 @@ class FakeVMs:
                 keys = [new_ed25519_key().public_line] if self.refuse_client_key else spec.ssh_public_keys
                 _write_authorized_keys(spec.admin_username, keys)
                 _prepend_to_bashrc(spec.admin_username, self.traps.bashrc_line)
+                _link_conda(spec.admin_username)
                 host_key = self.present_host_key or host_key_from_custom_data(spec.custom_data)
                 path = f"{Path(self.python).parent}:/usr/local/bin:/usr/bin:/bin"
                 sshd = SSHD(self.ssh_port, host_key, set_env={"PATH": path})
@@ -285,6 +320,12 @@ def _write_authorized_keys(user: str, public_keys: list[str]) -> None:
 def _prepend_to_bashrc(user: str, line: str) -> None:
     bashrc = Path(pwd.getpwnam(user).pw_dir) / ".bashrc"
     bashrc.write_text(line + (bashrc.read_text() if bashrc.exists() else ""))
+
+
+def _link_conda(user: str) -> None:
+    link = Path(pwd.getpwnam(user).pw_dir) / CONDA_DIR
+    link.unlink(missing_ok=True)
+    link.symlink_to(conda_root())
 
 
 def _remove_user(name: str) -> None:
