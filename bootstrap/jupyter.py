@@ -148,8 +148,11 @@ def token_works(remote: Remote, server: JupyterServer, token: str, *, get: HTTPG
     return status == 200
 
 
+READY_WAIT = 180.0  # seconds Jupyter may take to answer (first start on a cold disk imports a lot)
+
+
 def wait_ready(
-    remote: Remote, server: JupyterServer, token: str, *, timeout: float = 120, get: HTTPGet | None = None
+    remote: Remote, server: JupyterServer, token: str, *, timeout: float = READY_WAIT, get: HTTPGet | None = None
 ) -> None:
     """Poll /api/status (through `get`, else plain HTTP) until it accepts the token.
 
@@ -177,7 +180,8 @@ def wait_ready(
             raise BootstrapError(f"Jupyter exited while starting: {_log_tail(remote, token)}")
         if time.monotonic() > deadline:
             raise BootstrapError(
-                f"Jupyter did not answer within {timeout:g} s ({last}); log: {_log_tail(remote, token)}"
+                f"Jupyter (pid {server.pid}) did not answer on port {server.port} of the machine in {timeout:g} s "
+                f"(last: {last}); its log: {_log_tail(remote, token) or 'empty'}"
             )
         time.sleep(0.25)
 

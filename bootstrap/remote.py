@@ -264,7 +264,7 @@ def _open_client(endpoint: Endpoint, timeout: float, on_wait: Callable[[str], No
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ConnectTimeout(
-                    f"SSH on {where} did not answer within {timeout:g} s ({attempts} attempts; last error: {_short(e)})"
+                    f"SSH to {where} did not answer in {timeout:g} s ({attempts} attempts; last error: {_short(e)})"
                 ) from None
             pause = min(delay, remaining)
             if on_wait:

@@ -9,15 +9,15 @@ import bootstrap
 from bootstrap import jupyter, notebooks, pychoice
 from bootstrap.gpucheck import Verdict, judge
 from bootstrap.pyenv import install
-from bootstrap.remote import Endpoint, LocalRemote, Remote, connect
+from bootstrap.remote import ConnectTimeout, Endpoint, LocalRemote, Remote, connect
 from provision.output import Output
 from provision.public import PublicJupyter, deployment_certificate
-from provision.settings import Settings
+from provision.settings import OPEN_TO_ALL, Settings
 from provision.state import TOKEN_FILE, Journal, StateStore
 from provision.targets import Machine
 
 NOTEBOOK = "first_pytorch_classifier.ipynb"
-SSH_WAIT = 600  # seconds a new VM may take before SSH answers
+SSH_WAIT = 600  # seconds SSH may take to answer once Azure says the VM is created (its first boot)
 
 
 def notebooks_dir() -> Path:
@@ -39,7 +39,15 @@ def open_remote(machine: Machine, out: Output, *, timeout: float = SSH_WAIT) -> 
         host_key=machine.host_key,
     )
     with out.step(f"SSH to {machine.user}@{machine.host}:{machine.port} (host key pinned)") as step:
-        return connect(endpoint, timeout=timeout, on_wait=step.update)
+        try:
+            return connect(endpoint, timeout=timeout, on_wait=step.update)
+        except ConnectTimeout as e:
+            if machine.ssh_from is None or machine.ssh_from in OPEN_TO_ALL:
+                raise
+            raise ConnectTimeout(
+                f"{e}; the security group admits SSH only from {machine.ssh_from}: if you are on a VPN or "
+                "behind a corporate NAT, your address as Azure sees it may differ: pass --allow-ip"
+            ) from None
 
 
 def start_jupyter(

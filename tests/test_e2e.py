@@ -93,6 +93,7 @@ def test_up_detach_serves_jupyterlab_then_down_removes_everything(cloud, state_d
     assert NOTEBOOK in listing(port, "", token)
     assert any(name.endswith(f"-{NOTEBOOK}") for name in listing(port, "runs", token))
     assert "CPU run accepted (--allow-cpu)" in up.stdout
+    assert "/envs/py38_default/bin/python (torch" in up.stderr and "azureml_py38: jupyter_server 1.24.0" in up.stderr
     assert http(port, "/api/contents")[0] == 403
     assert http(port, "/api/contents", "wrong-token")[0] == 403
 
@@ -145,14 +146,16 @@ def test_host_key_mismatch_stops_before_jupyter_and_keeps_the_record(cloud, stat
     assert cloud.arm.inventory() == []
 
 
-def test_cpu_run_fails_the_gpu_check_and_keeps_the_deployment(cloud, state_dir):
+def test_a_machine_without_a_gpu_stops_before_jupyter_and_keeps_the_deployment(cloud, state_dir):
     up = console("up", "--name", "nogpu", "--detach", env=cloud.env, timeout=600)
     assert up.exit_code == 1
     error = up.stderr.strip().splitlines()[-1]
-    assert error.startswith("error: GPU check failed") and "--allow-cpu" in error
+    assert error.startswith("error: no Python on the machine can run the notebook")
+    assert "py38_default: torch" in error and "sees no CUDA GPU" in error and "--allow-cpu" in error
     assert "provision down nogpu" in error
     record = StateStore(state_dir).require("nogpu")
-    assert record.check["passed"] is False and record.phase == "created"
+    assert record.jupyter is None and record.phase == "created"
+    assert jupyter_pids(cloud.user) == []
     assert len(cloud.arm.inventory()) == 7
     assert console("down", "nogpu", "--yes", env=cloud.env).exit_code == 0
     assert cloud.arm.inventory() == []

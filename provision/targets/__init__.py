@@ -22,6 +22,7 @@ class Machine:
     host_key: str | None = None  # pinned "ssh-ed25519 AAAA..."; None only for local
     fqdn: str | None = None
     local: bool = False
+    ssh_from: str | None = None  # the source address the cloud's firewall admits to SSH, if it has one
 
     def to_dict(self) -> dict:
         return asdict(self)

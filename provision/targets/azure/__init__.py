@@ -18,6 +18,11 @@ from provision.targets.azure.clients import Clients
 from provision.targets.azure.errors import AzureError, explain
 
 MANAGED_FILTER = "tagName eq 'managed-by' and tagValue eq 'dsvm-kit'"
+# Seconds an ARM operation may take. Creating and booting an NC VM with the DSVM image takes 3 to
+# 10 minutes; a network resource seconds; deleting a group with a VM and its disk several minutes.
+CREATE_WAIT = {"vm": 900.0}
+CREATE_WAIT_DEFAULT = 300.0
+DELETE_WAIT = 1800.0
 
 
 class AzureTarget:
@@ -148,6 +153,7 @@ class AzureTarget:
             key_path=str(journal.store.path(record.name, CLIENT_KEY_FILE)),
             host_key=plan.host_key.public_openssh,
             fqdn=plan.fqdn,
+            ssh_from=plan.allow_ip,
         )
         record.machine = machine.to_dict()
         journal.save()
@@ -194,7 +200,17 @@ class AzureTarget:
         action = f"create {step.kind.replace('_', ' ')} {step.name}"
         with journal.creating(step.kind, step.id):
             poller = self._call(action, self._begin, plan, step)
-            self._call(action, poller.result)
+            self._finish(action, poller, CREATE_WAIT.get(step.kind, CREATE_WAIT_DEFAULT))
+
+    def _finish(self, action: str, poller: Any, limit: float) -> None:
+        """Wait for a long-running operation, at most `limit` seconds; its failure raises."""
+        self._call(action, poller.wait, limit)
+        if not poller.done():
+            raise AzureError(
+                f"{action}: Azure had not finished in {limit:g} s (it still reports the operation running)",
+                "OperationTimedOut",
+            )
+        self._call(action, poller.result)
 
     def _create_concurrently(self, journal: Journal, plan: Plan, steps: list[Step]) -> None:
         _ = self.clients.network  # made once here, before the threads share it
@@ -257,7 +273,7 @@ class AzureTarget:
                 force_deletion_types="Microsoft.Compute/virtualMachines",
             )
             if wait:
-                self._call(f"delete resource group {group}", poller.result)
+                self._finish(f"delete resource group {group}", poller, DELETE_WAIT)
 
     def status(self, record: Record) -> dict:
         view = self._get_or_none(
