@@ -48,10 +48,6 @@ def test_ensure_packages_installs_only_what_is_missing(tmp_path):
     assert ensure_packages(remote, python, {"dsvm_tiny": str(wheel)}) == []
 
 
-def test_ensure_jupyterlab_installs_nothing_when_present(remote: Remote, env_python: str):
-    assert jupyter.ensure_jupyterlab(remote, env_python) is False
-
-
 # ------------------------------------------------------------------ the server
 
 
