@@ -17,6 +17,7 @@ from . import catalog
 from .boot import BootSpec
 from .catalog import PlatformImage, Usage, VmSize, family_key, image_key, normalize_location
 from .errors import ArmError, Conflict, InUse, InvalidParameter, NotFound
+from .marketplace import MarketplaceModel
 from .models import (
     ArmState,
     DeleteResult,
@@ -109,9 +110,10 @@ def _quota_message(quota_name: str, location: str, limit: int, usage: int, requi
 
 
 class ComputeModel:
-    def __init__(self, state: ArmState, network: NetworkModel):
+    def __init__(self, state: ArmState, network: NetworkModel, marketplace: MarketplaceModel):
         self.state = state
         self.network = network
+        self.marketplace = marketplace
         self.quotas: dict[tuple[str, str], Usage] = {}  # (location, family key) -> usage set by a test
         self.restrictions: dict[tuple[str, str], str] = {}
         self.images: dict[tuple[str, str, str], PlatformImage] = {i.key: i for i in catalog.default_images()}

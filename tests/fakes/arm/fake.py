@@ -5,6 +5,7 @@ from __future__ import annotations
 from .boot import Booter
 from .compute import ComputeModel
 from .faults import Fault, FaultRegistry
+from .marketplace import MarketplaceModel
 from .models import ArmState
 from .network import NetworkModel
 from .routes import LoggedRequest, Routes
@@ -39,9 +40,18 @@ class FakeARM:
         self.subscription_id = subscription_id
         self._state = ArmState(subscription_id, public_ip, booter)
         self._network = NetworkModel(self._state)
-        self._compute = ComputeModel(self._state, self._network)
+        self._marketplace = MarketplaceModel(self._state)
+        self._compute = ComputeModel(self._state, self._network, self._marketplace)
         self._faults = FaultRegistry()
-        self._routes = Routes(self._state, self._network, self._compute, self._faults, tenant_id=tenant_id, token=token)
+        self._routes = Routes(
+            self._state,
+            self._network,
+            self._compute,
+            self._faults,
+            marketplace=self._marketplace,
+            tenant_id=tenant_id,
+            token=token,
+        )
         self._server: HttpsServer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
