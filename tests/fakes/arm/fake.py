@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .boot import Booter
+from .catalog import PlatformImage
 from .compute import ComputeModel
 from .faults import Fault, FaultRegistry
 from .marketplace import MarketplaceModel
@@ -159,6 +160,18 @@ class FakeARM:
 
     def restrict_sku(self, location: str, size: str, reason: str = "NotAvailableForSubscription") -> None:
         self._compute.restrict_sku(location, size, reason)
+
+    def set_capability(self, size: str, name: str, value: str) -> None:
+        """Override one ResourceSkus capability of a size ("AcceleratedNetworkingEnabled", "False")."""
+        self._compute.set_capability(size, name, value)
+
+    def add_image(self, image: PlatformImage) -> None:
+        """Offer another platform image (a Gen1 one, a larger OS disk, a purchase plan)."""
+        self._compute.add_image(image)
+
+    def accept_terms(self, publisher: str, offer: str, plan: str) -> None:
+        """Accept an image plan's marketplace terms, as `az vm image terms accept` would."""
+        self._marketplace.put_terms(publisher, offer, plan, {"properties": {"accepted": True}})
 
     def set_image_plan(self, publisher: str, offer: str, sku: str, plan: dict | None) -> None:
         self._compute.set_image_plan(publisher, offer, sku, plan)
