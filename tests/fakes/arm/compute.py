@@ -390,6 +390,8 @@ class ComputeModel:
                 target="imageReference",
             )
         if image.plan and not body.get("plan"):
+            # Azure's code and message: Azure/sap-automation issue 433, azure-cli issue 1812 (Azure reports it
+            # when the create operation fails; the fake answers the PUT itself, which the kit treats alike).
             raise ArmError(
                 "Creating a virtual machine from Marketplace image or a custom image sourced from a "
                 "Marketplace image requires Plan information in the request. VM: "
