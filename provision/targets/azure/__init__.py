@@ -60,6 +60,7 @@ class AzureTarget:
         size: str | None = None,
         image_plan: dict | None = None,
         zone: str | None = None,
+        accelerated_networking: bool = False,
     ) -> Plan:
         """The plan for this deployment; with a journal, keys and times come from its record."""
         settings = self.settings
@@ -79,6 +80,7 @@ class AzureTarget:
             now=created,
             image_plan=image_plan,
             zone=zone,
+            accelerated_networking=accelerated_networking,
         )
 
     def _client_key(self, journal: Journal) -> str:
@@ -104,7 +106,7 @@ class AzureTarget:
                 out.note(f"trying {size} in {region}")
             try:
                 with out.step(f"Preflight: {size} in {region}"):
-                    offer = preflight.check(self._call, self.clients.compute, region, size, self.settings.image_parts)
+                    offer = self._preflight(region, size)
                 out.note(offer.describe())
                 return self._create_in_a_zone(journal, out, offer)
             except AzureError as e:
@@ -118,6 +120,30 @@ class AzureTarget:
             "add regions or sizes (--region a,b --size x,y), or request quota",
             failures[-1][1].code,
         )
+
+    def _preflight(self, region: str, size: str) -> preflight.Offer:
+        """Preflight's offer; an image plan's marketplace terms accepted (with --accept-terms) or an error."""
+        settings = self.settings
+        offer = preflight.check(
+            self._call,
+            self.clients.compute,
+            region,
+            size,
+            settings.image_parts,
+            os_disk_gb=settings.os_disk_gb,
+            trusted_launch=settings.trusted_launch,
+        )
+        if offer.image_plan:
+            assert settings.subscription
+            preflight.ensure_terms(
+                self._call,
+                self.clients.resource,
+                settings.subscription,
+                offer.image_plan,
+                settings.image_parts,
+                settings.accept_terms,
+            )
+        return offer
 
     def _clear(self, journal: Journal, out: Output) -> None:
         """Delete what a failed attempt created, so the next one starts clean."""
@@ -143,7 +169,14 @@ class AzureTarget:
 
     def _build(self, journal: Journal, out: Output, offer: preflight.Offer, zone: str | None) -> Machine:
         """Create every resource of the plan for this offer, recording each as it goes."""
-        plan = self.plan(journal, region=offer.region, size=offer.size, image_plan=offer.image_plan, zone=zone)
+        plan = self.plan(
+            journal,
+            region=offer.region,
+            size=offer.size,
+            image_plan=offer.image_plan,
+            zone=zone,
+            accelerated_networking=offer.accelerated_networking,
+        )
         record = journal.record
         record.settings.update(region=plan.region, size=plan.size, resource_group=plan.names.resource_group)
         machine = Machine(
@@ -285,7 +318,14 @@ class AzureTarget:
         if view is None:
             return {"power_state": "not found"}
         codes = [s.code for s in view.statuses or [] if s.code.startswith("PowerState/")]
-        return {"power_state": codes[0].split("/", 1)[1] if codes else "unknown"}
+        vm = self._get_or_none(
+            "read the VM", self.clients.compute.virtual_machines.get, self._group_name(record), self.settings.name
+        )
+        security_type = (vm.security_profile or {}).get("securityType") if vm is not None else None
+        return {
+            "power_state": codes[0].split("/", 1)[1] if codes else "unknown",
+            "security_type": security_type or "",  # as Azure reports it; status hides it when empty
+        }
 
     def list_groups(self) -> list[dict]:
         """Every resource group in the subscription that dsvm-kit tagged as its own."""
