@@ -23,7 +23,7 @@ from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from provision import keys
-from provision.plan import Plan, make_plan
+from provision.plan import Owner, Plan, make_plan
 from provision.settings import load
 
 SUB = "11111111-2222-3333-4444-555555555555"
@@ -68,7 +68,7 @@ def plan(size: str, access: str, trusted_launch: bool, accelerated: bool, image_
         allow_ip="203.0.113.7/32",
         ssh_public_key=CLIENT_KEY.public_openssh,
         host_key=HOST_KEY,
-        owner="ana@laptop",
+        owner=Owner("6f1c2a9e-0000-4000-8000-00000000a0a0", "ana@contoso.example"),
         now=datetime.datetime(2026, 11, 22, 9, 30, tzinfo=datetime.UTC),
         image_plan=image_plan,
         zone=zone,
