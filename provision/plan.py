@@ -105,10 +105,6 @@ class Plan:
     def vm_id(self) -> str:
         return f"{self.group_id}/providers/Microsoft.Compute/virtualMachines/{self.names.vm}"
 
-    @property
-    def fqdn(self) -> str:
-        return f"{self.names.dns_label}.{self.region}.cloudapp.azure.com"
-
     def steps(self) -> list[Step]:
         """Every resource in creation order: group; VNet, NSG, IP (concurrently); NIC; VM."""
         n = self.names
@@ -319,7 +315,7 @@ def summary_rows(plan: Plan) -> list[tuple[str, str, str]]:
         ("resource group", n.resource_group, f"{plan.region}; tags " + _tags_text(plan.tags)),
         ("virtual network", n.vnet, f"{VNET_PREFIX}, subnet {n.subnet} {SUBNET_PREFIX}"),
         ("security group", n.nsg, "allow " + "; ".join(rules) + "; deny all other inbound"),
-        ("public IP", n.public_ip, f"Standard, static, DNS {plan.fqdn}"),
+        ("public IP", n.public_ip, f"Standard, static, DNS label {n.dns_label} in {plan.region}"),
         ("network interface", n.nic, f"{n.subnet} + {n.public_ip} + {n.nsg}; deleted with the VM"),
         (
             "virtual machine",

@@ -149,7 +149,6 @@ class AzureTarget:
             user=plan.admin_user,
             key_path=str(journal.store.path(record.name, CLIENT_KEY_FILE)),
             host_key=plan.host_key.public_openssh,
-            fqdn=plan.fqdn,
         )
         record.machine = machine.to_dict()
         journal.save()
@@ -176,7 +175,9 @@ class AzureTarget:
             plan.names.resource_group,
             public_ip.name,
         )
-        machine = Machine(**{**machine.to_dict(), "host": address.ip_address})
+        # The name as Azure gives it: its DNS zone differs by cloud (cloudapp.azure.com, .chinacloudapi.cn...).
+        fqdn = address.dns_settings.fqdn if address.dns_settings else None
+        machine = Machine(**{**machine.to_dict(), "host": address.ip_address, "fqdn": fqdn})
         record.machine = machine.to_dict()
         journal.save()
         return machine

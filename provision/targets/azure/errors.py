@@ -25,6 +25,7 @@ HINTS = {
     "group), or pick another subscription with AZURE_SUBSCRIPTION_ID",
     "InvalidAuthenticationToken": "your Azure sign-in has expired or is for another cloud; run `az login` again",
     "SubscriptionNotFound": "check AZURE_SUBSCRIPTION_ID (`az account list -o table`)",
+    "DnsRecordInUse": "another public IP in this region holds that DNS name; choose another --name",
 }
 
 
