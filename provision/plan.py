@@ -245,7 +245,7 @@ def _inbound_rule(name: str, priority: int, source: str, port: int) -> dict:
     }
 
 
-def cloud_config(host_key: KeyPair, ssh_port: int = 22) -> str:
+def cloud_config(host_key: KeyPair, ssh_port: int) -> str:
     """cloud-init user data that installs our pre-generated Ed25519 host key on the VM, and
     makes sshd listen on `ssh_port` when that is not 22.
 
