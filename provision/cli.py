@@ -53,6 +53,12 @@ JupyterPort = Annotated[
     int | None, typer.Option(help="Jupyter's port on the machine with --access public [default: 8888].")
 ]
 AllowCpu = Annotated[bool, typer.Option("--allow-cpu", help="Accept a machine without a GPU.")]
+TrustedLaunch = Annotated[
+    bool, typer.Option("--trusted-launch", help="Trusted Launch (Secure Boot, vTPM) instead of Standard security.")
+]
+AcceptTerms = Annotated[
+    bool, typer.Option("--accept-terms", help="Accept the image's marketplace terms for this subscription.")
+]
 RemotePython = Annotated[
     str | None, typer.Option(help="Python on the machine to run Jupyter with [default: detected].")
 ]
@@ -99,6 +105,8 @@ def up(
     access: Access = None,
     jupyter_port: JupyterPort = None,
     allow_cpu: AllowCpu = False,
+    trusted_launch: TrustedLaunch = False,
+    accept_terms: AcceptTerms = False,
     remote_python: RemotePython = None,
     host_key: HostKey = None,
     identity: Identity = None,
@@ -214,6 +222,7 @@ def plan(
     access: Access = None,
     jupyter_port: JupyterPort = None,
     allow_cpu: AllowCpu = False,
+    trusted_launch: TrustedLaunch = False,
     json: Json = False,
 ) -> None:
     """What `up` would create on Azure, for review; sends no request."""

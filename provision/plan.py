@@ -78,6 +78,8 @@ class Plan:
     image: tuple[str, str, str, str]
     image_plan: dict | None  # the image's purchase plan, if it has one
     zone: str | None  # the availability zone to pin the VM to; None lets Azure place it
+    accelerated_networking: bool  # the NIC asks for it: only when preflight found the size supports it
+    trusted_launch: bool  # securityType TrustedLaunch (Secure Boot, vTPM); otherwise Standard, stated
     admin_user: str
     os_disk_gb: int
     allow_ip: str
@@ -169,6 +171,7 @@ class Plan:
                     }
                 ],
                 "networkSecurityGroup": {"id": self.network_id("networkSecurityGroups", self.names.nsg)},
+                "enableAcceleratedNetworking": self.accelerated_networking,
             },
         }
 
@@ -220,6 +223,7 @@ class Plan:
                     ]
                 },
                 "diagnosticsProfile": {"bootDiagnostics": {"enabled": True}},
+                "securityProfile": self._security_profile(),
             },
         }
         if self.image_plan:
@@ -227,6 +231,17 @@ class Plan:
         if self.zone:
             body["zones"] = [self.zone]
         return body
+
+    def _security_profile(self) -> dict:
+        """Stated, never left to Azure's default (which a subscription feature can turn into Trusted Launch)."""
+        if not self.trusted_launch:
+            return {"securityType": "Standard"}
+        # VirtualMachine_Create_WithUefiSettings.json
+        return {"securityType": "TrustedLaunch", "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}}
+
+    @property
+    def security_type(self) -> str:
+        return self._security_profile()["securityType"]
 
 
 def _inbound_rule(name: str, priority: int, source: str, port: int) -> dict:
@@ -282,6 +297,7 @@ def make_plan(
     now: datetime,
     image_plan: dict | None = None,
     zone: str | None = None,
+    accelerated_networking: bool = False,
 ) -> Plan:
     assert settings.subscription, "validated settings for Azure always carry a subscription"
     return Plan(
@@ -292,6 +308,8 @@ def make_plan(
         image=settings.image_parts,
         image_plan=image_plan,
         zone=zone,
+        accelerated_networking=accelerated_networking,
+        trusted_launch=settings.trusted_launch,
         admin_user=settings.admin_user,
         os_disk_gb=settings.os_disk_gb,
         allow_ip=allow_ip,
@@ -316,14 +334,19 @@ def summary_rows(plan: Plan) -> list[tuple[str, str, str]]:
         ("virtual network", n.vnet, f"{VNET_PREFIX}, subnet {n.subnet} {SUBNET_PREFIX}"),
         ("security group", n.nsg, "allow " + "; ".join(rules) + "; deny all other inbound"),
         ("public IP", n.public_ip, f"Standard, static, DNS label {n.dns_label} in {plan.region}"),
-        ("network interface", n.nic, f"{n.subnet} + {n.public_ip} + {n.nsg}; deleted with the VM"),
+        (
+            "network interface",
+            n.nic,
+            f"{n.subnet} + {n.public_ip} + {n.nsg}; accelerated networking "
+            f"{'on' if plan.accelerated_networking else 'off'}; deleted with the VM",
+        ),
         (
             "virtual machine",
             n.vm,
             f"{plan.size}, image {':'.join(plan.image)}, {plan.os_disk_gb} GB StandardSSD "
             f"disk deleted with the VM; user {plan.admin_user}, SSH key only "
             f"({fingerprint(plan.ssh_public_key)}); host key pinned "
-            f"({fingerprint(plan.host_key.public_openssh)}); boot diagnostics on",
+            f"({fingerprint(plan.host_key.public_openssh)}); security type {plan.security_type}; boot diagnostics on",
         ),
     ]
 

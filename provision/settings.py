@@ -68,6 +68,8 @@ class Settings:
     arm_ca_bundle: str | None = None
     arm_token: str | None = field(default=None, repr=False)
     allow_cpu: bool = False
+    trusted_launch: bool = False  # securityType TrustedLaunch (Secure Boot + vTPM) instead of Standard
+    accept_terms: bool = False  # accept the image plan's marketplace terms for the subscription
     access: str = "tunnel"  # or "public": TLS on jupyter_port, open to allow_ip only
     jupyter_port: int = 8888  # the VM's public Jupyter port (access public only)
     remote_python: str | None = None
@@ -127,6 +129,8 @@ ENVIRONMENT = {
     "arm_ca_bundle": "PROVISION_ARM_CA_BUNDLE",
     "arm_token": "PROVISION_ARM_TOKEN",
     "access": "PROVISION_ACCESS",
+    "trusted_launch": "PROVISION_TRUSTED_LAUNCH",
+    "accept_terms": "PROVISION_ACCEPT_TERMS",
     "jupyter_port": "PROVISION_JUPYTER_PORT",
     "remote_python": "PROVISION_REMOTE_PYTHON",
     "host_key": "PROVISION_HOST_KEY",
@@ -210,8 +214,9 @@ def validate(raw: Mapping[str, Any]) -> Settings:
             values[key] = _as_int(key, values[key])
     if "poll_interval" in values:
         values["poll_interval"] = _as_float("poll_interval", values["poll_interval"])
-    if "allow_cpu" in values:
-        values["allow_cpu"] = _as_bool("allow_cpu", values["allow_cpu"])
+    for key in ("allow_cpu", "trusted_launch", "accept_terms"):
+        if key in values:
+            values[key] = _as_bool(key, values[key])
     if values.get("host_key"):
         values["host_key"] = _as_host_key(str(values["host_key"]))
     if values.get("allow_ip") is not None:

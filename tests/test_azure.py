@@ -71,6 +71,7 @@ def replan(arm, state_dir, record):
         host_key=KeyPair(host["ed25519_private"], host["ed25519_public"]),
         owner=tags["owner"],
         now=datetime.fromisoformat(tags["created"]),
+        accelerated_networking=True,  # NC4as_T4_v3's SKU has AcceleratedNetworkingEnabled
     )
 
 

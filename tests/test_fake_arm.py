@@ -638,6 +638,7 @@ def test_marketplace_plan_is_required_when_the_image_has_one(arm, az):
 
     with pytest.raises(HttpResponseError) as caught:
         az.compute.virtual_machines.begin_create_or_update(GROUP, "dsvm", vm_body(nic_id))
+    arm.accept_terms("microsoft-dsvm", "ubuntu-2204", "2204-gen2")
     vm = az.compute.virtual_machines.begin_create_or_update(GROUP, "dsvm", vm_body(nic_id, plan=plan)).result()
 
     assert caught.value.error.code == "VMMarketplaceInvalidInput"

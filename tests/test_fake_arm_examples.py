@@ -19,6 +19,10 @@ RG = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
 NET = RG + "/providers/Microsoft.Network"
 VM = RG + "/providers/Microsoft.Compute/virtualMachines/{vmName}"
 LOCATION = "/subscriptions/{subscriptionId}/providers/Microsoft.Compute/locations/{location}"
+TERMS = (
+    "/subscriptions/{subscriptionId}/providers/Microsoft.MarketplaceOrdering/offerTypes/{offerType}"
+    "/publishers/{publisherId}/offers/{offerId}/plans/{planId}/agreements/current"
+)
 
 # example file -> (method, path template); templates take the example's path parameters.
 REQUESTS = {
@@ -67,10 +71,13 @@ REQUESTS = {
         NET + "/networkInterfaces/{networkInterfaceName}",
     ),
     "Microsoft.Compute/2025-11-01/VirtualMachine_Create_WithSshAuthentication.json": ("PUT", VM),
+    "Microsoft.Compute/2025-04-01/VirtualMachine_Create_WithUefiSettings.json": ("PUT", VM),
     "Microsoft.Compute/2025-11-01/VirtualMachine_Get.json": ("GET", VM),
     "Microsoft.Compute/2025-04-01/VirtualMachine_Get_InstanceView.json": ("GET", VM + "/instanceView"),
     "Microsoft.Compute/2025-11-01/VirtualMachine_Deallocate_MaximumSet_Gen.json": ("POST", VM + "/deallocate"),
     "Microsoft.Compute/2025-11-01/VirtualMachine_Start_MaximumSet_Gen.json": ("POST", VM + "/start"),
+    "Microsoft.Compute/2025-04-01/VirtualMachine_PowerOff_MaximumSet_Gen.json": ("POST", VM + "/powerOff"),
+    "Microsoft.Compute/2025-04-01/VirtualMachine_PowerOff_MinimumSet_Gen.json": ("POST", VM + "/powerOff"),
     "Microsoft.Compute/2025-11-01/VirtualMachine_Delete_Force.json": ("DELETE", VM),
     "Microsoft.Compute/2025-11-01/VirtualMachine_List_MaximumSet_Gen.json": (
         "GET",
@@ -97,6 +104,50 @@ REQUESTS = {
         "DELETE",
         RG + "/providers/Microsoft.DevTestLab/schedules/{name}",
     ),
+    "Microsoft.MarketplaceOrdering/2021-01-01/GetMarketplaceTerms.json": ("GET", TERMS),
+    "Microsoft.MarketplaceOrdering/2021-01-01/SetMarketplaceTerms.json": ("PUT", TERMS),
+}
+# Azure's examples the fake does not serve yet, each with the issue that will model it (or why none will).
+_IDLE_STOP = "issue 11: idle stop (managed identity, custom role, permissions API)"
+_NODES = "issue 12: several nodes"
+NOT_YET_MODELLED = {
+    **dict.fromkeys(
+        [
+            "Microsoft.Authorization/2015-07-01/GetPermissions.json",
+            "Microsoft.Authorization/2015-07-01/GetResourcePermissions.json",
+            "Microsoft.Authorization/2022-04-01/DeleteRoleDefinition.json",
+            "Microsoft.Authorization/2022-04-01/GetRoleDefinitionByName.json",
+            "Microsoft.Authorization/2022-04-01/PutRoleDefinition.json",
+            "Microsoft.Authorization/2022-04-01/RoleAssignments_CreateForResource.json",
+            "Microsoft.Authorization/2022-04-01/RoleAssignments_Delete.json",
+            "Microsoft.Authorization/2022-04-01/RoleAssignments_Get.json",
+            "Microsoft.Authorization/2022-04-01/RoleAssignments_ListForScope.json",
+            "Microsoft.Authorization/2022-05-01-preview/GetPermissions.json",
+            "Microsoft.Authorization/2022-05-01-preview/GetResourcePermissions.json",
+            "Microsoft.Compute/2025-11-01/VirtualMachine_Create_WithEncryptionIdentity.json",
+        ],
+        _IDLE_STOP,
+    ),
+    **dict.fromkeys(
+        [
+            "Microsoft.Compute/2025-04-01/ProximityPlacementGroup_CreateOrUpdate.json",
+            "Microsoft.Compute/2025-11-01/ProximityPlacementGroup_Delete.json",
+            "Microsoft.Compute/2025-11-01/ProximityPlacementGroup_Get.json",
+            "Microsoft.Compute/2025-11-01/VirtualMachine_Create_WithNetworkInterfaceConfiguration.json",
+        ],
+        _NODES,
+    ),
+    **dict.fromkeys(
+        [
+            "Microsoft.Compute/2025-11-01/VirtualMachine_ListAvailableVmSizes.json",
+            "Microsoft.Compute/2025-11-01/VirtualMachineSizes_List_MaximumSet_Gen.json",
+        ],
+        "not used: the kit reads sizes and capabilities from resource SKUs",
+    ),
+    "Microsoft.MarketplaceOrdering/2021-01-01/SignMarketplaceTerms.json": (
+        "not used: the kit, like `az vm image terms accept` (azure-cli accept_market_ordering_terms), "
+        "accepts terms with PUT agreements/current"
+    ),
 }
 # Machine-generated examples hold filler values ("aaaa"): map their names to real ones.
 REAL_VALUES = {
@@ -106,7 +157,7 @@ REAL_VALUES = {
     "skus": IMAGE["sku"],
     "version": "latest",
 }
-QUERY = {"$expand", "forceDeletionTypes", "forceDeletion", "hibernate"}
+QUERY = {"$expand", "forceDeletionTypes", "forceDeletion", "hibernate", "skipShutdown"}
 
 
 class Client:
@@ -229,6 +280,12 @@ def fix_body(body: dict, sub: str) -> dict:
         "{image_offer}": IMAGE["offer"],
         "{image_sku}": IMAGE["sku"],
         "Standard_D1_v2": "Standard_NC4as_T4_v3",
+        "Standard_D2s_v3": "Standard_NC4as_T4_v3",
+        # VirtualMachine_Create_WithUefiSettings.json's Windows Gen2 image -> the DSVM (Gen2, Trusted Launch capable)
+        '"MicrosoftWindowsServer"': f'"{IMAGE["publisher"]}"',
+        "windowsserver-gen2preview-preview": IMAGE["offer"],
+        "windows10-tvm": IMAGE["sku"],
+        "18363.592.2001092016": "latest",
     }.items():
         text = text.replace(placeholder, value)
     return json.loads(text)
@@ -276,6 +333,7 @@ NOT_MODELLED = {
         ".tags",
     },
     "VirtualMachine_Create_WithSshAuthentication.json": {".properties.securityProfile"},
+    "VirtualMachine_Create_WithUefiSettings.json": {".properties.osProfile.windowsConfiguration"},  # Linux here
     "VirtualMachineImage_Get_MaximumSet_Gen.json": {".extendedLocation", ".tags"},
     "GlobalSchedules_CreateOrUpdate.json": {".tags"},
     "GlobalSchedules_Get.json": {".tags"},
@@ -299,7 +357,10 @@ NOT_MODELLED = {
 
 def test_every_example_is_replayed():
     assert EXAMPLES.is_dir(), f"Azure's examples are not at {EXAMPLES} (CI puts ../shared beside the checkout)"
-    assert sorted(str(p.relative_to(EXAMPLES)) for p in EXAMPLES.glob("*/*/*.json")) == sorted(REQUESTS)
+    assert not set(REQUESTS) & set(NOT_YET_MODELLED)
+    on_disk = sorted(str(p.relative_to(EXAMPLES)) for p in EXAMPLES.glob("*/*/*.json"))
+    assert on_disk == sorted({*REQUESTS, *NOT_YET_MODELLED})
+    assert all(reason.strip() for reason in NOT_YET_MODELLED.values())
 
 
 @pytest.mark.parametrize("example", sorted(REQUESTS))

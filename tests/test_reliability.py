@@ -69,6 +69,7 @@ def test_preflight_fails_in_one_line_before_any_write(arm, azure_env, arrange, a
 def test_an_image_with_a_purchase_plan_is_named_in_the_vm(arm, azure_env):
     plan = {"name": "dsvm-plan", "publisher": "microsoft-dsvm", "product": "ubuntu-2204"}
     arm.set_image_plan("microsoft-dsvm", "ubuntu-2204", "2204-gen2", plan)
+    arm.accept_terms("microsoft-dsvm", "ubuntu-2204", "dsvm-plan")
     assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
     vm_put = next(r for r in writes(arm) if "virtualmachines" in r.path.lower())
     assert vm_put.body["plan"] == plan

@@ -59,6 +59,7 @@ class AzureTarget:
         size: str | None = None,
         image_plan: dict | None = None,
         zone: str | None = None,
+        accelerated_networking: bool = False,
     ) -> Plan:
         """The plan for this deployment; with a journal, keys and times come from its record."""
         settings = self.settings
@@ -78,6 +79,7 @@ class AzureTarget:
             now=created,
             image_plan=image_plan,
             zone=zone,
+            accelerated_networking=accelerated_networking,
         )
 
     def _client_key(self, journal: Journal) -> str:
@@ -104,7 +106,7 @@ class AzureTarget:
             started = time.monotonic()
             try:
                 with out.step(f"Preflight: {size} in {region}"):
-                    offer = preflight.check(self._call, self.clients.compute, region, size, self.settings.image_parts)
+                    offer = self._preflight(region, size)
                 out.note(offer.describe())
                 return self._create_in_a_zone(journal, out, offer)
             except AzureError as e:
@@ -119,6 +121,30 @@ class AzureTarget:
             failures[-1][1].code,
         )
 
+    def _preflight(self, region: str, size: str) -> preflight.Offer:
+        """Preflight's offer; an image plan's marketplace terms accepted (with --accept-terms) or an error."""
+        settings = self.settings
+        offer = preflight.check(
+            self._call,
+            self.clients.compute,
+            region,
+            size,
+            settings.image_parts,
+            os_disk_gb=settings.os_disk_gb,
+            trusted_launch=settings.trusted_launch,
+        )
+        if offer.image_plan:
+            assert settings.subscription
+            preflight.ensure_terms(
+                self._call,
+                self.clients.resource,
+                settings.subscription,
+                offer.image_plan,
+                settings.image_parts,
+                settings.accept_terms,
+            )
+        return offer
+
     def _clear(self, journal: Journal, out: Output) -> None:
         """Delete what a failed attempt in a region created (the whole group), so the next region starts clean."""
         if journal.record.resources:
@@ -131,7 +157,13 @@ class AzureTarget:
         Azure has no capacity, pinned to each zone in turn. Between zones only the failed VM (with
         its disk and NIC) goes; the group, network, security group and public IP stay (a Standard
         public IP without zones serves a VM in any zone)."""
-        plan = self.plan(journal, region=offer.region, size=offer.size, image_plan=offer.image_plan)
+        plan = self.plan(
+            journal,
+            region=offer.region,
+            size=offer.size,
+            image_plan=offer.image_plan,
+            accelerated_networking=offer.accelerated_networking,
+        )
         self._build_network(journal, out, plan)
         zone: str | None = None
         for next_zone in offer.zones:
@@ -308,7 +340,14 @@ class AzureTarget:
         if view is None:
             return {"power_state": "not found"}
         codes = [s.code for s in view.statuses or [] if s.code.startswith("PowerState/")]
-        return {"power_state": codes[0].split("/", 1)[1] if codes else "unknown"}
+        vm = self._get_or_none(
+            "read the VM", self.clients.compute.virtual_machines.get, self._group_name(record), self.settings.name
+        )
+        security_type = (vm.security_profile or {}).get("securityType") if vm is not None else None
+        return {
+            "power_state": codes[0].split("/", 1)[1] if codes else "unknown",
+            "security_type": security_type or "",  # as Azure reports it; status hides it when empty
+        }
 
     def list_groups(self) -> list[dict]:
         """Every resource group in the subscription that dsvm-kit tagged as its own."""

@@ -103,14 +103,18 @@ class VmSize:
     max_data_disks: int
     temp_disk_mb: int
     max_nics: int
-    hyper_v_generations: str
+    hyper_v_generations: str  # "V1,V2" or "V2": which image generations the size boots
     vcpus_per_core: int
+    accelerated_networking: bool = True
 
     @property
     def size(self) -> str:
         return self.name.removeprefix("Standard_")
 
 
+# NCasT4_v3 boots Gen1 and Gen2 images; NC_A100_v4 and NCads_H100_v5 only Gen2 (DESIGN.md 6; ARM refuses a
+# Gen1 image on NC24ads_A100_v4: loft-sh/devpod issue 731). All three support accelerated networking
+# (DESIGN.md 8). None reports TrustedLaunchDisabled=True; a test sets it with FakeARM.set_capability.
 VM_SIZES: tuple[VmSize, ...] = (
     VmSize("Standard_NC4as_T4_v3", "standardNCASv3_T4Family", 4, "28", 1, 8, 184320, 2, "V1,V2", 1),
     VmSize("Standard_NC8as_T4_v3", "standardNCASv3_T4Family", 8, "56", 1, 16, 368640, 4, "V1,V2", 1),
@@ -126,29 +130,34 @@ SIZES_BY_NAME = {size.name.lower(): size for size in VM_SIZES}
 ZONES = ("1", "2", "3")
 
 
-def sku_body(size: VmSize, location: str, restriction_reason: str | None) -> dict:
-    """One entry of ResourceSkus_List (shape of ListAvailableResourceSkus.json)."""
-    capabilities = [
-        ("MaxResourceVolumeMB", str(size.temp_disk_mb)),
-        ("OSVhdSizeMB", "1047552"),
-        ("vCPUs", str(size.vcpus)),
-        ("MemoryPreservingMaintenanceSupported", "True"),
-        ("HyperVGenerations", size.hyper_v_generations),
-        ("MemoryGB", size.memory_gb),
-        ("MaxDataDiskCount", str(size.max_data_disks)),
-        ("CpuArchitectureType", "x64"),
-        ("LowPriorityCapable", "True"),
-        ("PremiumIO", "True"),
-        ("VMDeploymentTypes", "IaaS"),
-        ("vCPUsAvailable", str(size.vcpus)),
-        ("vCPUsPerCore", str(size.vcpus_per_core)),
-        ("EphemeralOSDiskSupported", "True" if size.temp_disk_mb else "False"),
-        ("AcceleratedNetworkingEnabled", "True"),
-        ("RdmaEnabled", "False"),
-        ("MaxNetworkInterfaces", str(size.max_nics)),
-    ]
+def capabilities(size: VmSize) -> dict[str, str]:
+    """The size's ResourceSkus capabilities, in the order ListAvailableResourceSkus.json shows them."""
+    table = {
+        "MaxResourceVolumeMB": str(size.temp_disk_mb),
+        "OSVhdSizeMB": "1047552",
+        "vCPUs": str(size.vcpus),
+        "MemoryPreservingMaintenanceSupported": "True",
+        "HyperVGenerations": size.hyper_v_generations,
+        "MemoryGB": size.memory_gb,
+        "MaxDataDiskCount": str(size.max_data_disks),
+        "CpuArchitectureType": "x64",
+        "LowPriorityCapable": "True",
+        "PremiumIO": "True",
+        "VMDeploymentTypes": "IaaS",
+        "vCPUsAvailable": str(size.vcpus),
+        "vCPUsPerCore": str(size.vcpus_per_core),
+        "EphemeralOSDiskSupported": "True" if size.temp_disk_mb else "False",
+        "AcceleratedNetworkingEnabled": str(size.accelerated_networking),
+        "RdmaEnabled": "False",
+        "MaxNetworkInterfaces": str(size.max_nics),
+    }
     if size.gpus:
-        capabilities.insert(4, ("GPUs", str(size.gpus)))
+        table = {**dict(list(table.items())[:4]), "GPUs": str(size.gpus), **dict(list(table.items())[4:])}
+    return table
+
+
+def sku_body(size: VmSize, location: str, restriction_reason: str | None, capability_values: dict[str, str]) -> dict:
+    """One entry of ResourceSkus_List (shape of ListAvailableResourceSkus.json)."""
     restrictions = []
     if restriction_reason:
         restrictions.append(
@@ -167,7 +176,7 @@ def sku_body(size: VmSize, location: str, restriction_reason: str | None) -> dic
         "family": size.family,
         "locations": [location],
         "locationInfo": [{"location": location, "zones": list(ZONES), "zoneDetails": []}],
-        "capabilities": [{"name": name, "value": value} for name, value in capabilities],
+        "capabilities": [{"name": name, "value": value} for name, value in capability_values.items()],
         "restrictions": restrictions,
     }
 
@@ -209,6 +218,7 @@ class PlatformImage:
     versions: list[str]
     plan: dict | None = None
     hyper_v_generation: str = "V2"
+    os_disk_gb: int = 150  # osDiskImage.sizeInGb: a VM's OS disk may not be smaller
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -231,14 +241,25 @@ class PlatformImage:
         properties: dict = {
             "hyperVGeneration": self.hyper_v_generation,
             "architecture": "x64",
-            "osDiskImage": {"operatingSystem": "Linux", "sizeInGb": 150},
+            # sizeInGb and sizeInBytes: returned by Azure though its spec lists only operatingSystem
+            # (MicrosoftDocs/feedback issue 2227).
+            "osDiskImage": {
+                "operatingSystem": "Linux",
+                "sizeInGb": self.os_disk_gb,
+                "sizeInBytes": self.os_disk_gb << 30,
+            },
             "dataDiskImages": [],
             "automaticOSUpgradeProperties": {"automaticOSUpgradeSupported": False},
             "disallowed": {"vmDiskType": "None"},
             "features": [
                 {"name": "IsAcceleratedNetworkSupported", "value": "True"},
                 {"name": "DiskControllerTypes", "value": "SCSI, NVMe"},
-                {"name": "SecurityType", "value": "TrustedLaunchSupported"},
+                # Gen1 images cannot use Trusted Launch (azure-cli issue 17599).
+                *(
+                    [{"name": "SecurityType", "value": "TrustedLaunchSupported"}]
+                    if self.hyper_v_generation == "V2"
+                    else []
+                ),
             ],
             "imageDeprecationStatus": {"imageState": "Active"},
         }

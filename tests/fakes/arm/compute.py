@@ -17,6 +17,7 @@ from . import catalog
 from .boot import BootSpec
 from .catalog import PlatformImage, Usage, VmSize, family_key, image_key, normalize_location
 from .errors import ArmError, Conflict, InUse, InvalidParameter, NotFound
+from .marketplace import MarketplaceModel
 from .models import (
     ArmState,
     DeleteResult,
@@ -109,11 +110,13 @@ def _quota_message(quota_name: str, location: str, limit: int, usage: int, requi
 
 
 class ComputeModel:
-    def __init__(self, state: ArmState, network: NetworkModel):
+    def __init__(self, state: ArmState, network: NetworkModel, marketplace: MarketplaceModel):
         self.state = state
         self.network = network
+        self.marketplace = marketplace
         self.quotas: dict[tuple[str, str], Usage] = {}  # (location, family key) -> usage set by a test
         self.restrictions: dict[tuple[str, str], str] = {}
+        self.capability_overrides: dict[str, dict[str, str]] = {}  # size (lower case) -> capability -> value
         self.images: dict[tuple[str, str, str], PlatformImage] = {i.key: i for i in catalog.default_images()}
         state.register(KindSpec(VM, put=self.put_vm, delete=self.delete_vm, view=self.vm_view, release=self.release_vm))
         state.register(KindSpec(DISK, put=None, delete=self.delete_disk, view=state.plain_view))
@@ -131,6 +134,17 @@ class ComputeModel:
     def restrict_sku(self, location: str, size: str, reason: str) -> None:
         with self.state.lock:
             self.restrictions[(normalize_location(location), size.lower())] = reason
+
+    def set_capability(self, size: str, name: str, value: str) -> None:
+        with self.state.lock:
+            self.capability_overrides.setdefault(size.lower(), {})[name] = value
+
+    def capabilities(self, size: VmSize) -> dict[str, str]:
+        return {**catalog.capabilities(size), **self.capability_overrides.get(size.name.lower(), {})}
+
+    def add_image(self, image: PlatformImage) -> None:
+        with self.state.lock:
+            self.images[image.key] = image
 
     def set_image_plan(self, publisher: str, offer: str, sku: str, plan: dict | None) -> None:
         with self.state.lock:
@@ -193,7 +207,9 @@ class ComputeModel:
         locations = [normalize_location(location)] if location else [r.name for r in catalog.REGIONS]
         with self.state.lock:
             return [
-                catalog.sku_body(size, where, self.restrictions.get((where, size.name.lower())))
+                catalog.sku_body(
+                    size, where, self.restrictions.get((where, size.name.lower())), self.capabilities(size)
+                )
                 for where in locations
                 if where in catalog.REGION_NAMES
                 for size in catalog.VM_SIZES
@@ -251,6 +267,9 @@ class ComputeModel:
             if existing is None:
                 os_profile = self._validate_os_profile(properties.get("osProfile"))
                 image = self._check_image(properties, body, entry.id)
+                self._check_image_fits(size, image, properties)
+                self._check_security(size, image, properties)
+                self._check_accelerated_networking(size, nics, entry.id)
                 self._check_quota(location, size, spot)
                 entry.meta = {
                     "vmId": new_guid(),
@@ -355,7 +374,7 @@ class ComputeModel:
     def _check_image(self, properties: dict, body: dict, vm_id: str) -> dict:
         reference = (properties.get("storageProfile") or {}).get("imageReference") or {}
         if reference.get("id"):  # a custom or gallery image: not modelled, taken as is
-            return {"reference": dict(reference), "version": None, "generation": "V2"}
+            return {"reference": dict(reference), "version": None, "generation": "V2", "os_disk_gb": 0}
         urn = ":".join(str(reference.get(k, "")) for k in ("publisher", "offer", "sku", "version"))
         image = self.images.get(
             image_key(reference.get("publisher", ""), reference.get("offer", ""), reference.get("sku", ""))
@@ -371,18 +390,100 @@ class ComputeModel:
                 target="imageReference",
             )
         if image.plan and not body.get("plan"):
+            # Azure's code and message: Azure/sap-automation issue 433, azure-cli issue 1812 (Azure reports it
+            # when the create operation fails; the fake answers the PUT itself, which the kit treats alike).
             raise ArmError(
                 "Creating a virtual machine from Marketplace image or a custom image sourced from a "
                 "Marketplace image requires Plan information in the request. VM: "
                 f"'{vm_id}'.",
                 code="VMMarketplaceInvalidInput",
             )
+        if image.plan and not self.marketplace.is_accepted(
+            image.plan["publisher"], image.plan["product"], image.plan["name"]
+        ):
+            # Azure's answer to a plan whose terms this subscription has not accepted (400, sync):
+            # nforgeio/neonKUBE issue 1673, hashicorp/terraform-provider-azurerm issue 1145.
+            raise ArmError(
+                "User failed validation to purchase resources. Error message: 'You have not accepted the legal "
+                f"terms on this subscription: '{self.state.subscription_id}' for this plan. Before the "
+                "subscription can be used, you need to accept the legal terms of the image. To read and accept "
+                "legal terms, use the Azure CLI commands described at https://go.microsoft.com/fwlink/?linkid=2110637 "
+                "or the PowerShell commands available at https://go.microsoft.com/fwlink/?linkid=862451. "
+                "Alternatively, deploying via the Azure portal provides a UI experience for reading and accepting "
+                f"the legal terms. Offer details: publisher='{image.plan['publisher']}' offer = "
+                f"'{image.plan['product']}', sku = '{image.plan['name']}', Correlation Id: '{new_guid()}'.'",
+                code="ResourcePurchaseValidationFailed",
+            )
         return {
             "reference": dict(reference),
             "version": version,
+            "os_disk_gb": image.os_disk_gb,
             "generation": image.hyper_v_generation,
             "version_id": image.version_id(self.state.subscription_id, body["location"], version),
         }
+
+    def _check_image_fits(self, size: VmSize, image: dict, properties: dict) -> None:
+        """The size boots the image's Hyper-V generation; the OS disk is at least the image's."""
+        generations = self.capabilities(size)["HyperVGenerations"].split(",")
+        if image["generation"] not in generations:
+            number = image["generation"].removeprefix("V")
+            # 400 BadRequest, sync (loft-sh/devpod issue 731, skypilot-org/skypilot issue 133).
+            raise ArmError(
+                f"The selected VM size '{size.name}' cannot boot Hypervisor Generation '{number}'. If this was a "
+                "Create operation please check that the Hypervisor Generation of the Image matches the Hypervisor "
+                f"Generation of the selected VM Size. If this was an Update operation please select a Hypervisor "
+                f"Generation '{number}' VM Size. For more information, see https://aka.ms/azuregen2vm"
+            )
+        os_disk = (properties.get("storageProfile") or {}).get("osDisk") or {}
+        wanted = os_disk.get("diskSizeGB")
+        if wanted is not None and int(wanted) < image["os_disk_gb"]:
+            # 409 OperationNotAllowed, target osDisk.diskSizeGB (skypilot-org/skypilot issue 2219,
+            # Azure/azure-sdk-for-python issue 23051).
+            raise Conflict(
+                f"The specified disk size {wanted} GB is smaller than the size of the corresponding disk in the VM "
+                f"image: {image['os_disk_gb']} GB. This is not allowed. Please choose equal or greater size or do "
+                "not specify an explicit size.",
+                code="OperationNotAllowed",
+                target="osDisk.diskSizeGB",
+            )
+
+    def _check_security(self, size: VmSize, image: dict, properties: dict) -> None:
+        """securityType is one Azure knows; Trusted Launch needs a Gen2 image and a size that allows it."""
+        security = properties.get("securityProfile") or {}
+        kind = security.get("securityType")
+        if kind is None:
+            return
+        if kind not in ("Standard", "TrustedLaunch", "ConfidentialVM"):  # the SDK's SecurityTypes
+            raise InvalidParameter(
+                f"The value '{kind}' of parameter 'securityProfile.securityType' is invalid.",
+                target="securityProfile.securityType",
+            )
+        if kind != "TrustedLaunch":
+            return
+        # Both 400 BadRequest, sync; messages as Azure/azure-cli issues 27975 and 28005 quote them.
+        if image["generation"] != "V2":
+            raise ArmError(
+                "Use of TrustedLaunch setting is not supported for the provided image. Please select Trusted "
+                "Launch Supported Gen2 OS Image. For more information, see https://aka.ms/TrustedLaunch-FAQ."
+            )
+        if self.capabilities(size).get("TrustedLaunchDisabled", "False") == "True":
+            raise ArmError(
+                f"The VM size '{size.name}' is not supported for creation of VMs and Virtual Machine Scale Set "
+                "with 'TrustedLaunch' security type. For more information, see https://aka.ms/TrustedLaunch-FAQ"
+            )
+
+    def _check_accelerated_networking(self, size: VmSize, nics: list[Entry], vm_id: str) -> None:
+        """A NIC with accelerated networking needs a size whose SKU has AcceleratedNetworkingEnabled."""
+        if self.capabilities(size).get("AcceleratedNetworkingEnabled") == "True":
+            return
+        for nic in nics:
+            if nic.properties.get("enableAcceleratedNetworking"):
+                # 400 (Azure/Moodle PR 124, Azure/acs-engine PR 3600 quote Azure's message).
+                raise ArmError(
+                    f"Virtual Machine size {size.name} is not in the allowed list of VM sizes for accelerated "
+                    f"networking to be enabled on Network Interface {vm_id}.",
+                    code="VMSizeIsNotPermittedToEnableAcceleratedNetworking",
+                )
 
     def _resolve_nics(self, properties: dict, vm_id: str) -> list[Entry]:
         references = (properties.get("networkProfile") or {}).get("networkInterfaces") or []

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from .boot import Booter
+from .catalog import PlatformImage
 from .compute import ComputeModel
 from .faults import Fault, FaultRegistry
+from .marketplace import MarketplaceModel
 from .models import ArmState
 from .network import NetworkModel
 from .routes import LoggedRequest, Routes
@@ -41,9 +43,18 @@ class FakeARM:
         self.subscription_id = subscription_id
         self._state = ArmState(subscription_id, public_ip, booter)
         self._network = NetworkModel(self._state, cloud)
-        self._compute = ComputeModel(self._state, self._network)
+        self._marketplace = MarketplaceModel(self._state)
+        self._compute = ComputeModel(self._state, self._network, self._marketplace)
         self._faults = FaultRegistry()
-        self._routes = Routes(self._state, self._network, self._compute, self._faults, tenant_id=tenant_id, token=token)
+        self._routes = Routes(
+            self._state,
+            self._network,
+            self._compute,
+            self._faults,
+            marketplace=self._marketplace,
+            tenant_id=tenant_id,
+            token=token,
+        )
         self._server: HttpsServer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -151,6 +162,18 @@ class FakeARM:
 
     def restrict_sku(self, location: str, size: str, reason: str = "NotAvailableForSubscription") -> None:
         self._compute.restrict_sku(location, size, reason)
+
+    def set_capability(self, size: str, name: str, value: str) -> None:
+        """Override one ResourceSkus capability of a size ("AcceleratedNetworkingEnabled", "False")."""
+        self._compute.set_capability(size, name, value)
+
+    def add_image(self, image: PlatformImage) -> None:
+        """Offer another platform image (a Gen1 one, a larger OS disk, a purchase plan)."""
+        self._compute.add_image(image)
+
+    def accept_terms(self, publisher: str, offer: str, plan: str) -> None:
+        """Accept an image plan's marketplace terms, as `az vm image terms accept` would."""
+        self._marketplace.put_terms(publisher, offer, plan, {"properties": {"accepted": True}})
 
     def set_image_plan(self, publisher: str, offer: str, sku: str, plan: dict | None) -> None:
         self._compute.set_image_plan(publisher, offer, sku, plan)

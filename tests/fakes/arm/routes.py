@@ -27,6 +27,7 @@ from .errors import (
     SubscriptionNotFound,
 )
 from .faults import Fault, FaultRegistry
+from .marketplace import MarketplaceModel
 from .models import ArmState, DeleteResult, Operation, PutResult
 from .network import NetworkModel
 
@@ -123,6 +124,7 @@ class Routes:
         compute: ComputeModel,
         faults: FaultRegistry,
         *,
+        marketplace: MarketplaceModel,
         tenant_id: str,
         token: str | None,
     ):
@@ -130,6 +132,7 @@ class Routes:
         self.network = network
         self.compute = compute
         self.faults = faults
+        self.marketplace = marketplace
         self.tenant_id = tenant_id
         self.token = token
         self._log: list[LoggedRequest] = []
@@ -160,6 +163,10 @@ class Routes:
         vm = group + "/providers/microsoft.compute/virtualmachines/{name}"
         subnets = group + "/providers/microsoft.network/virtualnetworks/{vnet}/subnets"
         typed = group + "/providers/{ns}/{type}"
+        terms = (
+            sub + "/providers/microsoft.marketplaceordering/offertypes/virtualmachine"
+            "/publishers/{publisher}/offers/{offer}/plans/{plan}/agreements/current"
+        )
         add = self._add
         add("GET", "/subscriptions", self.list_subscriptions)
         add("GET", sub, self.get_subscription)
@@ -179,6 +186,8 @@ class Routes:
         add("GET", compute_at + "/usages", self.list_usages)
         add("GET", image, self.list_image_versions)
         add("GET", image + "/{version}", self.get_image)
+        add("GET", terms, self.get_terms)
+        add("PUT", terms, self.put_terms)
         add("GET", vm, self.get_vm)
         add("GET", vm + "/instanceview", self.get_instance_view)
         add("POST", vm + "/{action}", self.vm_action, lro=True)
@@ -455,6 +464,14 @@ class Routes:
 
     def get_image(self, request: Request, loc: str, publisher: str, offer: str, sku: str, version: str) -> Reply:
         return Reply(200, self.compute.get_image(loc, publisher, offer, sku, version))
+
+    # -- marketplace terms ---------------------------------------------------------------------
+
+    def get_terms(self, request: Request, publisher: str, offer: str, plan: str) -> Reply:
+        return Reply(200, self.marketplace.get_terms(publisher, offer, plan))
+
+    def put_terms(self, request: Request, publisher: str, offer: str, plan: str) -> Reply:
+        return Reply(200, self.marketplace.put_terms(publisher, offer, plan, request.body or {}))
 
     # -- virtual machines ----------------------------------------------------------------------
 
