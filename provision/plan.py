@@ -12,6 +12,7 @@ from provision.settings import Settings
 MANAGED_BY = "dsvm-kit"
 VNET_PREFIX = "10.42.0.0/16"
 SUBNET_PREFIX = "10.42.0.0/24"
+SSHD_PORT_DROP_IN = "/etc/ssh/sshd_config.d/60-dsvm-kit-port.conf"
 
 
 @dataclass(frozen=True)
@@ -119,10 +120,6 @@ class Plan:
     def vm_id(self) -> str:
         return f"{self.group_id}/providers/Microsoft.Compute/virtualMachines/{self.names.vm}"
 
-    @property
-    def fqdn(self) -> str:
-        return f"{self.names.dns_label}.{self.region}.cloudapp.azure.com"
-
     def steps(self) -> list[Step]:
         """Every resource in creation order: group; VNet, NSG, IP (concurrently); NIC; VM."""
         n = self.names
@@ -217,7 +214,7 @@ class Plan:
                 "osProfile": {
                     "computerName": self.names.vm,
                     "adminUsername": self.admin_user,
-                    "customData": base64.b64encode(cloud_config(self.host_key).encode()).decode(),
+                    "customData": base64.b64encode(cloud_config(self.host_key, self.ssh_port).encode()).decode(),
                     "linuxConfiguration": {
                         "disablePasswordAuthentication": True,
                         "ssh": {
@@ -276,17 +273,28 @@ def _inbound_rule(name: str, priority: int, source: str, port: int) -> dict:
     }
 
 
-def cloud_config(host_key: KeyPair) -> str:
-    """cloud-init user data that installs our pre-generated Ed25519 host key on the VM.
+def cloud_config(host_key: KeyPair, ssh_port: int) -> str:
+    """cloud-init user data that installs our pre-generated Ed25519 host key on the VM, and
+    makes sshd listen on `ssh_port` when that is not 22.
 
-    JSON is valid YAML, so the document needs no YAML library to write.
+    The port goes in a drop-in: Ubuntu 22.04's sshd_config starts with `Include
+    /etc/ssh/sshd_config.d/*.conf`, and 22.04 starts sshd from ssh.service, not from socket
+    activation (which came with 22.10). write_files runs in cloud-init's network stage, which
+    is ordered before sshd.service (as ssh_keys relies on too), so sshd's first start reads
+    it; the reload in runcmd covers an image whose sshd started earlier, and leaves open
+    sessions alone. JSON is valid YAML, so the document needs no YAML library to write.
     """
-    config = {
+    config: dict = {
         "ssh_keys": {
             "ed25519_private": host_key.private_openssh,
             "ed25519_public": host_key.public_openssh,
         }
     }
+    if ssh_port != 22:
+        config["write_files"] = [
+            {"path": SSHD_PORT_DROP_IN, "permissions": "0644", "content": f"Port {ssh_port}\n"},
+        ]
+        config["runcmd"] = [["systemctl", "try-reload-or-restart", "ssh"]]
     return "#cloud-config\n" + json.dumps(config, indent=2) + "\n"
 
 
@@ -338,7 +346,7 @@ def summary_rows(plan: Plan) -> list[tuple[str, str, str]]:
         ("resource group", n.resource_group, f"{plan.region}; tags " + _tags_text(plan.tags)),
         ("virtual network", n.vnet, f"{VNET_PREFIX}, subnet {n.subnet} {SUBNET_PREFIX}"),
         ("security group", n.nsg, "allow " + "; ".join(rules) + "; deny all other inbound"),
-        ("public IP", n.public_ip, f"Standard, static, DNS {plan.fqdn}"),
+        ("public IP", n.public_ip, f"Standard, static, DNS label {n.dns_label} in {plan.region}"),
         (
             "network interface",
             n.nic,

@@ -90,13 +90,15 @@ class Cloud:
 def cloud(state_dir, monkeypatch):
     """The whole fake cloud: the fake ARM whose VMs boot a real sshd (as a unique user).
 
+    The kit is given a free port for SSH (PROVISION_SSH_PORT); it reaches the fake VM's sshd
+    only through the VM's customData, as it would reach a real VM's.
     At teardown nothing may be left: no user, no sshd, no process of ours.
     """
-    vms = FakeVMs(free_port())
+    vms = FakeVMs()
     with vms, FakeARM(booter=vms) as fake:
         env = {
             **arm_env(fake, state_dir),
-            "PROVISION_SSH_PORT": str(vms.ssh_port),
+            "PROVISION_SSH_PORT": str(free_port()),
             "PROVISION_ADMIN_USER": "dsvm" + secrets.token_hex(4),
             "PROVISION_DATASET": "digits",
         }

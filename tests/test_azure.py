@@ -8,14 +8,22 @@ import time
 from datetime import datetime
 
 import pytest
+from azure.core.credentials import AccessToken
+from azure.mgmt.network import NetworkManagementClient
 
 from provision.keys import KeyPair
-from provision.plan import Owner, make_plan
+from provision.plan import Owner, make_plan, names_for
 from provision.settings import load
 from provision.state import StateStore
 from provision.targets.azure.identity import owner_from_token
-from tests.conftest import provision
-from tests.fakes.arm import TEST_OID, TEST_UPN, access_token
+from tests.conftest import arm_env, provision
+from tests.fakes.arm import TEST_OID, TEST_UPN, FakeARM, RecordingBooter, access_token
+
+
+class StaticToken:
+    def get_token(self, *scopes, **kwargs) -> AccessToken:
+        return AccessToken(access_token("someone-else"), int(time.time()) + 3600)
+
 
 NAME = "exp1"
 GROUP = f"dsvm-{NAME}"
@@ -89,9 +97,45 @@ def test_up_creates_exactly_the_planned_resources(arm, azure_env, state_dir, boo
         ("vm", "created"),
     ] or sorted(r.state for r in record.resources) == ["created"] * 6
     assert record.machine["host"] == "127.0.0.1"
-    assert record.machine["fqdn"] == plan.fqdn
-    assert f"{plan.fqdn}" in result.stdout and "127.0.0.1" in result.stdout
+    fqdn = arm.resource(plan.network_id("publicIPAddresses", plan.names.public_ip))["properties"]["dnsSettings"]["fqdn"]
+    assert record.machine["fqdn"] == fqdn == f"{plan.names.dns_label}.eastus.cloudapp.azure.com"
+    assert fqdn in result.stdout and "127.0.0.1" in result.stdout
     assert [event for event, _ in booter.events] == ["boot"]
+
+
+@pytest.mark.parametrize(
+    ("cloud", "zone"), [("china", "cloudapp.chinacloudapi.cn"), ("usgov", "cloudapp.usgovcloudapi.net")]
+)
+def test_the_fqdn_is_the_one_azure_returns_in_each_cloud(state_dir, monkeypatch, cloud, zone):
+    with FakeARM(booter=RecordingBooter(), cloud=cloud) as arm:
+        for key, value in {**arm_env(arm, state_dir), "PROVISION_CLOUD": cloud}.items():
+            monkeypatch.setenv(key, value)
+        result = provision("up", "--name", NAME, "--no-bootstrap")
+    assert result.exit_code == 0, result.stderr
+    fqdn = StateStore(state_dir).require(NAME).machine["fqdn"]
+    assert fqdn.startswith(f"{NAME}-") and fqdn.endswith(f".eastus.{zone}") and f"({fqdn})" in result.stdout
+
+
+def test_a_dns_name_taken_by_another_public_ip_stops_in_one_line(arm, azure_env):
+    """Azure's DNS names are one per region across every subscription: a taken one is refused
+    with 400 DnsRecordInUse; `up` says what to do and rolls back before any VM."""
+    label = names_for(NAME, arm.subscription_id).dns_label
+    squatter = NetworkManagementClient(StaticToken(), arm.subscription_id, **arm.client_kwargs())
+    arm.add_resource_group("someone-else")
+    body = {
+        "location": "eastus",
+        "sku": {"name": "Standard"},
+        "properties": {"dnsSettings": {"domainNameLabel": label}},
+    }
+    squatter.public_ip_addresses.begin_create_or_update("someone-else", "their-ip", body).result()
+
+    result = provision("up", "--name", NAME, "--no-bootstrap")
+    assert result.exit_code == 1
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"error: could not create public ip {NAME}-ip: DnsRecordInUse: DNS record {label}.eastus.")
+    assert error.endswith("(another public IP in this region holds that DNS name; choose another --name)")
+    assert not any("/virtualmachines/" in r.path.lower() for r in puts(arm))
+    assert [i.rsplit("/", 1)[-1] for i in arm.inventory()] == ["someone-else", "their-ip"]
 
 
 def test_record_and_keys_are_private(arm, azure_env, state_dir):

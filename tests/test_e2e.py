@@ -142,6 +142,9 @@ def test_host_key_mismatch_stops_before_jupyter_and_keeps_the_record(cloud, stat
     assert "provision down mitm" in up.stderr and "Traceback" not in up.stderr
     assert jupyter_pids(cloud.user) == []
     assert StateStore(state_dir).require("mitm").phase == "created"
+    # The fake VM's sshd listens where the kit's customData told it to (FakeVMs is given no port).
+    (vm_id,) = cloud.vms.running()
+    assert cloud.vms.sshd(vm_id).port == int(cloud.env["PROVISION_SSH_PORT"]) != 22
     assert console("down", "mitm", "--yes", env=cloud.env).exit_code == 0
     assert cloud.arm.inventory() == []
 

@@ -471,6 +471,38 @@ def test_async_allocation_failure_raises_with_the_code(arm, az):
     assert "ProvisioningState/failed/AllocationFailed" in statuses
 
 
+def dns_ip(az: Clients, group: str, name: str, label: str):
+    az.resource.resource_groups.create_or_update(group, {"location": LOCATION})
+    body = {
+        "location": LOCATION,
+        "sku": {"name": "Standard"},
+        "properties": {"dnsSettings": {"domainNameLabel": label}},
+    }
+    return az.network.public_ip_addresses.begin_create_or_update(group, name, body).result()
+
+
+def test_a_dns_label_taken_in_the_region_is_refused_as_azure_does(arm, az):
+    assert dns_ip(az, "rg-a", "pip", "team-lab").dns_settings.fqdn == "team-lab.eastus.cloudapp.azure.com"
+    assert dns_ip(az, "rg-a", "pip", "team-lab").dns_settings.fqdn  # the same IP may ask again
+
+    with pytest.raises(HttpResponseError) as caught:
+        dns_ip(az, "rg-b", "other", "team-lab")
+    assert (caught.value.status_code, caught.value.error.code) == (400, "DnsRecordInUse")
+    assert (
+        caught.value.error.message
+        == "DNS record team-lab.eastus.cloudapp.azure.com is already used by another public IP."
+    )
+
+
+@pytest.mark.parametrize(
+    ("cloud", "zone"),
+    [("public", "cloudapp.azure.com"), ("china", "cloudapp.chinacloudapi.cn"), ("usgov", "cloudapp.usgovcloudapi.net")],
+)
+def test_the_fqdn_is_in_the_clouds_dns_zone(cloud, zone):
+    with FakeARM(cloud=cloud) as arm:
+        assert dns_ip(Clients(arm), "rg", "pip", "lab").dns_settings.fqdn == f"lab.{LOCATION}.{zone}"
+
+
 def test_async_failure_of_a_network_put_leaves_it_failed(arm, az):
     az.resource.resource_groups.create_or_update(GROUP, {"location": LOCATION})
     arm.inject("PUT", r"/publicipaddresses/pip$", async_failure=True, code="PublicIPCountLimitReached")

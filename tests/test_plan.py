@@ -5,6 +5,8 @@ import json
 import subprocess
 from datetime import UTC, datetime
 
+import pytest
+
 from provision import keys
 from provision.plan import Owner, cloud_config, is_ours, make_plan, names_for, redacted, summary_rows, tags_for
 from provision.settings import load
@@ -61,7 +63,6 @@ def test_creation_order_and_ids():
     assert (
         plan.vm_id == f"/subscriptions/{SUB}/resourceGroups/dsvm-exp1/providers/Microsoft.Compute/virtualMachines/exp1"
     )
-    assert plan.fqdn == f"{plan.names.dns_label}.eastus.cloudapp.azure.com"
 
 
 def test_every_body_is_tagged():
@@ -166,12 +167,28 @@ def test_summary_names_every_resource_and_no_secret():
     assert "PRIVATE" not in text and "SHA256:" in text and "203.0.113.7/32" in text
 
 
-def test_user_data_passes_cloud_inits_own_validator(tmp_path):
+@pytest.mark.parametrize("port", [22, 2222])
+def test_user_data_passes_cloud_inits_own_validator(tmp_path, port):
     user_data = tmp_path / "user-data"
-    user_data.write_text(cloud_config(HOST_KEY))
+    user_data.write_text(cloud_config(HOST_KEY, port))
     result = subprocess.run(["cloud-init", "schema", "--config-file", str(user_data)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Valid cloud-config" in result.stdout
+
+
+def test_a_non_default_ssh_port_is_configured_in_sshd_through_cloud_init():
+    def user_data(**flags):
+        vm = bodies(plan_for(**flags))["vm"]
+        return json.loads(base64.b64decode(vm["properties"]["osProfile"]["customData"]).decode().split("\n", 1)[1])
+
+    assert "write_files" not in user_data() and "runcmd" not in user_data()  # 22: the image's own sshd_config
+    config = user_data(ssh_port=2222)
+    assert config["write_files"] == [
+        {"path": "/etc/ssh/sshd_config.d/60-dsvm-kit-port.conf", "permissions": "0644", "content": "Port 2222\n"}
+    ]
+    assert config["runcmd"] == [["systemctl", "try-reload-or-restart", "ssh"]]
+    rules = bodies(plan_for(ssh_port=2222))["nsg"]["properties"]["securityRules"]
+    assert [r["properties"]["destinationPortRange"] for r in rules] == ["2222"]
 
 
 def test_cloud_init_validator_catches_a_bad_document(tmp_path):

@@ -2,6 +2,7 @@
 
 import getpass
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -83,7 +84,9 @@ def test_quota_in_the_first_region_moves_on_to_the_next(arm, azure_env):
     arm.set_quota("eastus", T4, 0)
     result = provision("up", "--name", NAME, "--no-bootstrap", "--region", "eastus,westus2")
     assert result.exit_code == 0, result.stderr
-    assert f"Standard_NC4as_T4_v3 in eastus: quota: {T4}" in result.stderr
+    assert re.search(
+        rf"warning: Standard_NC4as_T4_v3 in eastus: QuotaExceeded after \d+\.\d s: quota: {T4}", result.stderr
+    )
     assert "trying Standard_NC4as_T4_v3 in westus2" in result.stderr
     group = arm.resource(f"/subscriptions/{arm.subscription_id}/resourceGroups/dsvm-{NAME}")
     assert group["location"] == "westus2"
@@ -101,16 +104,77 @@ def vm_puts(arm):
     return [r for r in writes(arm) if r.method == "PUT" and "/virtualmachines/" in r.path.lower()]
 
 
-def test_no_capacity_in_the_region_pins_a_zone(arm, azure_env):
-    arm.inject("PUT", r"/virtualmachines/", code="AllocationFailed", async_failure=True)
+# The group and what in it is regional: made once per region.
+REGIONAL = (
+    rf"/resourcegroups/dsvm-{NAME}$",
+    r"/virtualnetworks/[^/]+$",
+    r"/networksecuritygroups/[^/]+$",
+    r"/publicipaddresses/[^/]+$",
+)
+
+
+def requests_to(arm, method, pattern=""):
+    """The paths of `method` requests (not status polls) matching `pattern`, lower-cased, in order."""
+    return [
+        r.path.lower()
+        for r in arm.requests
+        if r.method == method and not r.is_poll and re.search(pattern, r.path.lower())
+    ]
+
+
+@pytest.mark.parametrize("code", ["AllocationFailed", "OverconstrainedZonalAllocationRequest"])
+def test_no_capacity_where_azure_places_it_pins_a_zone_and_keeps_the_network(arm, azure_env, code):
+    arm.inject("PUT", r"/virtualmachines/", code=code, async_failure=True)
     result = provision("up", "--name", NAME, "--no-bootstrap", "--region", "eastus,westus2")
     assert result.exit_code == 0, result.stderr
+    assert re.search(
+        rf"warning: Standard_NC4as_T4_v3 in eastus, any zone: {code} after \d+\.\d s: could not create vm",
+        result.stderr,
+    )
     assert "trying Standard_NC4as_T4_v3 in zone 1 of eastus" in result.stderr
     assert [put.body.get("zones") for put in vm_puts(arm)] == [None, ["1"]]
-    deletes = [r for r in writes(arm) if r.method == "DELETE"]
-    assert len(deletes) == 1 and deletes[0].path.lower().endswith(f"/resourcegroups/dsvm-{NAME}")
+    # The group, VNet, security group and public IP were made once and never deleted; the failed
+    # VM went, with its disk and NIC (its deleteOption), and the NIC was made again for the next one.
+    for pattern in REGIONAL:
+        assert len(requests_to(arm, "PUT", pattern)) == 1, pattern
+    assert [p.rsplit("/providers/", 1)[-1] for p in requests_to(arm, "DELETE")] == [
+        f"microsoft.compute/virtualmachines/{NAME}",
+        f"microsoft.compute/disks/{NAME}-osdisk",
+        f"microsoft.network/networkinterfaces/{NAME}-nic",
+    ]
+    assert len(requests_to(arm, "PUT", "/networkinterfaces/")) == 2
     group = arm.resource(f"/subscriptions/{arm.subscription_id}/resourceGroups/dsvm-{NAME}")
     assert group["location"] == "eastus" and len(arm.inventory()) == 7
+    disk = arm.resource(f"{group['id']}/providers/Microsoft.Compute/disks/{NAME}-osdisk")
+    assert disk["zones"] == ["1"]
+    record = StateStore().require(NAME)
+    assert sorted(r.kind for r in record.resources) == sorted(
+        ["resource_group", "vnet", "nsg", "public_ip", "nic", "vm"]
+    ) and {r.state for r in record.resources} == {"created"}
+
+
+def test_a_zone_move_that_fails_still_leaves_down_everything(arm, azure_env):
+    """A failure after a zone move (here: the next VM create refused for another reason) rolls back
+    the whole group: the record still names it."""
+    arm.inject("PUT", r"/virtualmachines/", code="ZonalAllocationFailed", async_failure=True)
+    arm.inject("PUT", r"/virtualmachines/", code="OSProvisioningTimedOut", async_failure=True)  # then, in zone 1
+    result = provision("up", "--name", NAME, "--no-bootstrap")
+    assert result.exit_code == 1
+    assert [put.body.get("zones") for put in vm_puts(arm)] == [None, ["1"]]
+    assert "OSProvisioningTimedOut" in last_line(result.stderr) and "Rolling back" in result.stderr
+    assert arm.inventory() == [] and StateStore().load(NAME) is None
+
+
+def test_a_failed_vm_that_cannot_be_deleted_gives_up_the_region_as_a_whole(arm, azure_env):
+    arm.inject("PUT", r"/virtualmachines/", code="AllocationFailed", async_failure=True)
+    arm.inject("DELETE", r"/virtualmachines/", status=409, code="OperationNotAllowed", message="busy")
+    result = provision("up", "--name", NAME, "--no-bootstrap", "--region", "eastus,westus2")
+    assert result.exit_code == 0, result.stderr
+    assert "could not delete VM rel1: OperationNotAllowed: busy" in result.stderr
+    assert "no other zone of eastus is tried" in result.stderr
+    assert [put.body.get("zones") for put in vm_puts(arm)] == [None, None]  # the second in westus2
+    assert len(requests_to(arm, "DELETE", REGIONAL[0])) == 1
+    assert StateStore().require(NAME).settings["region"] == "westus2"
 
 
 def test_no_capacity_in_any_zone_moves_on_to_the_next_region(arm, azure_env):
@@ -121,6 +185,13 @@ def test_no_capacity_in_any_zone_moves_on_to_the_next_region(arm, azure_env):
     group = arm.resource(f"/subscriptions/{arm.subscription_id}/resourceGroups/dsvm-{NAME}")
     assert group["location"] == "westus2" and len(arm.inventory()) == 7
     assert StateStore().require(NAME).settings["region"] == "westus2"
+    # Three zone moves deleted three VMs and kept the group; the region move deleted the group.
+    assert len(requests_to(arm, "DELETE", "/virtualmachines/")) == 3
+    assert requests_to(arm, "DELETE", REGIONAL[0]) == [
+        f"/subscriptions/{arm.subscription_id}/resourcegroups/dsvm-{NAME}"
+    ]
+    assert len(requests_to(arm, "PUT", REGIONAL[0])) == 2  # one per region
+    assert re.search(r"Standard_NC4as_T4_v3 in eastus, zone 2: ZonalAllocationFailed after \d+\.\d s", result.stderr)
 
 
 def test_every_choice_failing_names_each_reason(arm, azure_env):

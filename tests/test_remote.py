@@ -50,7 +50,7 @@ def test_connect_uses_one_connection_and_the_vm_user(vm):
 
 def test_a_different_host_key_is_refused_before_anything_is_sent(tmp_path):
     machine = new_machine(tmp_path, free_port())
-    with FakeVMs(machine.endpoint.port, present_host_key=new_ed25519_key().private_openssh) as vms:
+    with FakeVMs(present_host_key=new_ed25519_key().private_openssh) as vms:
         vms.boot(machine.spec)
         sshd = vms.sshd(machine.spec.vm_id)
         sshd_pid = sshd.pid
@@ -74,7 +74,7 @@ def test_a_refused_client_key_fails_at_once(vm, tmp_path):
 
 def test_connect_waits_until_the_vm_boots(tmp_path):
     machine = new_machine(tmp_path, free_port())
-    vms = FakeVMs(machine.endpoint.port)
+    vms = FakeVMs()
     booter = threading.Timer(1.5, vms.boot, args=(machine.spec,))
     booter.start()
     waits = []

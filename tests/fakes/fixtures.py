@@ -40,7 +40,7 @@ class BootedVM:
 def vm(tmp_path: Path) -> Iterator[BootedVM]:
     """A booted fake VM; at teardown it is halted and nothing of it may be left."""
     machine = new_machine(tmp_path, free_port())
-    vms = FakeVMs(machine.endpoint.port)
+    vms = FakeVMs()
     vms.boot(machine.spec)
     sshd_pid = vms.sshd(machine.spec.vm_id).pid
     try:

@@ -2,9 +2,11 @@
 
 Booting a VM creates its admin user, installs the SSH keys from the request,
 takes the host key from customData (cloud-config `ssh_keys`) and starts a real
-sshd on 127.0.0.1:ssh_port. Every VM user finds conda envs like a DSVM's, only one
-of them suitable (`conda_root()`, as ~/miniconda3), and `machine_python()` first on
-its PATH: Pythons that import torch (CPU), jupyter_server, jupyterlab and papermill.
+sshd on 127.0.0.1, on the port customData configures (an sshd_config.d drop-in in
+`write_files`; 22 when none does, as on the image). Every VM user finds conda envs like
+a DSVM's, only one of them suitable (`conda_root()`, as ~/miniconda3), and
+`machine_python()` first on its PATH: Pythons that import torch (CPU), jupyter_server,
+jupyterlab and papermill.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import base64
 import pwd
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -97,9 +100,17 @@ def _venv(env: Path, *, test_packages: bool) -> Path:
     return env
 
 
-def cloud_config(host_key: KeyPair) -> bytes:
-    """customData as the kit sends it: cloud-config handing the VM its Ed25519 host key."""
-    config = {"ssh_keys": {"ed25519_private": host_key.private_openssh, "ed25519_public": host_key.public_line}}
+SSHD_DROP_INS = "/etc/ssh/sshd_config.d/"
+DEFAULT_SSH_PORT = 22  # the port sshd listens on when its configuration names none
+
+
+def cloud_config(host_key: KeyPair, ssh_port: int) -> bytes:
+    """customData as the kit sends it: cloud-config handing the VM its Ed25519 host key and,
+    in an sshd_config.d drop-in, the port sshd listens on."""
+    config = {
+        "ssh_keys": {"ed25519_private": host_key.private_openssh, "ed25519_public": host_key.public_line},
+        "write_files": [{"path": f"{SSHD_DROP_INS}60-port.conf", "content": f"Port {ssh_port}\n"}],
+    }
     return b"#cloud-config\n" + yaml.safe_dump(config).encode()
 
 
@@ -118,13 +129,14 @@ class Machine:
 
 
 def new_machine(key_dir: Path, ssh_port: int) -> Machine:
-    """Fresh host and client keys, a unique admin user ("dsvm" + hex), the client key file in key_dir."""
+    """Fresh host and client keys, a unique admin user ("dsvm" + hex), the client key file in key_dir;
+    its customData configures sshd on ssh_port."""
     host_key, client_key = new_ed25519_key(), new_ed25519_key()
     spec = BootSpec(
         vm_id="vm-" + secrets.token_hex(3),
         admin_username="dsvm" + secrets.token_hex(4),
         ssh_public_keys=[client_key.public_line],
-        custom_data=cloud_config(host_key),
+        custom_data=cloud_config(host_key, ssh_port),
         public_ip="127.0.0.1",
     )
     key_path = client_key.write_private(key_dir / f"id_ed25519_{spec.vm_id}")
@@ -146,10 +158,29 @@ def leftovers(user: str, sshd_pid: int | None) -> list[str]:
     return found
 
 
-def host_key_from_custom_data(custom_data: bytes) -> str:
-    """The Ed25519 host private key in a cloud-config (raw, or base64 as ARM receives it)."""
+def _cloud_config(custom_data: bytes) -> dict:
+    """The cloud-config document in customData (raw, or base64 as ARM receives it)."""
     text = custom_data if custom_data.lstrip().startswith(b"#cloud-config") else base64.b64decode(custom_data)
-    return yaml.safe_load(text)["ssh_keys"]["ed25519_private"]
+    return yaml.safe_load(text) or {}
+
+
+def host_key_from_custom_data(custom_data: bytes) -> str:
+    """The Ed25519 host private key in a cloud-config."""
+    return _cloud_config(custom_data)["ssh_keys"]["ed25519_private"]
+
+
+def ssh_port_from_custom_data(custom_data: bytes) -> int:
+    """The port sshd listens on once cloud-init has run: the last `Port` line of the sshd_config.d
+    drop-ins that write_files writes (plain text only), else 22. The image's sshd_config
+    includes sshd_config.d/*.conf; the fake VM has no other sshd configuration to read."""
+    ports = [
+        int(words[1])
+        for entry in _cloud_config(custom_data).get("write_files") or []
+        if entry.get("path", "").startswith(SSHD_DROP_INS) and entry["path"].endswith(".conf")
+        for line in str(entry.get("content", "")).splitlines()
+        if len(words := line.split()) == 2 and words[0].lower() == "port"
+    ]
+    return ports[-1] if ports else DEFAULT_SSH_PORT
 
 
 @dataclass
@@ -161,7 +192,10 @@ class _VM:
 
 
 class FakeVMs:
-    """Implements the fake ARM's Booter: one running VM at a time on `ssh_port`.
+    """Implements the fake ARM's Booter: one running VM at a time, its sshd on 127.0.0.1 at the
+    port its customData configures. A port this machine cannot give it (taken, or 22 without
+    the right to bind it) fails the boot with a message that says so, as the VM would never
+    answer SSH there.
 
     Faults: `present_host_key` (another host key), `refuse_client_key` (authorized_keys
     without the kit's key), `sshd_delay` (SSH up only that long after boot); and, fired by
@@ -169,9 +203,8 @@ class FakeVMs:
     new host key, revoked key, a paused command, Jupyter's port taken).
     """
 
-    def __init__(self, ssh_port: int, *, present_host_key: str | None = None):
+    def __init__(self, *, present_host_key: str | None = None):
         processes.become_subreaper()
-        self.ssh_port = ssh_port
         self.python = machine_python()
         self.present_host_key = present_host_key  # used instead of customData's: a mismatch
         self.refuse_client_key = False  # authorized_keys holds another key than the kit's
@@ -186,7 +219,9 @@ class FakeVMs:
             if spec.vm_id in self._vms:
                 return
             if self._vms:
-                raise RuntimeError(f"FakeVMs runs one VM per ssh_port; {list(self._vms)} is running")
+                raise RuntimeError(f"FakeVMs runs one VM at a time; {list(self._vms)} is running")
+            port = ssh_port_from_custom_data(spec.custom_data)
+            _require_free(port)
             created = _ensure_user(spec.admin_username)
             try:
                 keys = [new_ed25519_key().public_line] if self.refuse_client_key else spec.ssh_public_keys
@@ -195,7 +230,7 @@ class FakeVMs:
                 _link_conda(spec.admin_username)
                 host_key = self.present_host_key or host_key_from_custom_data(spec.custom_data)
                 path = f"{Path(self.python).parent}:/usr/local/bin:/usr/bin:/bin"
-                sshd = SSHD(self.ssh_port, host_key, set_env={"PATH": path})
+                sshd = SSHD(port, host_key, set_env={"PATH": path})
                 vm = self._vms[spec.vm_id] = _VM(spec.admin_username, created, sshd)
                 if self.sshd_delay:
                     vm.late_start = threading.Timer(self.sshd_delay, self._start_sshd, (vm,))
@@ -292,6 +327,20 @@ class FakeVMs:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _require_free(port: int) -> None:
+    """Refuse a boot whose sshd could not listen (taken, or no right to bind it): sshd would exit,
+    and a probe of the port would reach whatever holds it instead. SO_REUSEADDR, as sshd sets it."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as e:
+            raise RuntimeError(
+                f"the fake VM's sshd cannot listen on 127.0.0.1:{port}, the port its customData "
+                f"configures (22 when it names none): {e.strerror}"
+            ) from None
 
 
 def _ensure_user(name: str) -> bool:

@@ -1,7 +1,9 @@
 """Azure: a GPU VM in a resource group of its own, through azure-mgmt-* (imported lazily)."""
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,6 +106,7 @@ class AzureTarget:
             if failures:
                 self._clear(journal, out)
                 out.note(f"trying {size} in {region}")
+            started = time.monotonic()
             try:
                 with out.step(f"Preflight: {size} in {region}"):
                     offer = self._preflight(region, size)
@@ -112,7 +115,7 @@ class AzureTarget:
             except AzureError as e:
                 if not (e.is_quota or e.is_capacity) or len(attempts) == 1:
                     raise
-                out.warn(f"{size} in {region}: {e}")
+                out.warn(_failed_attempt(f"{size} in {region}", e, started))
                 failures.append((f"{size} in {region}: {e.code}", e))
         reasons = "; ".join(reason for reason, _ in failures)
         raise AzureError(
@@ -146,51 +149,46 @@ class AzureTarget:
         return offer
 
     def _clear(self, journal: Journal, out: Output) -> None:
-        """Delete what a failed attempt created, so the next one starts clean."""
+        """Delete what a failed attempt in a region created (the whole group), so the next region starts clean."""
         if journal.record.resources:
             self.destroy(journal.record, out, wait=True)
             journal.record.resources.clear()
             journal.save()
 
     def _create_in_a_zone(self, journal: Journal, out: Output, offer: preflight.Offer) -> Machine:
-        """Let Azure place the VM in the region; when it has no capacity, pin each zone in turn."""
-        zone: str | None = None
-        for next_zone in offer.zones:
-            try:
-                return self._build(journal, out, offer, zone)
-            except AzureError as e:
-                if not e.is_capacity:
-                    raise
-                out.warn(f"{offer.size} in {offer.region}{f' zone {zone}' if zone else ''}: {e}")
-            self._clear(journal, out)
-            out.note(f"trying {offer.size} in zone {next_zone} of {offer.region}")
-            zone = next_zone
-        return self._build(journal, out, offer, zone)
-
-    def _build(self, journal: Journal, out: Output, offer: preflight.Offer, zone: str | None) -> Machine:
-        """Create every resource of the plan for this offer, recording each as it goes."""
+        """Create the regional resources once, then the VM: first where Azure places it, then, while
+        Azure has no capacity, pinned to each zone in turn. Between zones only the failed VM (with
+        its disk and NIC) goes; the group, network, security group and public IP stay (a Standard
+        public IP without zones serves a VM in any zone)."""
         plan = self.plan(
             journal,
             region=offer.region,
             size=offer.size,
             image_plan=offer.image_plan,
-            zone=zone,
             accelerated_networking=offer.accelerated_networking,
         )
+        self._build_network(journal, out, plan)
+        zone: str | None = None
+        for next_zone in offer.zones:
+            started = time.monotonic()
+            try:
+                return self._build_vm(journal, out, replace(plan, zone=zone))
+            except AzureError as e:
+                if not e.is_capacity:
+                    raise
+                where = f"{offer.size} in {offer.region}, " + (f"zone {zone}" if zone else "any zone")
+                out.warn(_failed_attempt(where, e, started))
+                self._delete_vm(journal, out, plan, e)
+            out.note(f"trying {offer.size} in zone {next_zone} of {offer.region}")
+            zone = next_zone
+        return self._build_vm(journal, out, replace(plan, zone=zone))
+
+    def _build_network(self, journal: Journal, out: Output, plan: Plan) -> None:
+        """The group and what in it is regional (VNet, security group, public IP), each recorded as it goes."""
         record = journal.record
         record.settings.update(region=plan.region, size=plan.size, resource_group=plan.names.resource_group)
-        machine = Machine(
-            host="",
-            port=plan.ssh_port,
-            user=plan.admin_user,
-            key_path=str(journal.store.path(record.name, CLIENT_KEY_FILE)),
-            host_key=plan.host_key.public_openssh,
-            fqdn=plan.fqdn,
-            ssh_from=plan.allow_ip,
-        )
-        record.machine = machine.to_dict()
         journal.save()
-        group, vnet, nsg, public_ip, nic, vm = plan.steps()
+        group, vnet, nsg, public_ip, _, _ = plan.steps()
         with (
             out.step(f"Resource group {group.name} in {plan.region}"),
             journal.creating(group.kind, group.id),
@@ -203,6 +201,21 @@ class AzureTarget:
             )
         with out.step("Network: virtual network, security group and public IP"):
             self._create_concurrently(journal, plan, [vnet, nsg, public_ip])
+
+    def _build_vm(self, journal: Journal, out: Output, plan: Plan) -> Machine:
+        """The NIC and the VM of the plan (in its zone, if any); the machine as Azure names it."""
+        record = journal.record
+        machine = Machine(
+            host="",
+            port=plan.ssh_port,
+            user=plan.admin_user,
+            key_path=str(journal.store.path(record.name, CLIENT_KEY_FILE)),
+            host_key=plan.host_key.public_openssh,
+            ssh_from=plan.allow_ip,
+        )
+        record.machine = machine.to_dict()
+        journal.save()
+        *_, nic, vm = plan.steps()
         with out.step(f"Network interface {nic.name}"):
             self._create(journal, plan, nic)
         with out.step(f"VM {vm.name} ({plan.size}, {':'.join(plan.image)})"):
@@ -211,12 +224,35 @@ class AzureTarget:
             "read the public IP",
             self.clients.network.public_ip_addresses.get,
             plan.names.resource_group,
-            public_ip.name,
+            plan.names.public_ip,
         )
-        machine = Machine(**{**machine.to_dict(), "host": address.ip_address})
+        # The name as Azure gives it: its DNS zone differs by cloud (cloudapp.azure.com, .chinacloudapi.cn...).
+        fqdn = address.dns_settings.fqdn if address.dns_settings else None
+        machine = Machine(**{**machine.to_dict(), "host": address.ip_address, "fqdn": fqdn})
         record.machine = machine.to_dict()
         journal.save()
         return machine
+
+    def _delete_vm(self, journal: Journal, out: Output, plan: Plan, cause: AzureError) -> None:
+        """Delete the VM that could not be placed, then its OS disk and NIC should its deleteOption
+        have left them (deleting what is gone is a no-op); the record forgets the VM and NIC.
+        Should that fail, the region is given up for `cause` (the group goes as a whole)."""
+        n, compute, network = plan.names, self.clients.compute, self.clients.network
+        try:
+            with out.step(f"Deleting VM {n.vm}, its disk and NIC (keeping the network)"):
+                for action, begin, name in (
+                    (f"delete VM {n.vm}", compute.virtual_machines.begin_delete, n.vm),
+                    (f"delete disk {n.os_disk}", compute.disks.begin_delete, n.os_disk),
+                    (f"delete NIC {n.nic}", network.network_interfaces.begin_delete, n.nic),
+                ):
+                    poller = self._call(action, begin, n.resource_group, name)
+                    self._call(action, poller.result)
+        except AzureError as e:
+            out.warn(f"{e}; no other zone of {plan.region} is tried")
+            raise cause from None
+        gone = {step.id.lower() for step in plan.steps() if step.kind in ("nic", "vm")}
+        journal.record.resources = [r for r in journal.record.resources if r.id.lower() not in gone]
+        journal.save()
 
     def _begin(self, plan: Plan, step: Step):
         network, compute = self.clients.network, self.clients.compute
@@ -344,6 +380,11 @@ class AzureTarget:
             }
             for g in groups
         ]
+
+
+def _failed_attempt(where: str, error: AzureError, started: float) -> str:
+    """The warning for an attempt given up: where, the code, what it cost, and why."""
+    return f"{where}: {error.code} after {time.monotonic() - started:.1f} s: {error}"
 
 
 __all__ = ["AzureError", "AzureTarget"]

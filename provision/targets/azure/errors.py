@@ -10,7 +10,15 @@ NO_CREDENTIAL = (
     "which needs no cloud account)"
 )
 QUOTA_CODES = {"OperationNotAllowed", "QuotaExceeded"}
-CAPACITY_CODES = {"SkuNotAvailable", "AllocationFailed", "ZonalAllocationFailed"}
+# Azure's codes for "no room for this size here now" (learn.microsoft.com, "Troubleshoot allocation
+# failures" and "Resolve errors for SKU not available"): the next zone, region or size may have it.
+CAPACITY_CODES = {
+    "SkuNotAvailable",
+    "AllocationFailed",
+    "ZonalAllocationFailed",
+    "OverconstrainedAllocationRequest",
+    "OverconstrainedZonalAllocationRequest",
+}
 HINTS = {
     "OperationNotAllowed": "request more quota in the portal (Subscriptions > Usage + quotas) "
     "or try another --region or --size",
@@ -21,10 +29,15 @@ HINTS = {
     "--region or --size, or again later",
     "ZonalAllocationFailed": "Azure has no capacity for this size in that zone right now; try "
     "another --region or --size, or again later",
+    "OverconstrainedAllocationRequest": "Azure cannot place this size under the constraints asked "
+    "(zone, accelerated networking, ...) right now; try another --region or --size, or again later",
+    "OverconstrainedZonalAllocationRequest": "Azure cannot place this size in that zone under the "
+    "constraints asked right now; try another --region or --size, or again later",
     "AuthorizationFailed": "ask for the Contributor role on the subscription (or the resource "
     "group), or pick another subscription with AZURE_SUBSCRIPTION_ID",
     "InvalidAuthenticationToken": "your Azure sign-in has expired or is for another cloud; run `az login` again",
     "SubscriptionNotFound": "check AZURE_SUBSCRIPTION_ID (`az account list -o table`)",
+    "DnsRecordInUse": "another public IP in this region holds that DNS name; choose another --name",
 }
 
 

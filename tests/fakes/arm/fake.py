@@ -37,10 +37,12 @@ class FakeARM:
         *,
         tenant_id: str = DEFAULT_TENANT,
         token: str | None = None,
+        cloud: str = "public",
     ):
+        """`cloud` (public, china, usgov) decides the DNS zone of public IPs' fqdn."""
         self.subscription_id = subscription_id
         self._state = ArmState(subscription_id, public_ip, booter)
-        self._network = NetworkModel(self._state)
+        self._network = NetworkModel(self._state, cloud)
         self._marketplace = MarketplaceModel(self._state)
         self._compute = ComputeModel(self._state, self._network, self._marketplace)
         self._faults = FaultRegistry()

@@ -20,6 +20,14 @@ NSG = "Microsoft.Network/networkSecurityGroups"
 PUBLIC_IP = "Microsoft.Network/publicIPAddresses"
 NIC = "Microsoft.Network/networkInterfaces"
 
+# Where a public IP's DNS label lives: <label>.<region>.<zone> (learn.microsoft.com "Public IP
+# addresses", DNS settings; Azure China's and Azure Government's developer notes for the others).
+DNS_ZONES = {
+    "public": "cloudapp.azure.com",
+    "china": "cloudapp.chinacloudapi.cn",
+    "usgov": "cloudapp.usgovcloudapi.net",
+}
+
 # name, description, source prefix, destination prefix, access, priority, direction
 _DEFAULT_RULES = (
     (
@@ -87,8 +95,9 @@ def _same(a: str | None, b: str | None) -> bool:
 
 
 class NetworkModel:
-    def __init__(self, state: ArmState):
+    def __init__(self, state: ArmState, cloud: str = "public"):
         self.state = state
+        self.dns_zone = DNS_ZONES[cloud]
         for kind, build, view, in_use in (
             (VNET, self._build_vnet, self._view_vnet, self._vnet_in_use),
             (NSG, self._build_nsg, self._view_nsg, self._nsg_in_use),
@@ -430,13 +439,21 @@ class NetworkModel:
         }
         label = (properties.get("dnsSettings") or {}).get("domainNameLabel")
         if label:
-            built["dnsSettings"] = {
-                **properties["dnsSettings"],
-                "fqdn": f"{label}.{entry.body['location']}.cloudapp.azure.com",
-            }
+            fqdn = f"{label}.{entry.body['location']}.{self.dns_zone}"
+            self._refuse_taken_fqdn(entry, fqdn)
+            built["dnsSettings"] = {**properties["dnsSettings"], "fqdn": fqdn}
         if built["publicIPAllocationMethod"].lower() == "static":
             built["ipAddress"] = self.state.public_ip
         entry.body["properties"] = built
+
+    def _refuse_taken_fqdn(self, entry: Entry, fqdn: str) -> None:
+        """A DNS name belongs to one public IP in the whole cloud: Azure answers another IP asking for
+        it with 400 DnsRecordInUse "DNS record <fqdn> is already used by another public IP." (as
+        Terraform's and the quickstart templates' users report it, e.g. Azure/azure-quickstart-templates#4978)."""
+        for other in self.state.entries_of(PUBLIC_IP):
+            taken = (other.properties.get("dnsSettings") or {}).get("fqdn")
+            if taken == fqdn and other.id.lower() != entry.id.lower():
+                raise ArmError(f"DNS record {fqdn} is already used by another public IP.", code="DnsRecordInUse")
 
     def _public_ip_user(self, entry: Entry) -> tuple[Entry, dict] | None:
         for nic, config in self._nic_ip_configurations():
