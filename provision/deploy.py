@@ -80,7 +80,9 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
                 _undo(settings, journal, out, options)
             else:
                 name = settings.name
-                out.note(f"{name!r} keeps running: `provision up --name {name}` resumes, `provision down {name}` deletes it")
+                out.note(
+                    f"{name!r} keeps running: `provision up --name {name}` resumes, `provision down {name}` deletes it"
+                )
             raise
         except BootstrapError as e:
             raise ProvisionError(f"{e}; {_still_running(settings.name, machine)}") from None
@@ -223,7 +225,7 @@ def _show_running_tunnel(store: StateStore, name: str, token: str, out: Output) 
         return False
     pid, port = found
     out.result(tunnel.lab_url(port, token))
-    out.note(f"a tunnel to {name!r} already runs (pid {pid}); `provision down {name}` closes it and deletes the machine")
+    out.note(f"a tunnel to {name!r} already runs (pid {pid}); `provision down {name}` closes it and deletes all")
     return True
 
 

@@ -151,7 +151,9 @@ class StateStore:
         return sorted(p.parent.name for p in self.root.glob("*/record.json"))
 
     @contextmanager
-    def lock(self, name: str, *, wait: float = LOCK_WAIT, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    def lock(
+        self, name: str, *, wait: float = LOCK_WAIT, on_wait: Callable[[str], None] | None = None
+    ) -> Iterator[None]:
         """Hold the deployment's lock. While another command holds it: after a second, say so
         through on_wait; after `wait` seconds, give up with a one-line error."""
         root = self._ensure(self.root)

@@ -41,6 +41,27 @@ def no_credential(tmp_path) -> dict[str, str]:
     }
 
 
+def forbidden_read(arm, tmp_path):
+    arm.inject(
+        "GET",
+        SUBSCRIPTION_PATH,
+        status=403,
+        code="AuthorizationFailed",
+        message="The client does not have authorization to perform action 'Microsoft.Resources/subscriptions/read'.",
+    )
+    return {}
+
+
+def every_connection_dropped(arm, tmp_path):
+    arm.inject("*", r".*", drop_connection=True, times=1000)
+    return {}
+
+
+def no_quota(arm, tmp_path):
+    arm.set_quota("eastus", T4_FAMILY, 0)
+    return {}
+
+
 # Each failure: what breaks it (given the fake ARM and a tmp dir; returns the failing `up`'s
 # environment), how the fault goes away, and what the one error line must say.
 FAILURES = {
@@ -52,23 +73,11 @@ FAILURES = {
     "404 SubscriptionNotFound": (
         lambda arm, tmp_path: {"AZURE_SUBSCRIPTION_ID": OTHER_SUBSCRIPTION},
         lambda arm: None,
-        f"SubscriptionNotFound: The subscription '{OTHER_SUBSCRIPTION}' could not be found. (check AZURE_SUBSCRIPTION_ID",
+        f"SubscriptionNotFound: The subscription '{OTHER_SUBSCRIPTION}' could not be found.",
     ),
-    "403 on the first read": (
-        lambda arm, tmp_path: arm.inject(
-            "GET",
-            SUBSCRIPTION_PATH,
-            status=403,
-            code="AuthorizationFailed",
-            message="The client does not have authorization to perform action "
-            "'Microsoft.Resources/subscriptions/read'.",
-        )
-        and {},
-        lambda arm: arm.clear_faults(),
-        "AuthorizationFailed: The client does not have authorization",
-    ),
+    "403 on the first read": (forbidden_read, lambda arm: arm.clear_faults(), "AuthorizationFailed: The client"),
     "connections dropped on every request": (
-        lambda arm, tmp_path: arm.inject("*", r".*", drop_connection=True, times=1000) and {},
+        every_connection_dropped,
         lambda arm: arm.clear_faults(),
         "did not answer",
     ),
@@ -78,7 +87,7 @@ FAILURES = {
         "no Azure credentials found: run `az login`",
     ),
     "preflight refusal (no quota)": (
-        lambda arm, tmp_path: arm.set_quota("eastus", T4_FAMILY, 0) or {},
+        no_quota,
         lambda arm: arm.set_quota("eastus", T4_FAMILY, 100),
         "quota: standardNCASv3_T4Family in eastus allows 0 of the 4 vCPUs needed",
     ),
