@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from provision.errors import ExitStatus, ProvisionError
-from provision.output import Output
+from provision.output import Output, configure_logging, show_chain
 
 app = typer.Typer(
     add_completion=False,
@@ -84,9 +84,28 @@ def _store():
 
 
 def _name(name: str | None) -> str:
-    from provision.settings import load
+    from provision.settings import deployment_name
 
-    return name or load({"target": "local"}).name
+    return deployment_name(name)
+
+
+VERBOSE = "--verbose"
+
+
+@app.callback()
+def _options(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            VERBOSE,
+            "-v",
+            help="Show libraries' diagnostics and the full error chain, for a bug report "
+            "(also after a command, or PROVISION_DEBUG=1).",
+        ),
+    ] = False,
+) -> None:
+    if verbose:
+        configure_logging(verbose=True)
 
 
 @app.command()
@@ -295,7 +314,19 @@ def main() -> None:
     sys.exit(run(sys.argv[1:]))
 
 
+def _hoisted(argv: list[str]) -> list[str]:
+    """`provision up --verbose` as `provision --verbose up` (not past a `--`)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    if VERBOSE not in argv[:end]:
+        return argv
+    return [VERBOSE, *(arg for i, arg in enumerate(argv) if not (arg == VERBOSE and i < end))]
+
+
 def run(argv: list[str]) -> int:
+    verbose = os.environ.get("PROVISION_DEBUG", "") not in ("", "0")
+    configure_logging(verbose=verbose)
+    argv = _hoisted(argv)
+    verbose = verbose or argv[:1] == [VERBOSE]
     try:
         code = app(args=argv, prog_name="provision", standalone_mode=False)
     except typer.TyperException as e:  # bad usage: unknown option, missing argument...
@@ -304,15 +335,21 @@ def run(argv: list[str]) -> int:
     except typer.Abort:
         code = ExitStatus.INTERRUPTED
     except ProvisionError as e:
-        Output().error(str(e))
+        _report(e, verbose)
         return e.exit_status
     except Exception as e:
         from bootstrap.remote import BootstrapError
 
         if not isinstance(e, BootstrapError):
             raise
-        Output().error(str(e))
+        _report(e, verbose)
         return ExitStatus.FAILURE
     if code == ExitStatus.INTERRUPTED:  # typer turns KeyboardInterrupt into exit code 130
         Output().error("interrupted")
     return code if isinstance(code, int) else ExitStatus.OK
+
+
+def _report(error: Exception, verbose: bool) -> None:
+    if verbose:
+        show_chain(error)
+    Output().error(str(error))

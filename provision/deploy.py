@@ -37,10 +37,20 @@ def settings_for(record: Record, flags: dict[str, Any] | None = None) -> Setting
 def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -> None:
     """Create (or find) the machine, start Jupyter, prove the notebook trains, give the URL.
 
-    A failure or an interrupt while creating deletes what this run created (unless
-    keep_on_failure); a failure once the machine is up keeps it, and says how to delete it.
+    A failure before the first resource is asked for (credentials, subscription, preflight)
+    leaves nothing: no record, no rollback, and the next `up` starts afresh. A failure while
+    creating deletes what this run created (unless keep_on_failure); a failure once the
+    machine is up keeps it, and says how to delete it.
+
+    Ctrl-C (or SIGTERM), by phase:
+      creating (preflight, group, network, VM)  deletes what this run created
+      booting, bootstrap, check                 deletes the machine if this run created it; a
+                                                reused one is kept (`provision down NAME`)
+      serving (tunnel held, URL printed)        closes the tunnel only; the machine is kept
+                                                (`provision tunnel NAME`, `provision down NAME`)
+    With keep_on_failure, what was created is kept and `provision down NAME` named.
     """
-    with store.lock(settings.name), sigterm_as_interrupt():
+    with store.lock(settings.name, on_wait=out.note), sigterm_as_interrupt():
         record = store.load(settings.name)
         target = target_for(settings)
         journal = Journal(store, record or _new_record(settings))
@@ -53,7 +63,10 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
                 journal.record.phase = "created"
                 journal.save()
         except BaseException:
-            _undo(settings, journal, out, options)
+            if journal.record.resources:
+                _undo(settings, journal, out, options)
+            else:  # nothing was asked of the cloud: forget the keys made for it too
+                store.delete(settings.name)
             raise
         _print_machine(machine, out)
         if not options.bootstrap:
@@ -65,6 +78,11 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
         except KeyboardInterrupt:
             if created_now:
                 _undo(settings, journal, out, options)
+            else:
+                name = settings.name
+                out.note(
+                    f"{name!r} keeps running: `provision up --name {name}` resumes, `provision down {name}` deletes it"
+                )
             raise
         except BootstrapError as e:
             raise ProvisionError(f"{e}; {_still_running(settings.name, machine)}") from None
@@ -194,8 +212,21 @@ def _serve(
     elif options.detach:
         remote.close()
         _detach(store, name, token, out, options.local_port)
+    elif _show_running_tunnel(store, name, token, out):
+        remote.close()
     else:
         hold_tunnel(remote, remote_port, token, store, name, out, options.local_port)
+
+
+def _show_running_tunnel(store: StateStore, name: str, token: str, out: Output) -> bool:
+    """Print the URL of the tunnel that already serves `name`, if one runs; True if one does."""
+    found = tunnel.running(store, name)
+    if found is None:
+        return False
+    pid, port = found
+    out.result(tunnel.lab_url(port, token))
+    out.note(f"a tunnel to {name!r} already runs (pid {pid}); `provision down {name}` closes it and deletes all")
+    return True
 
 
 def _detach(store: StateStore, name: str, token: str, out: Output, local_port: int) -> None:
@@ -254,14 +285,14 @@ def reopen_tunnel(
         out.result(tunnel.lab_url(record.jupyter["port"], token))
     elif detach:
         _detach(store, name, token, out, local_port)
-    else:
+    elif not _show_running_tunnel(store, name, token, out):
         remote = session.open_remote(machine, out, timeout=30)
         hold_tunnel(remote, record.jupyter["port"], token, store, name, out, local_port, show_url)
 
 
 def check(name: str, flags: dict[str, Any], store: StateStore, out: Output) -> None:
     """`provision check`: rerun the notebook and the verdict on a live deployment."""
-    with store.lock(name):
+    with store.lock(name, on_wait=out.note):
         record = store.require(name)
         settings = settings_for(record, flags)
         journal = Journal(store, record)
@@ -281,7 +312,7 @@ def down(name: str, flags: dict[str, Any], store: StateStore, out: Output, *, wa
     settings = settings_for(record, flags) if record else load({**flags, "name": name, "target": "azure"})
     if not yes and not out.confirm(_down_question(name, record, settings)):
         raise ProvisionError("nothing deleted (answer yes, or pass --yes)")
-    with store.lock(name):
+    with store.lock(name, on_wait=out.note):
         teardown(record or _new_record(settings), settings, store, out, wait=wait)
     gone = wait or not settings.is_azure
     out.result(f"deployment {name!r} is gone" if gone else f"deletion of {name!r} started")

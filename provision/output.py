@@ -1,8 +1,10 @@
 """What the user sees: a line per step on stderr (a spinner on a terminal), results on stdout."""
 
 import json
+import logging
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
@@ -11,6 +13,31 @@ from rich.console import Console
 from rich.markup import escape
 from rich.prompt import Confirm
 from rich.table import Table
+
+
+def configure_logging(*, verbose: bool) -> None:
+    """Libraries' log records (azure-identity's list of credentials tried, azure-core's retries)
+    reach stderr only when verbose; with no handler at all, Python would print their warnings
+    through logging.lastResort."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "provision", False)]:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr) if verbose else logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.provision = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    if verbose:
+        root.setLevel(logging.INFO)
+
+
+def show_chain(error: BaseException) -> None:
+    """Every exception behind an error, oldest first, with tracebacks (also those raised `from None`)."""
+    chain: list[BaseException] = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    for link in reversed(chain):
+        traceback.print_exception(link, chain=False, file=sys.stderr)
 
 
 class Step:

@@ -1,5 +1,6 @@
 """Read-only views: `status`, `list` and `plan`."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from provision.output import Output
@@ -83,10 +84,15 @@ def deployments(store: StateStore, *, cloud: bool) -> list[dict]:
     return rows
 
 
+# Where allow_ip is unset, `plan` sends nothing to find the caller's address: `up` detects it.
+DETECTED_AT_UP = "your address, detected at `up`"
+
+
 def plan_table(settings: Settings, out: Output, *, as_json: bool) -> None:
+    """What `up` would create; sends no request (not even to learn this machine's address)."""
     from provision.targets.azure import AzureTarget
 
-    plan = AzureTarget(settings).plan()
+    plan = AzureTarget(replace(settings, allow_ip=settings.allow_ip or DETECTED_AT_UP)).plan()
     if as_json:
         out.json([{"kind": s.kind, "name": s.name, "id": s.id, "body": redacted(s.body)} for s in plan.steps()])
         return

@@ -162,6 +162,23 @@ def load(
     return validate(raw)
 
 
+def deployment_name(given: str | None, *, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:
+    """The deployment a command on an existing one acts on: given, else PROVISION_NAME, else
+    provision.toml's `name`, else the default. Only the name is read and validated, so that a
+    setting edited since `up` never stands in the way of `down`."""
+    env = os.environ if env is None else env
+    path = (cwd or Path.cwd()) / CONFIG_FILE
+    name = given or env.get(ENVIRONMENT["name"])
+    if not name and path.is_file():
+        try:
+            name = tomllib.loads(path.read_text()).get("name")
+        except tomllib.TOMLDecodeError as e:
+            raise UsageError(f"{path.name}: {e} (or give the deployment's name)") from None
+    settings = Settings(name=str(name or Settings.name))
+    _check_name(settings)
+    return settings.name
+
+
 # What a command on an existing deployment still takes from the environment: credentials and
 # how to run the check. The rest comes from the deployment's record, so that an edited
 # provision.toml or environment can never stand in the way of `down`.

@@ -3,20 +3,25 @@
 Layout under the state directory (platformdirs, or PROVISION_STATE_DIR):
 
     <name>.lock            held while a command works on <name>
+    <name>.holder          who holds it: "PID provision COMMAND", for a command that waits
     <name>/record.json     the Record
     <name>/id_ed25519      the client key for this deployment (and .pub)
     <name>/known_hosts     the pinned host key, for plain OpenSSH
     <name>/jupyter_token   the Jupyter token
     <name>/jupyter.crt     the TLS certificate of --access public (and jupyter.key)
-    <name>/tunnel.pid      the tunnel process, while one runs (tunnel.lock, tunnel.log)
+    <name>/tunnel.pid      the tunnel process and its local port, while one runs (tunnel.lock, tunnel.log)
+
+A new deployment's record is written only once its first resource is asked for: a failure
+before that (credentials, subscription, preflight) leaves no record behind.
 """
 
 import json
 import os
 import shutil
+import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +33,7 @@ from provision.errors import ProvisionError
 
 CLIENT_KEY_FILE = "id_ed25519"
 TOKEN_FILE = "jupyter_token"
+LOCK_WAIT = 30  # seconds a command waits for another one working on the same deployment
 
 
 @dataclass
@@ -145,17 +151,57 @@ class StateStore:
         return sorted(p.parent.name for p in self.root.glob("*/record.json"))
 
     @contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        """Hold the deployment's lock, or fail at once if another command holds it."""
-        lock = filelock.FileLock(self._ensure(self.root) / f"{name}.lock", mode=0o600)
+    def lock(
+        self, name: str, *, wait: float = LOCK_WAIT, on_wait: Callable[[str], None] | None = None
+    ) -> Iterator[None]:
+        """Hold the deployment's lock. While another command holds it: after a second, say so
+        through on_wait; after `wait` seconds, give up with a one-line error."""
+        root = self._ensure(self.root)
+        holder = root / f"{name}.holder"
+        lock = filelock.FileLock(root / f"{name}.lock", mode=0o600)
+        what = f"another provision command on {name!r}"
+        acquire(lock, lambda: f"{what} ({_holder(holder)})", wait=wait, on_wait=on_wait)
         try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            raise ProvisionError(f"another provision command is working on {name!r}; wait for it to finish") from None
-        try:
+            holder.write_text(f"{os.getpid()} {_command()}")
             yield
         finally:
+            holder.unlink(missing_ok=True)
             lock.release()
+
+
+def acquire(
+    lock: filelock.FileLock, describe: Callable[[], str], *, wait: float, on_wait: Callable[[str], None] | None
+) -> None:
+    """Take `lock`, waiting at most `wait` seconds; after the first second, tell on_wait what for."""
+    try:
+        lock.acquire(timeout=min(1.0, wait))
+        return
+    except filelock.Timeout:
+        if wait > 1:
+            if on_wait:
+                on_wait(f"waiting for {describe()} ...")
+            try:
+                lock.acquire(timeout=wait - 1)
+                return
+            except filelock.Timeout:
+                pass
+    raise ProvisionError(
+        f"{describe()} is still working after {wait:.0f} s; wait for it to finish (or stop it), then try again"
+    )
+
+
+def _command() -> str:
+    """This process's command, as the holder of a lock: "provision up"."""
+    words = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+    return f"provision {words[0]}" if words else "provision"
+
+
+def _holder(path: Path) -> str:
+    try:
+        pid, command = path.read_text().split(" ", 1)
+    except (OSError, ValueError):
+        return "pid unknown"
+    return f"pid {pid}: {command}"
 
 
 class Journal:
@@ -166,10 +212,13 @@ class Journal:
         self.record = record
         self._lock = threading.Lock()
         self._stopped = False
+        self._born = False
 
     def save(self) -> None:
+        """Write the record; a new deployment's only once it names a resource or a machine is ready."""
         with self._lock:
-            if not self._stopped:
+            self._born = self._born or bool(self.record.resources) or self.record.phase != "creating"
+            if self._born and not self._stopped:
                 self.store.save(self.record)
 
     def stop(self) -> None:

@@ -34,15 +34,22 @@ def lab_url(port: int, token: str, scheme: str = "http", host: str = "127.0.0.1"
 def hold(remote: Remote, remote_port: int, local_port: int, on_open, store: StateStore, name: str):
     """Forward local_port to the machine until Ctrl-C or SIGTERM; on_open(port) once it listens.
 
-    While it runs it holds the deployment's tunnel lock and names its pid in PID_FILE, which
-    is how `down` finds and stops it.
+    While it runs it holds the deployment's tunnel lock and names its pid and local port in
+    PID_FILE, which is how `down` finds and stops it and `provision tunnel` finds its URL.
     """
     lock = filelock.FileLock(store.path(name, LOCK_FILE), mode=0o600)
-    with sigterm_as_interrupt(), lock, _forward(remote, remote_port, local_port, name) as forward:
-        store.write_secret(name, PID_FILE, str(os.getpid()))
-        on_open(forward.local_port)
-        with suppress(KeyboardInterrupt):
-            threading.Event().wait()
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise ProvisionError(f"a tunnel to {name!r} already runs; `provision tunnel {name}` prints its URL") from None
+    try:
+        with sigterm_as_interrupt(), _forward(remote, remote_port, local_port, name) as forward:
+            store.write_secret(name, PID_FILE, f"{os.getpid()} {forward.local_port}")
+            on_open(forward.local_port)
+            with suppress(KeyboardInterrupt):
+                threading.Event().wait()
+    finally:
+        lock.release()
 
 
 def _forward(remote: Remote, remote_port: int, local_port: int, name: str):
@@ -79,7 +86,7 @@ def spawn_detached(store: StateStore, name: str, local_port: int, timeout: float
                 f"the detached tunnel exited at once ({' '.join(last) or 'no output'}); "
                 f"try `provision tunnel {name}` to see why"
             )
-        if store.read_secret(name, PID_FILE) == str(child.pid):
+        if _pid_and_port(store, name) == (child.pid, local_port):
             return child.pid
         time.sleep(0.05)
     child.terminate()
@@ -100,13 +107,26 @@ def is_alive(store: StateStore, name: str) -> bool:
     return False
 
 
+def running(store: StateStore, name: str) -> tuple[int, int] | None:
+    """(pid, local port) of the tunnel process serving this deployment now, if one runs."""
+    return _pid_and_port(store, name) if is_alive(store, name) else None
+
+
+def _pid_and_port(store: StateStore, name: str) -> tuple[int, int] | None:
+    try:
+        pid, port = (int(word) for word in (store.read_secret(name, PID_FILE) or "").split())
+    except ValueError:
+        return None
+    return pid, port
+
+
 def stop(store: StateStore, name: str) -> bool:
     """Stop the deployment's tunnel process, if one is alive; True if one was stopped."""
-    pid = store.read_secret(name, PID_FILE)
-    if not pid or not is_alive(store, name):
+    found = running(store, name)
+    if found is None:
         return False
     try:
-        os.kill(int(pid), signal.SIGTERM)
+        os.kill(found[0], signal.SIGTERM)
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + 10

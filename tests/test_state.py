@@ -4,6 +4,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -71,14 +72,19 @@ def test_lock_refuses_a_second_holder_in_another_process(tmp_path):
             f"s=StateStore(__import__('pathlib').Path({str(tmp_path)!r}));"
             "cm=s.lock('exp1'); cm.__enter__(); print('held', flush=True); time.sleep(30)",
         ],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(ProvisionError, match="another provision command is working on 'exp1'"):
-            with store.lock("exp1"):
+        waits: list[str] = []
+        with pytest.raises(ProvisionError) as refused:
+            with store.lock("exp1", wait=1.5, on_wait=waits.append):
                 pass
+        assert waits == [f"waiting for another provision command on 'exp1' (pid {holder.pid}: provision) ..."]
+        assert str(refused.value).startswith(f"another provision command on 'exp1' (pid {holder.pid}: provision)")
+        assert "still working after 2 s" in str(refused.value)
         with store.lock("exp2"):
             pass
     finally:

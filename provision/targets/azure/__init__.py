@@ -97,9 +97,12 @@ class AzureTarget:
         return public.strip()
 
     def create(self, journal: Journal, out: Output) -> Machine:
-        """Try each size, then each region, in the order given (and each zone of a region);
-        move on from quota and capacity errors after deleting what the attempt made; stop at
-        any other error."""
+        """Check the sign-in and the subscription with one read first. Then try each size, then
+        each region, in the order given (and each zone of a region); move on from quota and
+        capacity errors after deleting what the attempt made; stop at any other error."""
+        subscription = self.settings.subscription
+        with out.step(f"Azure sign-in and subscription {subscription}"):
+            self._call(f"read subscription {subscription}", self.clients.read_subscription)
         attempts = [(size, region) for size in self.settings.sizes for region in self.settings.regions]
         failures: list[tuple[str, AzureError]] = []
         for size, region in attempts:

@@ -10,8 +10,21 @@ from provision.targets.azure.identity import owner_from_token
 
 ARM_SCOPE = "https://management.azure.com/.default"
 # Transient ARM faults (429 with Retry-After, 5xx, dropped connections) are retried by
-# azure-core's RetryPolicy within these bounds.
-RETRY = {"retry_total": 6, "retry_backoff_factor": 0.5, "retry_backoff_max": 30}
+# azure-core's RetryPolicy within these bounds. An ARM that cannot be reached is reported in
+# well under a minute: 4 tries (3 connect or read retries), 0 + 1 + 2 s apart, each refused at
+# once or given up after CONNECT_TIMEOUT s (azure-core's defaults: 300 s to connect, 300 to read).
+RETRY = {
+    "retry_total": 6,
+    "retry_connect": 3,
+    "retry_read": 3,
+    "retry_backoff_factor": 0.5,
+    "retry_backoff_max": 30,
+    "connection_timeout": 10,
+    "read_timeout": 60,
+}
+# GET /subscriptions/{id}: the Subscriptions API version `az account` sends (azure-mgmt-resource
+# 26 no longer ships a SubscriptionClient, so it goes through the resource client's pipeline).
+SUBSCRIPTIONS_API = "2022-12-01"
 SOVEREIGN_SCOPES = {
     "china": "https://management.chinacloudapi.cn/.default",
     "usgov": "https://management.usgovcloudapi.net/.default",
@@ -73,6 +86,20 @@ class Clients:
         if self.settings.arm_ca_bundle:
             options["connection_verify"] = self.settings.arm_ca_bundle
         return options
+
+    def read_subscription(self) -> dict:
+        """GET the subscription: one cheap read that proves the credential and the subscription id
+        (401 InvalidAuthenticationToken, 404 SubscriptionNotFound, 403 AuthorizationFailed)."""
+        from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, map_error
+        from azure.core.rest import HttpRequest
+        from azure.mgmt.core.exceptions import ARMErrorFormat
+
+        request = HttpRequest("GET", f"/subscriptions/{self.subscription}", params={"api-version": SUBSCRIPTIONS_API})
+        response = self.resource.send_request(request)
+        if response.status_code != 200:
+            map_error(response.status_code, response, {401: ClientAuthenticationError, 404: ResourceNotFoundError})
+            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+        return response.json()
 
     @cached_property
     def resource(self):

@@ -36,6 +36,8 @@ HINTS = {
     "AuthorizationFailed": "ask for the Contributor role on the subscription (or the resource "
     "group), or pick another subscription with AZURE_SUBSCRIPTION_ID",
     "InvalidAuthenticationToken": "your Azure sign-in has expired or is for another cloud; run `az login` again",
+    "InvalidAuthenticationTokenTenant": "the subscription belongs to another directory (tenant); "
+    "run `az login --tenant TENANT_ID` with the subscription's tenant",
     "SubscriptionNotFound": "check AZURE_SUBSCRIPTION_ID (`az account list -o table`)",
     "DnsRecordInUse": "another public IP in this region holds that DNS name; choose another --name",
 }

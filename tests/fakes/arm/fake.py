@@ -154,6 +154,10 @@ class FakeARM:
             poll_of=poll_of,
         )
 
+    def clear_faults(self) -> None:
+        """Forget every injected fault not yet used up (the network is back, the outage is over)."""
+        self._faults.clear()
+
     def add_resource_group(self, name: str, location: str = "eastus", tags: dict | None = None) -> None:
         self._state.add_group(name, location, tags)
 

@@ -109,6 +109,10 @@ class FaultRegistry:
                     return fault
         return None
 
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
     def give_back(self, fault: Fault) -> None:
         """Undo `take` for a request that turned out not to start an operation."""
         with self._lock:
