@@ -4,7 +4,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from provision.output import Output
-from provision.plan import redacted, summary_rows
+from provision.plan import Owner, redacted, summary_rows
 from provision.settings import Settings, load
 from provision.state import StateStore
 from provision.targets import target_for
@@ -86,13 +86,14 @@ def deployments(store: StateStore, *, cloud: bool) -> list[dict]:
 
 # Where allow_ip is unset, `plan` sends nothing to find the caller's address: `up` detects it.
 DETECTED_AT_UP = "your address, detected at `up`"
+SIGNED_IN_AT_UP = Owner("your Azure identity, read at `up`")
 
 
 def plan_table(settings: Settings, out: Output, *, as_json: bool) -> None:
     """What `up` would create; sends no request (not even to learn this machine's address)."""
     from provision.targets.azure import AzureTarget
 
-    plan = AzureTarget(replace(settings, allow_ip=settings.allow_ip or DETECTED_AT_UP)).plan()
+    plan = AzureTarget(replace(settings, allow_ip=settings.allow_ip or DETECTED_AT_UP)).plan(owner=SIGNED_IN_AT_UP)
     if as_json:
         out.json([{"kind": s.kind, "name": s.name, "id": s.id, "body": redacted(s.body)} for s in plan.steps()])
         return

@@ -20,11 +20,11 @@ import pytest
 
 from provision.state import StateStore
 from tests.conftest import arm_env, console, provision
-from tests.fakes.arm import FakeARM, RecordingBooter
+from tests.fakes.arm import FakeARM, RecordingBooter, user_token
 from tests.test_e2e import URL, http
 
 NAME = "first"
-TOKEN = "the-signed-in-token"
+TOKEN = user_token()  # the signed-in user's (JWT-shaped: the kit reads its principal)
 T4_FAMILY = "standardNCASv3_T4Family"
 SUBSCRIPTION_PATH = r"^/subscriptions/[0-9a-f-]+$"
 OTHER_SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"

@@ -63,8 +63,10 @@ class AzureTarget:
         image_plan: dict | None = None,
         zone: str | None = None,
         accelerated_networking: bool = False,
+        owner: Owner | None = None,
     ) -> Plan:
-        """The plan for this deployment; with a journal, keys and times come from its record."""
+        """The plan for this deployment; with a journal, keys and times come from its record.
+        The owner is the signed-in principal unless given (`plan` signs in to nothing)."""
         settings = self.settings
         client_public = keys.generate().public_openssh
         created = datetime.now(UTC)
@@ -78,7 +80,7 @@ class AzureTarget:
             allow_ip=settings.allow_ip or detect_public_ip(),
             ssh_public_key=client_public,
             host_key=keys.generate(comment=f"{settings.name}-host"),
-            owner=self.owner,
+            owner=owner or self.owner,
             now=created,
             image_plan=image_plan,
             zone=zone,
