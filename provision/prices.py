@@ -111,7 +111,7 @@ class Prices:
         if not self._api_down:
             try:
                 value = parse(self._fetch(query))
-            except Exception:  # noqa: BLE001 -- unreachable, refused, slow, malformed: fall back, say so
+            except Exception:  # unreachable, refused, slow, malformed: fall back, say so
                 self._api_down = True
             else:
                 cache[key] = {"fetched": datetime.now(UTC).isoformat(timespec="seconds"), "value": value}

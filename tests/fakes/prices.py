@@ -60,7 +60,9 @@ T4, H100 = "Standard_NC4as_T4_v3", "Standard_NC40ads_H100_v5"
 # Prices chosen apart from the shipped table's, so that a test can tell which source answered.
 ROWS = [
     vm_row("eastus", T4, "Virtual Machines NCasT4_v3 Series Windows", "NC4as T4 v3", "NC4as T4 v3", 0.71),
-    vm_row("eastus", T4, "Virtual Machines NCasT4_v3 Series", "NC4as T4 v3 Low Priority", "NC4as T4 v3 Low Priority", 0.05),
+    vm_row(
+        "eastus", T4, "Virtual Machines NCasT4_v3 Series", "NC4as T4 v3 Low Priority", "NC4as T4 v3 Low Priority", 0.05
+    ),
     vm_row("eastus", T4, "Virtual Machines NCasT4_v3 Series Windows", "NC4as T4 v3 Spot", "NC4as T4 v3 Spot", 0.2),
     vm_row("eastus", T4, "Virtual Machines NCasT4_v3 Series", "NC4as T4 v3 Spot", "NC4as T4 v3 Spot", 0.0789),
     vm_row("eastus", T4, "Virtual Machines NCasT4_v3 Series", "NC4as T4 v3", "NC4as T4 v3", 0.5),
