@@ -59,6 +59,13 @@ TrustedLaunch = Annotated[
 AcceptTerms = Annotated[
     bool, typer.Option("--accept-terms", help="Accept the image's marketplace terms for this subscription.")
 ]
+Spot = Annotated[
+    bool, typer.Option("--spot", help="A Spot VM: much cheaper, deallocated when Azure needs the capacity back.")
+]
+MaxPrice = Annotated[
+    float | None,
+    typer.Option(help="With --spot: the most US$/hour to pay (Azure evicts above it) [default: -1, pay-as-you-go]."),
+]
 RemotePython = Annotated[
     str | None, typer.Option(help="Python on the machine to run Jupyter with [default: detected].")
 ]
@@ -126,6 +133,11 @@ def up(
     allow_cpu: AllowCpu = False,
     trusted_launch: TrustedLaunch = False,
     accept_terms: AcceptTerms = False,
+    spot: Spot = False,
+    max_price: MaxPrice = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Create without asking to confirm the price (or PROVISION_YES=1).")
+    ] = False,
     remote_python: RemotePython = None,
     host_key: HostKey = None,
     identity: Identity = None,
@@ -242,9 +254,11 @@ def plan(
     jupyter_port: JupyterPort = None,
     allow_cpu: AllowCpu = False,
     trusted_launch: TrustedLaunch = False,
+    spot: Spot = False,
+    max_price: MaxPrice = None,
     json: Json = False,
 ) -> None:
-    """What `up` would create on Azure, for review; sends no request."""
+    """What `up` would create on Azure and what it costs, for review; sends no request to Azure."""
     flags = _flags(locals())  # first, while the parameters are the only locals
     from provision.report import plan_table
     from provision.settings import load

@@ -6,7 +6,7 @@ from typing import Any
 
 from bootstrap import jupyter
 from bootstrap.remote import BootstrapError, Remote
-from provision import public, session, tunnel
+from provision import prices, public, session, tunnel
 from provision.errors import ProvisionError
 from provision.interrupts import sigterm_as_interrupt
 from provision.output import Output
@@ -16,7 +16,7 @@ from provision.state import Journal, Record, StateStore
 from provision.targets import NOT_A_CLOUD_MACHINE, RUNNING, Machine, Target, target_for
 
 # The settings a record keeps, so that later commands act on what `up` made.
-RECORDED = ("subscription", "cloud", "arm_endpoint", "image", "admin_user", "access", "jupyter_port")
+RECORDED = ("subscription", "cloud", "arm_endpoint", "image", "admin_user", "access", "jupyter_port", "spot")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
         journal = Journal(store, record or _new_record(settings))
         machine = _reusable_machine(settings, record, target, out)
         created_now = machine is None
+        if created_now:
+            _confirm_price(target, settings, out)
         try:
             if machine is None:
                 machine = target.create(journal, out)
@@ -93,6 +95,27 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
         public.show(journal.record, token, store, out)
         return
     _serve(remote, machine, server.port, token, store, settings.name, out, options)
+
+
+def _confirm_price(target: Target, settings: Settings, out: Output) -> None:
+    """Show what the machine will cost and ask, unless told yes; a machine that costs nothing never asks."""
+    quotes = target.quotes()
+    if not quotes:
+        return
+    for quote in quotes:
+        out.note(prices.describe(quote, spot=settings.spot))
+        spot_now = quote.spot.usd
+        if settings.spot and settings.max_price != -1 and spot_now is not None and settings.max_price < spot_now:
+            out.warn(
+                f"--max-price {settings.max_price} is below {quote.size}'s spot price in {quote.region} "
+                f"(${spot_now}/h, {quote.spot.source}): Azure refuses it (SpotPriceGreaterThanProvidedMaxPrice)"
+            )
+    first = quotes[0]
+    price = first.compute(settings.spot).text("h")
+    if settings.yes:
+        return
+    if not out.confirm(f"Create {first.size}{' (Spot)' if settings.spot else ''} in {first.region} at {price}?"):
+        raise ProvisionError("nothing created (answer yes on a terminal, or pass --yes to create it without asking)")
 
 
 def _new_record(settings: Settings) -> Record:

@@ -103,6 +103,8 @@ class Plan:
     tags: dict[str, str]
     ssh_public_key: str
     host_key: KeyPair
+    spot: bool = False  # priority Spot, deallocated on eviction
+    max_price: float = -1.0  # Spot's billingProfile.maxPrice in $/hour; -1: up to pay-as-you-go
 
     @property
     def group_id(self) -> str:
@@ -239,6 +241,11 @@ class Plan:
                 "securityProfile": self._security_profile(),
             },
         }
+        if self.spot:
+            # Field names: VirtualMachine_List_MaximumSet_Gen.json; Deallocate keeps the disk, so `start` resumes.
+            body["properties"].update(
+                priority="Spot", evictionPolicy="Deallocate", billingProfile={"maxPrice": self.max_price}
+            )
         if self.image_plan:
             body["plan"] = self.image_plan
         if self.zone:
@@ -333,6 +340,8 @@ def make_plan(
         tags=tags_for(settings.name, owner, now),
         ssh_public_key=ssh_public_key,
         host_key=host_key,
+        spot=settings.spot,
+        max_price=settings.max_price,
     )
 
 
@@ -359,9 +368,17 @@ def summary_rows(plan: Plan) -> list[tuple[str, str, str]]:
             f"{plan.size}, image {':'.join(plan.image)}, {plan.os_disk_gb} GB StandardSSD "
             f"disk deleted with the VM; user {plan.admin_user}, SSH key only "
             f"({fingerprint(plan.ssh_public_key)}); host key pinned "
-            f"({fingerprint(plan.host_key.public_openssh)}); security type {plan.security_type}; boot diagnostics on",
+            f"({fingerprint(plan.host_key.public_openssh)}); security type {plan.security_type}; boot diagnostics on"
+            + _spot_text(plan),
         ),
     ]
+
+
+def _spot_text(plan: Plan) -> str:
+    if not plan.spot:
+        return ""
+    limit = "up to the pay-as-you-go price" if plan.max_price == -1 else f"at most ${plan.max_price}/hour"
+    return f"; Spot, {limit}, deallocated (not deleted) when Azure evicts it"
 
 
 def _tags_text(tags: dict[str, str]) -> str:

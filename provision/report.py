@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from provision.output import Output
 from provision.plan import Owner, redacted, summary_rows
+from provision.prices import Price, Quote
 from provision.settings import Settings, load
 from provision.state import StateStore
 from provision.targets import target_for
@@ -99,3 +100,20 @@ def plan_table(settings: Settings, out: Output, *, as_json: bool) -> None:
         return
     title = f"provision up would create, in subscription {plan.subscription}:"
     out.table(["resource", "name", "settings"], summary_rows(plan), title=title)
+    quotes = AzureTarget(settings).quotes()
+    sources = sorted({quote.sources() for quote in quotes})
+    columns = ["size", "region", "US$/hour", "spot US$/hour", "disk US$/month"] + ["source"] * (len(sources) > 1)
+    out.table(
+        columns,
+        [price_row(quote)[: len(columns)] for quote in quotes],
+        title=f"What it costs ({sources[0] if len(sources) == 1 else 'sources in the last column'}); "
+        "a deallocated VM bills only its disk:",
+    )
+
+
+def price_row(quote: Quote) -> tuple[str, ...]:
+    def usd(price: Price, digits: int) -> str:
+        return "unknown" if price.usd is None else f"{price.usd:.{digits}f}"
+
+    disk = f"{usd(quote.disk, 2)} ({quote.disk_tier})"
+    return (quote.size, quote.region, usd(quote.hourly, 3), usd(quote.spot, 3), disk, quote.sources())

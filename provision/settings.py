@@ -70,6 +70,9 @@ class Settings:
     allow_cpu: bool = False
     trusted_launch: bool = False  # securityType TrustedLaunch (Secure Boot + vTPM) instead of Standard
     accept_terms: bool = False  # accept the image plan's marketplace terms for the subscription
+    spot: bool = False  # a Spot VM: spare capacity at a discount, deallocated when Azure needs it back
+    max_price: float = -1.0  # Spot only: the most $/hour to pay; -1 is up to pay-as-you-go (no eviction for price)
+    yes: bool = False  # create without asking to confirm the price
     access: str = "tunnel"  # or "public": TLS on jupyter_port, open to allow_ip only
     jupyter_port: int = 8888  # the VM's public Jupyter port (access public only)
     remote_python: str | None = None
@@ -131,6 +134,9 @@ ENVIRONMENT = {
     "access": "PROVISION_ACCESS",
     "trusted_launch": "PROVISION_TRUSTED_LAUNCH",
     "accept_terms": "PROVISION_ACCEPT_TERMS",
+    "spot": "PROVISION_SPOT",
+    "max_price": "PROVISION_MAX_PRICE",
+    "yes": "PROVISION_YES",
     "jupyter_port": "PROVISION_JUPYTER_PORT",
     "remote_python": "PROVISION_REMOTE_PYTHON",
     "host_key": "PROVISION_HOST_KEY",
@@ -142,7 +148,8 @@ ENVIRONMENT = {
 }
 # provision.toml spells the list fields in the singular, like the flags.
 TOML_KEYS = {"region": "regions", "size": "sizes"}
-NOT_IN_TOML = {"arm_token", "arm_ca_bundle", "arm_endpoint", "poll_interval"}
+# `yes` too: a file in a project should not silence the question about money.
+NOT_IN_TOML = {"arm_token", "arm_ca_bundle", "arm_endpoint", "poll_interval", "yes"}
 
 
 def load(
@@ -229,9 +236,10 @@ def validate(raw: Mapping[str, Any]) -> Settings:
     for key in ("os_disk_gb", "ssh_port", "jupyter_port", "epochs", "check_timeout"):
         if key in values:
             values[key] = _as_int(key, values[key])
-    if "poll_interval" in values:
-        values["poll_interval"] = _as_float("poll_interval", values["poll_interval"])
-    for key in ("allow_cpu", "trusted_launch", "accept_terms"):
+    for key in ("poll_interval", "max_price"):
+        if key in values:
+            values[key] = _as_float(key, values[key])
+    for key in ("allow_cpu", "trusted_launch", "accept_terms", "spot", "yes"):
         if key in values:
             values[key] = _as_bool(key, values[key])
     if values.get("host_key"):
@@ -388,6 +396,15 @@ def _check_numbers(s: Settings) -> None:
         raise UsageError(f"PROVISION_POLL_INTERVAL must not be negative, not {s.poll_interval}")
 
 
+def _check_spot(s: Settings) -> None:
+    """maxPrice is -1 or above zero, and for Spot only (learn.microsoft.com/azure/virtual-machines/error-codes-spot:
+    MaxPriceValueInvalid)."""
+    if s.max_price != -1 and s.max_price <= 0:
+        raise UsageError(f"max-price must be US$/hour above 0, or -1 (up to pay-as-you-go), not {s.max_price}")
+    if s.max_price != -1 and not s.spot:
+        raise UsageError("max-price applies to Spot VMs only; add --spot, or drop --max-price")
+
+
 def _check_cloud(s: Settings) -> None:
     if s.cloud not in CLOUDS:
         raise UsageError(f"cloud {s.cloud!r} is not one of {', '.join(CLOUDS)}")
@@ -443,6 +460,7 @@ CHECKS = (
     _check_image,
     _check_admin_user,
     _check_numbers,
+    _check_spot,
     _check_cloud,
     _check_identity,
     _check_choices,

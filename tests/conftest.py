@@ -32,6 +32,8 @@ def clean_environment(tmp_path, monkeypatch):
     for key in FOREIGN:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AZURE_CONFIG_DIR", str(tmp_path / "no-azure-cli"))
+    # No test asks the real Retail Prices API: prices come from the shipped table unless a test serves them.
+    monkeypatch.setenv("PROVISION_PRICES_ENDPOINT", "http://127.0.0.1:9/api/retail/prices")
     monkeypatch.chdir(tmp_path)
 
 
@@ -63,6 +65,7 @@ def arm_env(arm, state_dir) -> dict[str, str]:
         "PROVISION_ALLOW_IP": "127.0.0.1/32",
         "PROVISION_POLL_INTERVAL": "0.02",
         "PROVISION_STATE_DIR": str(state_dir),
+        "PROVISION_YES": "1",  # as in CI: create without the price question (tests of the question unset it)
     }
 
 

@@ -58,8 +58,13 @@ HOST_KEY = keys.generate()
 CLIENT_KEY = keys.generate()
 
 
-def plan(size: str, access: str, trusted_launch: bool, accelerated: bool, image_plan: dict | None, zone) -> Plan:
+def plan(
+    size: str, access: str, trusted_launch: bool, accelerated: bool, image_plan: dict | None, zone, spot: float | None
+) -> Plan:
+    """spot: None for a regular VM, else the Spot VM's max price (-1: up to pay-as-you-go)."""
     flags = {"sizes": size, "access": access, "trusted_launch": trusted_launch, "subscription": SUB}
+    if spot is not None:
+        flags.update(spot=True, max_price=spot)
     settings = load(flags, env={})
     return make_plan(
         settings,
@@ -79,7 +84,7 @@ def plan(size: str, access: str, trusted_launch: bool, accelerated: bool, image_
 PLANS = [
     plan(*choice)
     for choice in itertools.product(
-        SIZES, ("tunnel", "public"), (False, True), (False, True), (None, PLAN), (None, "2")
+        SIZES, ("tunnel", "public"), (False, True), (False, True), (None, PLAN), (None, "2"), (None, -1.0, 0.25)
     )
 ]
 
@@ -91,6 +96,7 @@ def plan_id(p: Plan) -> str:
         + ["an"] * p.accelerated_networking
         + ["plan"] * bool(p.image_plan)
         + [f"z{p.zone}"] * bool(p.zone)
+        + [f"spot{p.max_price:g}"] * p.spot
     )
 
 

@@ -4,6 +4,7 @@ from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from provision.output import Output
+from provision.prices import Quote
 from provision.settings import Settings
 from provision.state import Journal, Record
 
@@ -41,6 +42,9 @@ class Target(Protocol):
 
     def status(self, record: Record) -> dict:
         """Live facts about the machine (power state, address...)."""
+
+    def quotes(self) -> list[Quote]:
+        """What each machine `create` may make costs, in the order it tries them; empty when free."""
 
 
 def target_for(settings: Settings) -> Target:

@@ -58,5 +58,8 @@ class SSHTarget:
     def destroy(self, record: Record | None, out: Output, *, wait: bool) -> None:
         """Nothing to delete: the caller stops Jupyter and removes the record."""
 
+    def quotes(self) -> list:
+        return []  # a machine that is already there costs nothing more
+
     def status(self, record: Record) -> dict:
         return {"power_state": NOT_A_CLOUD_MACHINE}

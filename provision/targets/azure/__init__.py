@@ -11,6 +11,7 @@ from provision import keys
 from provision.errors import ProvisionError
 from provision.output import Output
 from provision.plan import Owner, Plan, Step, is_ours, make_plan, names_for
+from provision.prices import Prices, Quote
 from provision.settings import Settings
 from provision.state import CLIENT_KEY_FILE, Journal, Record
 from provision.targets import Machine
@@ -129,6 +130,11 @@ class AzureTarget:
             failures[-1][1].code,
         )
 
+    def quotes(self) -> list[Quote]:
+        """The price of each size and region `create` may try (its OS disk included), from provision.prices."""
+        found, disk_gb = Prices(), self.settings.os_disk_gb
+        return [found.quote(size, region, disk_gb) for size in self.settings.sizes for region in self.settings.regions]
+
     def _preflight(self, region: str, size: str) -> preflight.Offer:
         """Preflight's offer; an image plan's marketplace terms accepted (with --accept-terms) or an error."""
         settings = self.settings
@@ -140,6 +146,7 @@ class AzureTarget:
             settings.image_parts,
             os_disk_gb=settings.os_disk_gb,
             trusted_launch=settings.trusted_launch,
+            spot=settings.spot,
         )
         if offer.image_plan:
             assert settings.subscription

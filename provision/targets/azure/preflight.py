@@ -41,9 +41,10 @@ def check(
     *,
     os_disk_gb: int,
     trusted_launch: bool,
+    spot: bool = False,
 ) -> Offer:
-    """The size is offered in the region, not restricted, within quota; the image exists, the size
-    boots it, the OS disk holds it, and Trusted Launch (when asked for) is allowed for both.
+    """The size is offered in the region (as Spot, when asked for), not restricted, within quota; the image
+    exists, the size boots it, the OS disk holds it, and Trusted Launch (when asked for) is allowed for both.
 
     `call(action, fn, *args)` runs an SDK call and turns its errors into AzureErrors.
     """
@@ -77,10 +78,12 @@ def check(
                 "SkuNotAvailable",
             )
     capabilities = {c.name: c.value for c in sku.capabilities or []}
+    if spot and capabilities.get("LowPriorityCapable", "").lower() != "true":
+        raise AzureError(f"size {size} is not offered as Spot; drop --spot or choose another --size", "SkuNotAvailable")
     vcpus = int(capabilities.get("vCPUs", 0))
     usages = {_norm(u.name.value): u for u in call(f"read quotas in {region}", compute.usage.list, region)}
     free = []
-    for key, label in ((sku.family, sku.family), ("cores", "the regional vCPU total")):
+    for key, label in _quotas(sku.family, spot):
         usage = usages.get(_norm(key))
         if usage is None:
             continue
@@ -106,6 +109,15 @@ def check(
         _zones(sku),
         accelerated_networking=capabilities.get("AcceleratedNetworkingEnabled", "").lower() == "true",
     )
+
+
+def _quotas(family: str, spot: bool) -> tuple[tuple[str, str], ...]:
+    """(usage name, label) of the quotas a VM counts against. Spot VMs count against one regional
+    "Total Regional Low-priority vCPUs" quota instead of the family and regional ones
+    (learn.microsoft.com/azure/virtual-machines/spot-vms, "Quota")."""
+    if spot:
+        return (("lowPriorityCores", "the regional Spot (low-priority) vCPU total"),)
+    return ((family, family), ("cores", "the regional vCPU total"))
 
 
 def _check_fit(size: str, capabilities: dict, found, urn: str, os_disk_gb: int, trusted_launch: bool) -> None:

@@ -127,6 +127,10 @@ VM_SIZES: tuple[VmSize, ...] = (
 
 SIZES_BY_NAME = {size.name.lower(): size for size in VM_SIZES}
 
+# The fake's current Spot price ($/hour, Linux, eastus's figures for every region; DESIGN.md 8), below which
+# a Spot VM's billingProfile.maxPrice is refused. Sizes not listed are not checked.
+SPOT_PRICES = {"standard_nc4as_t4_v3": 0.0789, "standard_nc24ads_a100_v4": 0.44}
+
 ZONES = ("1", "2", "3")
 
 

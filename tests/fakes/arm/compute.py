@@ -269,6 +269,7 @@ class ComputeModel:
                 image = self._check_image(properties, body, entry.id)
                 self._check_image_fits(size, image, properties)
                 self._check_security(size, image, properties)
+                self._check_spot(size, properties, spot)
                 self._check_accelerated_networking(size, nics, entry.id)
                 self._check_quota(location, size, spot)
                 entry.meta = {
@@ -445,6 +446,34 @@ class ComputeModel:
                 "not specify an explicit size.",
                 code="OperationNotAllowed",
                 target="osDisk.diskSizeGB",
+            )
+
+    @staticmethod
+    def _check_spot(size: VmSize, properties: dict, spot: bool) -> None:
+        """Spot's fields as Azure checks them; codes and messages from
+        learn.microsoft.com/azure/virtual-machines/error-codes-spot (which gives no status: 400, as for other
+        parameter errors)."""
+        if properties.get("evictionPolicy") is not None and not spot:
+            raise ArmError(
+                "Eviction policy can be set only on Azure Spot Virtual Machines.",
+                code="EvictionPolicyCanBeSetOnlyOnAzureSpotVirtualMachines",
+            )
+        max_price = (properties.get("billingProfile") or {}).get("maxPrice")
+        if max_price is None or max_price == -1:
+            return
+        if not isinstance(max_price, int | float) or max_price <= 0:
+            raise ArmError(
+                "Invalid max price value. The only supported values for max price are -1 or a decimal greater than "
+                "zero. Max price value of -1 indicates the Azure Spot virtual machine will not be evicted for price "
+                "reasons.",
+                code="MaxPriceValueInvalid",
+            )
+        current = catalog.SPOT_PRICES.get(size.name.lower())
+        if spot and current is not None and max_price < current:
+            raise ArmError(
+                f"Unable to perform operation 'Create VM' since the provided max price '{max_price} USD' is lower "
+                f"than the current spot price '{current} USD' for Azure Spot VM size '{size.name}'.",
+                code="SpotPriceGreaterThanProvidedMaxPrice",
             )
 
     def _check_security(self, size: VmSize, image: dict, properties: dict) -> None:
