@@ -74,6 +74,7 @@ class Prices:
         self.endpoint = endpoint or os.environ.get("PROVISION_PRICES_ENDPOINT") or ENDPOINT
         self.store = store or StateStore()
         self._api_down = False
+        self._found: dict[str, tuple] = {}  # key -> (value, source) found this run
 
     def quote(self, size: str, region: str, disk_gb: int) -> Quote:
         compute, compute_source = self._values(
@@ -102,6 +103,11 @@ class Prices:
         )
 
     def _values(self, key: str, query: str, parse: Callable[[list[dict]], object], shipped: object):
+        if key not in self._found:
+            self._found[key] = self._lookup(key, query, parse, shipped)
+        return self._found[key]
+
+    def _lookup(self, key: str, query: str, parse: Callable[[list[dict]], object], shipped: object):
         """(value, source): fresh cache, else the API, else stale cache, else the shipped table."""
         cache = self._read_cache()
         cached = cache.get(key)
