@@ -91,7 +91,8 @@ SIGNED_IN_AT_UP = Owner("your Azure identity, read at `up`")
 
 
 def plan_table(settings: Settings, out: Output, *, as_json: bool) -> None:
-    """What `up` would create; sends no request (not even to learn this machine's address)."""
+    """What `up` would create and what it costs; sends nothing to Azure Resource Manager and does not look up
+    this machine's address. Prices may come from the public Retail Prices API (provision.prices)."""
     from provision.targets.azure import AzureTarget
 
     plan = AzureTarget(replace(settings, allow_ip=settings.allow_ip or DETECTED_AT_UP)).plan(owner=SIGNED_IN_AT_UP)
