@@ -228,8 +228,9 @@ def test_the_socket_guard_sees_an_address_lookup(no_network):
         urllib.request.urlopen("https://example.org", timeout=1)
 
 
-def test_plan_sends_nothing(no_network, monkeypatch):
+def test_plan_sends_nothing(no_network, monkeypatch, tmp_path):
     monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
+    monkeypatch.setenv("PROVISION_STATE_DIR", str(tmp_path / "state"))  # no cached prices from this machine
     table, as_json = provision("plan"), provision("plan", "--json")
 
     assert table.exit_code == as_json.exit_code == 0, table.stderr + as_json.stderr

@@ -10,6 +10,8 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 from provision import price_table
+from provision.errors import UsageError
+from provision.settings import load
 from tests.conftest import console, provision
 from tests.fakes.arm import FakeARM
 from tests.fakes.prices import FakePrices
@@ -111,6 +113,15 @@ def test_a_size_not_offered_as_spot_is_refused_before_any_write(arm, azure_env):
     result = up("--spot")
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: size {T4} is not offered as Spot")
     assert writes(arm) == []
+
+
+def test_spot_from_provision_toml_but_never_yes(tmp_path):
+    (tmp_path / "provision.toml").write_text("spot = true\nmax_price = 0.3\n")
+    settings = load({"target": "local"}, cwd=tmp_path)
+    assert (settings.spot, settings.max_price, settings.yes) == (True, 0.3, False)
+    (tmp_path / "provision.toml").write_text("yes = true\n")
+    with pytest.raises(UsageError, match="unknown setting 'yes'"):
+        load({"target": "local"}, cwd=tmp_path)
 
 
 # The fake refuses Spot fields as Azure documents (learn.microsoft.com/azure/virtual-machines/error-codes-spot).
