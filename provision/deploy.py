@@ -110,10 +110,10 @@ def _confirm_price(target: Target, settings: Settings, out: Output) -> None:
                 f"--max-price {settings.max_price} is below {quote.size}'s spot price in {quote.region} "
                 f"(${spot_now}/h, {quote.spot.source}): Azure refuses it (SpotPriceGreaterThanProvidedMaxPrice)"
             )
-    first = quotes[0]
-    price = first.compute(settings.spot).text("h")
     if settings.yes:
         return
+    first = quotes[0]
+    price = first.compute(settings.spot).text("h")
     if not out.confirm(f"Create {first.size}{' (Spot)' if settings.spot else ''} in {first.region} at {price}?"):
         raise ProvisionError("nothing created (answer yes on a terminal, or pass --yes to create it without asking)")
 

@@ -162,12 +162,13 @@ def test_no_terminal_through_the_console_script_creates_nothing(arm, azure_env, 
     assert writes(arm) == []
 
 
-def test_a_terminal_answer_of_no_creates_nothing(arm, azure_env, asks, prices, monkeypatch):
+def test_a_terminal_answer_of_no_creates_nothing(arm, azure_env, state_dir, asks, prices, monkeypatch):
     monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
     result = up("--spot")
     assert f"Create {T4} (Spot) in eastus at $0.079/h?" in result.stderr
     assert "$0.079/h spot (pay-as-you-go $0.500/h); OS disk E15 $18.50/month" in result.stderr
     assert result.exit_code == 1 and writes(arm) == []
+    assert not (state_dir / NAME).exists()  # no record, no keys
 
 
 def test_a_terminal_answer_of_yes_creates(arm, azure_env, asks, monkeypatch):
