@@ -70,10 +70,10 @@ def disk_tier(disk_gb: int) -> str:
 class Prices:
     """Looks prices up, once per run per item; remembers when the API is down so as not to wait twice."""
 
-    def __init__(self, store: StateStore | None = None, endpoint: str | None = None):
+    def __init__(self, store: StateStore | None = None, endpoint: str | None = None, *, offline: bool = False):
         self.endpoint = endpoint or os.environ.get("PROVISION_PRICES_ENDPOINT") or ENDPOINT
         self.store = store or StateStore()
-        self._api_down = False
+        self._api_down = offline  # offline: never ask the API
         self._found: dict[str, tuple] = {}  # key -> (value, source) found this run
 
     def quote(self, size: str, region: str, disk_gb: int) -> Quote:

@@ -92,7 +92,7 @@ SIGNED_IN_AT_UP = Owner("your Azure identity, read at `up`")
 
 def plan_table(settings: Settings, out: Output, *, as_json: bool) -> None:
     """What `up` would create and what it costs; sends nothing to Azure Resource Manager and does not look up
-    this machine's address. Prices may come from the public Retail Prices API (provision.prices)."""
+    this machine's address, nor to the prices API: prices come from the cache `up` keeps, or the shipped table."""
     from provision.targets.azure import AzureTarget
 
     plan = AzureTarget(replace(settings, allow_ip=settings.allow_ip or DETECTED_AT_UP)).plan(owner=SIGNED_IN_AT_UP)
@@ -101,7 +101,7 @@ def plan_table(settings: Settings, out: Output, *, as_json: bool) -> None:
         return
     title = f"provision up would create, in subscription {plan.subscription}:"
     out.table(["resource", "name", "settings"], summary_rows(plan), title=title)
-    quotes = AzureTarget(settings).quotes()
+    quotes = AzureTarget(settings).quotes(offline=True)
     sources = sorted({quote.sources() for quote in quotes})
     columns = ["size", "region", "US$/hour", "spot US$/hour", "disk US$/month"] + ["source"] * (len(sources) > 1)
     out.table(

@@ -193,11 +193,16 @@ def test_a_machine_that_costs_nothing_never_asks(state_dir):  # no PROVISION_YES
     assert result.exit_code == 0 and "Create " not in result.stderr
 
 
-def test_plan_shows_each_choice_with_its_price_and_sends_nothing(arm, azure_env, prices):
-    result = provision("plan", "--size", f"{T4},Standard_NC40ads_H100_v5", "--region", "eastus,westus2")
+def test_plan_shows_each_choice_with_the_prices_up_fetched_and_sends_nothing(arm, azure_env, prices, monkeypatch):
+    choices = ("--size", f"{T4},Standard_NC40ads_H100_v5", "--region", "eastus,westus2")
+    assert up(*choices).exit_code == 0  # up asks the Retail Prices API, and caches
+    assert provision("down", NAME, "--yes").exit_code == 0
+    arm.clear_log()
+    monkeypatch.setenv("PROVISION_PRICES_ENDPOINT", "http://127.0.0.1:9/prices")  # plan must not ask again
+    result = provision("plan", *choices)
     assert result.exit_code == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if "eastus" in line or "westus2" in line]
-    assert "What it costs (Azure Retail Prices API)" in result.stdout.replace("\n", " ")
+    assert "What it costs (cache of " in result.stdout.replace("\n", " ")
     assert any(T4 in line and "0.500" in line and "0.079" in line and "18.50 (E15)" in line for line in lines)
     assert any("H100" in line and "6.900" in line for line in lines)
     assert arm.requests == []

@@ -130,9 +130,10 @@ class AzureTarget:
             failures[-1][1].code,
         )
 
-    def quotes(self) -> list[Quote]:
-        """The price of each size and region `create` may try (its OS disk included), from provision.prices."""
-        found, disk_gb = Prices(), self.settings.os_disk_gb
+    def quotes(self, *, offline: bool = False) -> list[Quote]:
+        """The price of each size and region `create` may try (its OS disk included), from provision.prices;
+        offline, from the cache or the shipped table only."""
+        found, disk_gb = Prices(offline=offline), self.settings.os_disk_gb
         return [found.quote(size, region, disk_gb) for size in self.settings.sizes for region in self.settings.regions]
 
     def _preflight(self, region: str, size: str) -> preflight.Offer:
