@@ -25,6 +25,9 @@ RETRY = {
 # GET /subscriptions/{id}: the Subscriptions API version `az account` sends (azure-mgmt-resource
 # 26 no longer ships a SubscriptionClient, so it goes through the resource client's pipeline).
 SUBSCRIPTIONS_API = "2022-12-01"
+# The first read answers "can I reach Azure at all": an ARM that takes a connection and never answers
+# is reported within about a minute (3 tries of 15 s), not after the 4 x 60 s a slow later read may take.
+FIRST_READ = {"read_timeout": 15, "retry_read": 2}
 SOVEREIGN_SCOPES = {
     "china": "https://management.chinacloudapi.cn/.default",
     "usgov": "https://management.usgovcloudapi.net/.default",
@@ -95,7 +98,7 @@ class Clients:
         from azure.mgmt.core.exceptions import ARMErrorFormat
 
         request = HttpRequest("GET", f"/subscriptions/{self.subscription}", params={"api-version": SUBSCRIPTIONS_API})
-        response = self.resource.send_request(request)
+        response = self.resource.send_request(request, **FIRST_READ)
         if response.status_code != 200:
             map_error(response.status_code, response, {401: ClientAuthenticationError, 404: ResourceNotFoundError})
             raise HttpResponseError(response=response, error_format=ARMErrorFormat)
