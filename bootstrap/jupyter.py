@@ -13,7 +13,7 @@ import json
 import shlex
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from bootstrap.pyenv import ensure_packages, pin_kernel_script
 from bootstrap.remote import BootstrapError, Remote, expand
@@ -23,6 +23,8 @@ STATE_DIR = "~/.dsvm-kit"
 STATE_FILE = f"{STATE_DIR}/jupyter.json"
 LOG_FILE = f"{STATE_DIR}/jupyter.log"
 TLS_DIR = f"{STATE_DIR}/tls"
+LOCK_FILE = f"{STATE_DIR}/jupyter.lock"  # held while one command looks for a server and starts one
+_LOCK_WAIT = 60  # seconds a start waits for another one on the machine
 
 _PROBE = """\
 import importlib.util as u
@@ -39,6 +41,7 @@ config.IdentityProvider.token = os.environ.pop("JUPYTER_TOKEN")
 LabApp.initialize_server(argv=sys.argv[1:], config=config).start()
 """
 _SERVER_MARK = "jupyterlab.labapp"  # in the server's command line
+_STATE_PID_PORT = "import json, sys; s = json.load(open(sys.argv[1])); print(int(s['pid']), int(s['port']))"
 
 # GET path with headers within a timeout, from the server: (status, body). Raises OSError.
 HTTPGet = Callable[[str, dict[str, str], float], tuple[int, bytes]]
@@ -144,7 +147,10 @@ def start(
     """Start JupyterLab (a free port unless given), detached, serving `root`.
 
     It binds 127.0.0.1, or with `tls` every interface, serving HTTPS only. Callers reuse
-    a running server (find_running + token_works) instead of starting another.
+    a running server (find_running + token_works) instead of starting another. The check
+    and the start run under a lock on the machine, in one command that also writes
+    STATE_FILE: run again after a dropped connection, it answers with the server the
+    first run started instead of starting a second one.
     """
     python, root = expand(remote, python), expand(remote, root)
     py = shlex.quote(python)
@@ -161,22 +167,29 @@ def start(
             f"--ServerApp.certfile={shlex.quote(tls.certfile)}",
             f"--ServerApp.keyfile={shlex.quote(tls.keyfile)}",
         ]
-    log = shlex.quote(expand(remote, LOG_FILE))
+    state, lock, log = (shlex.quote(expand(remote, path)) for path in (STATE_FILE, LOCK_FILE, LOG_FILE))
+    record = f'{{"python": {json.dumps(python)}, "port": %s, "pid": %s, "root": {json.dumps(root)}}}\\n'
     script = f"""\
 umask 077
 mkdir -p {shlex.quote(expand(remote, STATE_DIR))} {shlex.quote(root)} || exit 1
 IFS= read -r JUPYTER_TOKEN || exit 1
 export JUPYTER_TOKEN
+exec 9>>{lock} || exit 1
+flock -w {_LOCK_WAIT} 9 || {{ echo "another start of Jupyter held {LOCK_FILE} for {_LOCK_WAIT} s" >&2; exit 1; }}
+set -- $({py} -c {shlex.quote(_STATE_PID_PORT)} {state} 2>/dev/null)
+case "$#:$(tr '\\0' ' ' </proc/"$1"/cmdline 2>/dev/null)" in
+  2:*{_SERVER_MARK}*"--ServerApp.port=$2 "*) echo "$1 $2"; exit 0 ;;  # an earlier try of this command started it
+esac
 {pin_kernel_script(remote, python)}port={port_value} || exit 1
 as_root=; [ "$(id -u)" -ne 0 ] || as_root=--ServerApp.allow_root=True  # local target run as root
 cd {shlex.quote(root)} || exit 1
-setsid {py} -c {shlex.quote(_LAUNCH)} {" ".join(options)} $as_root </dev/null >{log} 2>&1 &
-echo "$! $port"
+pid=$( (setsid {py} -c {shlex.quote(_LAUNCH)} {" ".join(options)} $as_root </dev/null >{log} 2>&1 9>&- &
+  echo $!) )
+printf {shlex.quote(record)} "$port" "$pid" >{state}.partial && mv {state}.partial {state} || exit 1
+echo "$pid $port"
 """
     out = remote.run(script, stdin=token + "\n", step="starting Jupyter").stdout.split()
-    server = JupyterServer(python, int(out[1]), int(out[0]), root)
-    remote.write_text(STATE_FILE, json.dumps(asdict(server)), mode=0o600)
-    return server
+    return JupyterServer(python, int(out[1]), int(out[0]), root)
 
 
 def _auth(token: str) -> dict[str, str]:
