@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import bootstrap
-from bootstrap import jupyter, notebooks
+from bootstrap import datasets, jupyter, notebooks
 from bootstrap.gpucheck import Verdict, judge
 from bootstrap.remote import Endpoint, LocalRemote, Remote, connect
 from provision.output import Output
@@ -69,6 +69,10 @@ def start_jupyter(
             tls_files = public.install(remote) if public else None
             server = jupyter.start(remote, python, token, port=public.port if public else None, tls=tls_files)
         jupyter.wait_ready(remote, server, token, get=public.from_here() if public else None)
+    if settings.dataset != "cifar10":  # else the check downloads it, and two downloads would collide
+        with out.step("Downloading CIFAR-10 on the machine in the background, for your own runs"):
+            why_not = datasets.fetch_cifar10_in_background(remote, python)
+            out.note(f"not started: {why_not}" if why_not else f"into {datasets.DATA_DIR}, log in {datasets.LOG_FILE}")
     journal.record.jupyter = {
         "python": python,
         "port": server.port,
