@@ -23,6 +23,10 @@ STATE_DIR = "~/.dsvm-kit"
 STATE_FILE = f"{STATE_DIR}/jupyter.json"
 LOG_FILE = f"{STATE_DIR}/jupyter.log"
 TLS_DIR = f"{STATE_DIR}/tls"
+# JupyterLab's user settings, in a directory of ours: there, "never fetch Jupyter news" is set
+# (as the user's answer would be), so JupyterLab does not greet them with that question.
+USER_SETTINGS_DIR = f"{STATE_DIR}/lab/user-settings"
+_NEWS_SETTING = ("@jupyterlab/apputils-extension/notification.jupyterlab-settings", '{"fetchNews": "false"}')
 LOCK_FILE = f"{STATE_DIR}/jupyter.lock"  # held while one command looks for a server and starts one
 _LOCK_WAIT = 60  # seconds a start waits for another one on the machine
 
@@ -161,6 +165,7 @@ def start(
         '--ServerApp.port="$port"',
         "--ServerApp.port_retries=0",
         f"--ServerApp.root_dir={shlex.quote(root)}",
+        f"--LabApp.user_settings_dir={shlex.quote(expand(remote, USER_SETTINGS_DIR))}",
     ]
     if tls:
         options += [
@@ -168,6 +173,7 @@ def start(
             f"--ServerApp.keyfile={shlex.quote(tls.keyfile)}",
         ]
     state, lock, log = (shlex.quote(expand(remote, path)) for path in (STATE_FILE, LOCK_FILE, LOG_FILE))
+    news = shlex.quote(f"{expand(remote, USER_SETTINGS_DIR)}/{_NEWS_SETTING[0]}")
     record = f'{{"python": {json.dumps(python)}, "port": %s, "pid": %s, "root": {json.dumps(root)}}}\\n'
     script = f"""\
 umask 077
@@ -180,6 +186,7 @@ set -- $({py} -c {shlex.quote(_STATE_PID_PORT)} {state} 2>/dev/null)
 case "$#:$(tr '\\0' ' ' </proc/"$1"/cmdline 2>/dev/null)" in
   2:*{_SERVER_MARK}*"--ServerApp.port=$2 "*) echo "$1 $2"; exit 0 ;;  # an earlier try of this command started it
 esac
+[ -e {news} ] || {{ mkdir -p "$(dirname {news})" && printf '%s\\n' {shlex.quote(_NEWS_SETTING[1])} >{news}; }} || exit 1
 {pin_kernel_script(remote, python)}port={port_value} || exit 1
 as_root=; [ "$(id -u)" -ne 0 ] || as_root=--ServerApp.allow_root=True  # local target run as root
 cd {shlex.quote(root)} || exit 1

@@ -16,6 +16,7 @@ from bootstrap.gpucheck import NVIDIA_SMI_QUERY
 from bootstrap.pyenv import ensure_packages, pin_kernel_script
 from bootstrap.remote import BootstrapError, CommandTimedOut, Remote, expand
 
+TRAINING = "first_pytorch_classifier.ipynb"  # the notebook the GPU check runs, and the one the URL opens
 SKIPPED = {".ipynb_checkpoints", "__pycache__", ".pytest_cache", ".git", ".DS_Store"}
 _CHANNEL_GRACE = 90.0  # seconds the kit waits beyond the notebook's own limit
 RUNS_DIR = "~/.dsvm-kit/runs"  # a directory per run: its pid, and its exit status once it ended

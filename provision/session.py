@@ -15,7 +15,7 @@ from provision.settings import Settings
 from provision.state import TOKEN_FILE, Journal, StateStore
 from provision.targets import Machine
 
-NOTEBOOK = "first_pytorch_classifier.ipynb"
+NOTEBOOK = notebooks.TRAINING
 SSH_WAIT = 600  # seconds a new VM may take before SSH answers
 
 

@@ -47,7 +47,7 @@ from tests.fakes.sshd import new_ed25519_key
 
 NAME = "faults"
 DELAY = 1.0  # seconds SSH is away when "not up yet"
-URL = re.compile(r"http://127\.0\.0\.1:(\d+)/lab\?token=([\w-]+)")
+URL = re.compile(r"http://127\.0\.0\.1:(\d+)/lab/tree/first_pytorch_classifier\.ipynb\?token=([\w-]+)")
 
 STEPS = BOOTSTRAP_STEPS
 FAULTS = [
