@@ -110,7 +110,6 @@ def test_execute_fetches_what_nvidia_smi_says(tmp_path: Path, notebook_dir: Path
     assert [gpu.name for gpu in parse_nvidia_smi(run.nvidia_smi)] == ["Tesla T4"]
 
 
-
 # Stands in for torchvision (not installed here): its CIFAR10 notes each call in a file under root.
 TORCHVISION_STAND_IN = """\
 import os
