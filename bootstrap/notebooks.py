@@ -186,9 +186,9 @@ def _wait_script(run_dir: str, summary: str) -> str:
     d = shlex.quote(run_dir)
     return f"""\
 i=0
-while [ ! -e {d}/status ] && [ $i -lt {int(_POLL / 0.2)} ]; do
+while [ ! -e {d}/status ] && [ $i -lt {int(_POLL / 0.1)} ]; do
   kill -0 "$(cat {d}/pid 2>/dev/null)" 2>/dev/null || [ -e {d}/status ] || {{ echo -1 >{d}/status; break; }}
-  sleep 0.2; i=$((i + 1))
+  sleep 0.1; i=$((i + 1))
 done
 [ -e {d}/status ] || {{ echo {RUNNING}; exit 0; }}
 {summary} "$(cat {d}/status)"
