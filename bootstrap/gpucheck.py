@@ -41,6 +41,9 @@ RESULT_SCHEMA: dict[str, tuple[type, ...]] = {
 # versions included (NVIDIA's "minor version compatibility" table).
 MIN_DRIVER_FOR_CUDA = {11: 450, 12: 525, 13: 580}
 
+# What the notebook raises when CIFAR-10 cannot be fetched, before its cause: a network problem, not the GPU's.
+DOWNLOAD_ERROR = "DownloadError: "
+
 DATASET_NAMES = {"cifar10": "CIFAR-10", "digits": "digits", "synthetic": "synthetic images"}
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -96,6 +99,10 @@ def judge(result: dict | None, *, nvidia_smi: str | None, error: str | None, all
     facts = ([] if result is None else _result_facts(result)) + [_nvidia_smi_fact(nvidia_smi)]
     if error:
         facts.append("notebook error: " + _last_line(error))
+        if _last_line(error).startswith(DOWNLOAD_ERROR):
+            cause = _last_line(error).removeprefix(DOWNLOAD_ERROR)
+            summary = f"could not download CIFAR-10: {cause}; the check can run offline with --dataset synthetic"
+            return Verdict(False, summary, tuple(facts))
         if result is not None:
             facts.append("a result file exists although the notebook failed: probably from an earlier run, not judged")
         return _fail(

@@ -13,7 +13,7 @@ import http.client
 import json
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from bootstrap.pyenv import pin_kernel_script
@@ -23,6 +23,12 @@ STATE_DIR = "~/.dsvm-kit"
 STATE_FILE = f"{STATE_DIR}/jupyter.json"
 LOG_FILE = f"{STATE_DIR}/jupyter.log"
 TLS_DIR = f"{STATE_DIR}/tls"
+# JupyterLab's user settings, in a directory of ours: there, "never fetch Jupyter news" is set
+# (as the user's answer would be), so JupyterLab does not greet them with that question.
+USER_SETTINGS_DIR = f"{STATE_DIR}/lab/user-settings"
+_NEWS_SETTING = ("@jupyterlab/apputils-extension/notification.jupyterlab-settings", '{"fetchNews": "false"}')
+LOCK_FILE = f"{STATE_DIR}/jupyter.lock"  # held while one command looks for a server and starts one
+_LOCK_WAIT = 60  # seconds a start waits for another one on the machine
 
 _FREE_PORT = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"
 # JupyterLab with the token taken out of the environment first, so kernels do not inherit it.
@@ -35,6 +41,7 @@ config.IdentityProvider.token = os.environ.pop("JUPYTER_TOKEN")
 LabApp.initialize_server(argv=sys.argv[1:], config=config).start()
 """
 _SERVER_MARK = "jupyterlab.labapp"  # in the server's command line
+_STATE_PID_PORT = "import json, sys; s = json.load(open(sys.argv[1])); print(int(s['pid']), int(s['port']))"
 
 # GET path with headers within a timeout, from the server: (status, body). Raises OSError.
 HTTPGet = Callable[[str, dict[str, str], float], tuple[int, bytes]]
@@ -94,7 +101,10 @@ def start(
     """Start JupyterLab (a free port unless given), detached, serving `root`.
 
     It binds 127.0.0.1, or with `tls` every interface, serving HTTPS only. Callers reuse
-    a running server (find_running + token_works) instead of starting another.
+    a running server (find_running + token_works) instead of starting another. The check
+    and the start run under a lock on the machine, in one command that also writes
+    STATE_FILE: run again after a dropped connection, it answers with the server the
+    first run started instead of starting a second one.
     """
     python, root = expand(remote, python), expand(remote, root)
     py = shlex.quote(python)
@@ -105,28 +115,38 @@ def start(
         '--ServerApp.port="$port"',
         "--ServerApp.port_retries=0",
         f"--ServerApp.root_dir={shlex.quote(root)}",
+        f"--LabApp.user_settings_dir={shlex.quote(expand(remote, USER_SETTINGS_DIR))}",
     ]
     if tls:
         options += [
             f"--ServerApp.certfile={shlex.quote(tls.certfile)}",
             f"--ServerApp.keyfile={shlex.quote(tls.keyfile)}",
         ]
-    log = shlex.quote(expand(remote, LOG_FILE))
+    state, lock, log = (shlex.quote(expand(remote, path)) for path in (STATE_FILE, LOCK_FILE, LOG_FILE))
+    news = shlex.quote(f"{expand(remote, USER_SETTINGS_DIR)}/{_NEWS_SETTING[0]}")
+    record = f'{{"python": {json.dumps(python)}, "port": %s, "pid": %s, "root": {json.dumps(root)}}}\\n'
     script = f"""\
 umask 077
 mkdir -p {shlex.quote(expand(remote, STATE_DIR))} {shlex.quote(root)} || exit 1
 IFS= read -r JUPYTER_TOKEN || exit 1
 export JUPYTER_TOKEN
+exec 9>>{lock} || exit 1
+flock -w {_LOCK_WAIT} 9 || {{ echo "another start of Jupyter held {LOCK_FILE} for {_LOCK_WAIT} s" >&2; exit 1; }}
+set -- $({py} -c {shlex.quote(_STATE_PID_PORT)} {state} 2>/dev/null)
+case "$#:$(tr '\\0' ' ' </proc/"$1"/cmdline 2>/dev/null)" in
+  2:*{_SERVER_MARK}*"--ServerApp.port=$2 "*) echo "$1 $2"; exit 0 ;;  # an earlier try of this command started it
+esac
+[ -e {news} ] || {{ mkdir -p "$(dirname {news})" && printf '%s\\n' {shlex.quote(_NEWS_SETTING[1])} >{news}; }} || exit 1
 {pin_kernel_script(remote, python)}port={port_value} || exit 1
 as_root=; [ "$(id -u)" -ne 0 ] || as_root=--ServerApp.allow_root=True  # local target run as root
 cd {shlex.quote(root)} || exit 1
-setsid {py} -c {shlex.quote(_LAUNCH)} {" ".join(options)} $as_root </dev/null >{log} 2>&1 &
-echo "$! $port"
+pid=$( (setsid {py} -c {shlex.quote(_LAUNCH)} {" ".join(options)} $as_root </dev/null >{log} 2>&1 9>&- &
+  echo $!) )
+printf {shlex.quote(record)} "$port" "$pid" >{state}.partial && mv {state}.partial {state} || exit 1
+echo "$pid $port"
 """
     out = remote.run(script, stdin=token + "\n", step="starting Jupyter").stdout.split()
-    server = JupyterServer(python, int(out[1]), int(out[0]), root)
-    remote.write_text(STATE_FILE, json.dumps(asdict(server)), mode=0o600)
-    return server
+    return JupyterServer(python, int(out[1]), int(out[0]), root)
 
 
 def _auth(token: str) -> dict[str, str]:

@@ -14,15 +14,19 @@ from pathlib import Path
 
 from bootstrap.gpucheck import NVIDIA_SMI_QUERY
 from bootstrap.pyenv import ensure_packages, pin_kernel_script
-from bootstrap.remote import BootstrapError, Remote, expand
+from bootstrap.remote import BootstrapError, CommandTimedOut, Remote, expand
 
+TRAINING = "first_pytorch_classifier.ipynb"  # the notebook the GPU check runs, and the one the URL opens
 SKIPPED = {".ipynb_checkpoints", "__pycache__", ".pytest_cache", ".git", ".DS_Store"}
-_CHANNEL_GRACE = 90.0  # seconds the channel waits beyond the notebook's own limit
+_CHANNEL_GRACE = 90.0  # seconds the kit waits beyond the notebook's own limit
+RUNS_DIR = "~/.dsvm-kit/runs"  # a directory per run: its pid, and its exit status once it ended
+RUNNING = "running"  # what a look at a run that has not ended prints
+_POLL = 30.0  # seconds one look at a run waits for it to end
 
 # Runs on the machine after papermill: judge the run, fetch the result, ask nvidia-smi.
 _SUMMARY = """\
 import json, subprocess, sys
-rc, executed, result_path, log, limit, *nvidia_smi_query = int(sys.argv[1]), *sys.argv[2:]
+executed, result_path, log, limit, *nvidia_smi_query, rc = *sys.argv[1:-1], int(sys.argv[-1])
 
 def load(path):
     try:
@@ -53,7 +57,9 @@ def nvidia_smi():
         return None
     return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
 
-if rc in (124, 137):
+if rc == -1:
+    error = "the run ended without an exit status (killed?): " + (last_line(log) or "no output")
+elif rc in (124, 137):
     error = f"timed out after {limit} s"
 elif rc:
     error = cell_error() or last_line(log) or f"papermill exited with code {rc}"
@@ -132,6 +138,8 @@ def execute(
 
     The executed copy keeps its outputs, also when a cell fails or time runs out.
     The `result_path` parameter is set to a file under <root>/runs that is fetched.
+    The run is detached on the machine (its own session, a run id): a dropped connection
+    neither stops it nor starts it twice; the kit reconnects and waits for the same run.
     """
     python, root = expand(remote, python), expand(remote, root)
     installed = tuple(ensure_packages(remote, python, {"papermill": "papermill", "ipykernel": "ipykernel"}))
@@ -141,21 +149,47 @@ def execute(
     stem = posixpath.splitext(posixpath.basename(source))[0]
     executed, log = f"{runs}/{stamp}-{stem}.ipynb", f"{runs}/{stamp}-{stem}.log"
     result_path = f"{runs}/{stamp}-result.json"
+    run_dir = f"{expand(remote, RUNS_DIR)}/{stamp}-{stem}"  # the run id: its pid and, once done, its exit status
     limit = max(1, math.ceil(timeout))
     q = shlex.quote
-    script = f"""\
-mkdir -p {q(runs)} || exit 1
-{pin_kernel_script(remote, python)}cd {q(root)} || exit 1
+    papermill = f"""\
 timeout -k 10 {limit} {q(python)} -m papermill --no-progress-bar -k python3 \\
   --cwd {q(posixpath.dirname(source))} -y {q(_yaml_safe_json({**parameters, "result_path": result_path}))} \\
   {q(source)} {q(executed)} >{q(log)} 2>&1
-{q(python)} -c {q(_SUMMARY)} "$?" {q(executed)} {q(result_path)} {q(log)} {limit} {NVIDIA_SMI_QUERY}
+echo $? >{q(run_dir)}/status.partial && mv {q(run_dir)}/status.partial {q(run_dir)}/status
 """
+    # mkdir claims the run id: a second try of this command finds it taken and starts nothing.
+    start = f"""\
+mkdir -p {q(runs)} {q(posixpath.dirname(run_dir))} || exit 1
+mkdir {q(run_dir)} 2>/dev/null || exit 0
+{pin_kernel_script(remote, python)}cd {q(root)} || exit 1
+(setsid sh -c {q(papermill)} </dev/null >/dev/null 2>&1 & echo $! >{q(run_dir)}/pid)
+"""
+    summary = f"{q(python)} -c {q(_SUMMARY)} {q(executed)} {q(result_path)} {q(log)} {limit} {NVIDIA_SMI_QUERY}"
+    step = f"running {notebook}"
     started = time.monotonic()
-    out = remote.run(script, timeout=limit + _CHANNEL_GRACE, step=f"running {notebook}").stdout
+    remote.run(start, step=step)
+    deadline = started + limit + _CHANNEL_GRACE
+    while (out := remote.run(_wait_script(run_dir, summary), timeout=_POLL + 60, step=step).stdout).strip() == RUNNING:
+        if time.monotonic() > deadline:
+            raise CommandTimedOut(step, limit + _CHANNEL_GRACE)
     seconds = time.monotonic() - started
     try:
         summary = json.loads(out.strip().splitlines()[-1])
     except (IndexError, ValueError):
         raise BootstrapError(f"running {notebook} gave no summary: {out.strip()[-300:]!r}") from None
     return NotebookRun(executed, summary["result"], summary["error"], summary["nvidia_smi"], seconds, installed)
+
+
+def _wait_script(run_dir: str, summary: str) -> str:
+    """Shell that waits up to _POLL s for the run in run_dir, then prints RUNNING or its summary."""
+    d = shlex.quote(run_dir)
+    return f"""\
+i=0
+while [ ! -e {d}/status ] && [ $i -lt {int(_POLL / 0.1)} ]; do
+  kill -0 "$(cat {d}/pid 2>/dev/null)" 2>/dev/null || [ -e {d}/status ] || {{ echo -1 >{d}/status; break; }}
+  sleep 0.1; i=$((i + 1))
+done
+[ -e {d}/status ] || {{ echo {RUNNING}; exit 0; }}
+{summary} "$(cat {d}/status)"
+"""

@@ -35,6 +35,10 @@ _ATTEMPT_TIMEOUT = 15.0  # seconds for one TCP connect / banner / auth exchange
 _FIRST_DELAY, _MAX_DELAY = 0.5, 10.0  # backoff between connection attempts
 _CHANNEL_OPEN_TIMEOUT = 30.0
 _DROP_GRACE = 5.0  # seconds to tell a dropped connection from an error on a live one
+# An SSH keepalive this often: an Azure public IP drops a TCP flow idle for 4 minutes (its default
+# idle timeout, https://learn.microsoft.com/azure/virtual-network/ip-services/public-ip-addresses),
+# and the notebook step can send nothing for longer.
+KEEPALIVE = 30
 
 
 @dataclass(frozen=True)
@@ -243,6 +247,7 @@ def _open_client(endpoint: Endpoint, timeout: float, on_wait: Callable[[str], No
                 allow_agent=False,
             )
             client.get_transport().set_log_channel(LOG_CHANNEL)
+            client.get_transport().set_keepalive(KEEPALIVE)
             return client
         except paramiko.BadHostKeyException as e:
             client.close()
@@ -327,7 +332,11 @@ class SSHRemote:
             return self._client.get_transport()
 
     def _session(self, operation):
-        """Run operation(transport); if the connection has dropped, reconnect once and (re)run it."""
+        """Run operation(transport); if the connection has dropped, reconnect once and (re)run it.
+
+        So every command must be safe to run twice: those that start something (Jupyter,
+        a notebook run) look for what an earlier try started first, under a lock or a claim.
+        """
         transport = self._client.get_transport()
         if transport is not None and transport.is_active():
             try:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import bootstrap
-from bootstrap import jupyter, notebooks, pychoice
+from bootstrap import datasets, jupyter, notebooks, pychoice
 from bootstrap.gpucheck import Verdict, judge
 from bootstrap.pyenv import install
 from bootstrap.remote import ConnectTimeout, Endpoint, LocalRemote, Remote, connect
@@ -16,7 +16,7 @@ from provision.settings import OPEN_TO_ALL, Settings
 from provision.state import TOKEN_FILE, Journal, StateStore
 from provision.targets import Machine
 
-NOTEBOOK = "first_pytorch_classifier.ipynb"
+NOTEBOOK = notebooks.TRAINING
 SSH_WAIT = 600  # seconds SSH may take to answer once Azure says the VM is created (its first boot)
 
 
@@ -84,6 +84,10 @@ def start_jupyter(
             tls_files = public.install(remote) if public else None
             server = jupyter.start(remote, python, token, port=public.port if public else None, tls=tls_files)
         jupyter.wait_ready(remote, server, token, get=public.from_here() if public else None)
+    if settings.dataset != "cifar10":  # else the check downloads it, and two downloads would collide
+        with out.step("Downloading CIFAR-10 on the machine in the background, for your own runs"):
+            why_not = datasets.fetch_cifar10_in_background(remote, python)
+            out.note(f"not started: {why_not}" if why_not else f"into {datasets.DATA_DIR}, log in {datasets.LOG_FILE}")
     journal.record.jupyter = {
         "python": python,
         "port": server.port,

@@ -7,10 +7,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from contextlib import suppress
 
 import filelock
 
+from bootstrap.notebooks import TRAINING
 from bootstrap.remote import Remote
 from provision.errors import ProvisionError
 from provision.interrupts import sigterm_as_interrupt
@@ -28,7 +30,8 @@ def free_port() -> int:
 
 
 def lab_url(port: int, token: str, scheme: str = "http", host: str = "127.0.0.1") -> str:
-    return f"{scheme}://{host}:{port}/lab?token={token}"
+    """The URL that opens the training notebook in JupyterLab, signed in with the token."""
+    return f"{scheme}://{host}:{port}/lab/tree/{urllib.parse.quote(TRAINING)}?token={token}"
 
 
 def hold(remote: Remote, remote_port: int, local_port: int, on_open, store: StateStore, name: str):

@@ -20,8 +20,9 @@ from provision.state import StateStore
 from tests.conftest import console
 from tests.fakes.sshd import new_ed25519_key
 
-URL = re.compile(r"http://127\.0\.0\.1:(\d+)/lab\?token=([\w-]+)")
+URL = re.compile(r"http://127\.0\.0\.1:(\d+)/lab/tree/first_pytorch_classifier\.ipynb\?token=([\w-]+)")
 NOTEBOOK = "first_pytorch_classifier.ipynb"
+NEWS_QUESTION = "Would you like to get notified about official Jupyter news?"  # JupyterLab's, on a first start
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
@@ -97,9 +98,11 @@ def test_up_detach_serves_jupyterlab_then_down_removes_everything(cloud, state_d
     assert http(port, "/api/contents")[0] == 403
     assert http(port, "/api/contents", "wrong-token")[0] == 403
 
-    # A real browser renders JupyterLab with the notebook in its file browser.
-    dom = render(f"http://127.0.0.1:{port}/lab?token={token}", tmp_path)
+    # In a real browser the printed URL opens the notebook itself, without JupyterLab's news question.
+    dom = render(URL.search(up.stdout).group(0), tmp_path)
     assert "jp-FileBrowser" in dom and NOTEBOOK in dom
+    assert "jp-NotebookPanel" in dom and "Train your first deep learning model" in dom
+    assert NEWS_QUESTION not in dom
     assert (ARTIFACTS / "jupyterlab.png").stat().st_size > 10_000
 
     # The token is in no process's argv and no log; only in the printed URL.

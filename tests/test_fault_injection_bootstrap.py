@@ -29,6 +29,7 @@ How each fault is injected:
   the first scenario: a notebook's error can only surface when it runs.
 """
 
+import pwd
 import re
 import socket
 import subprocess
@@ -40,13 +41,13 @@ import pytest
 from provision import session
 from provision.state import StateStore
 from tests.conftest import provision
-from tests.fakes.notebook import write_training_stand_in
+from tests.fakes.notebook import STAND_IN_STARTS, write_training_stand_in
 from tests.fakes.scenarios import BOOTSTRAP_STEPS, Scenario, cloud_leftovers, one_line_error, timed, vm_leftovers
 from tests.fakes.sshd import new_ed25519_key
 
 NAME = "faults"
 DELAY = 1.0  # seconds SSH is away when "not up yet"
-URL = re.compile(r"http://127\.0\.0\.1:(\d+)/lab\?token=([\w-]+)")
+URL = re.compile(r"http://127\.0\.0\.1:(\d+)/lab/tree/first_pytorch_classifier\.ipynb\?token=([\w-]+)")
 
 STEPS = BOOTSTRAP_STEPS
 FAULTS = [
@@ -202,3 +203,26 @@ def test_a_fault_in_a_bootstrap_step_leaks_and_exposes_nothing(
         assert error and f"provision down {NAME}" in error, up.stderr
         assert EXPECTED_ERROR.get((step, fault), EXPECTED_ERROR.get(fault)) in error
         assert kept is not None and kept.phase in ("created", "ready")
+
+
+@pytest.mark.parametrize("step", ["start Jupyter", "run the notebook"])
+def test_a_connection_dropped_in_the_middle_of_a_step_starts_nothing_twice(fake_cloud, state_dir, step):
+    """The step's command did its work (Jupyter started, the notebook run launched) when the
+    connection drops, before the kit heard back: `up` reconnects and goes on with what the
+    first try started: one Jupyter server, one notebook run that ran once."""
+    cloud = fake_cloud
+    trap = cloud.vms.drop_after(STEPS[step])
+    up = provision("up", "--name", NAME, "--allow-cpu", "--detach")
+    try:
+        exposed = exposure(cloud, up) if up.exit_code == 0 else []
+        runs = Path(pwd.getpwnam(cloud.user).pw_dir) / "notebooks" / "runs"
+        executed = sorted(path.name for path in runs.glob("*.ipynb"))
+        starts = (runs / STAND_IN_STARTS).read_text().splitlines() if (runs / STAND_IN_STARTS).exists() else []
+    finally:
+        down = provision("down", NAME, "--yes")
+    assert trap.wait(5) and trap.error is None, f"the fault did not fire: {up.stderr}"
+    assert up.exit_code == 0, up.stderr
+    assert exposed == []  # among them: exactly one Jupyter process of the VM's user
+    assert len(executed) == 1, executed
+    assert starts == ["started"]
+    assert StateStore().load(NAME) is None and down.exit_code == 0, down.stderr

@@ -234,6 +234,17 @@ def test_a_notebook_error_fails_and_shows_the_error_line(partial):
     assert ("torch.cuda.is_available(): True" in verdict.details) == (partial is not None)
 
 
+def test_a_failed_download_is_reported_as_one_with_its_cause_not_as_a_failed_gpu_check():
+    error = "DownloadError: HTTPError: HTTP Error 503: Service Unavailable"
+    verdict = judge(None, nvidia_smi=T4, error=error)
+    assert not verdict.passed
+    assert verdict.summary == (
+        "could not download CIFAR-10: HTTPError: HTTP Error 503: Service Unavailable; "
+        "the check can run offline with --dataset synthetic"
+    )
+    assert f"notebook error: {error}" in verdict.details
+
+
 def test_a_missing_result_file_means_the_notebook_did_not_finish():
     verdict = judge(None, nvidia_smi=T4, error=None)
     assert not verdict.passed

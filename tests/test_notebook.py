@@ -141,9 +141,18 @@ def test_digits_train_on_the_cpu_to_85_percent_with_figures_and_a_report(tmp_pat
     )
 
 
-def test_synthetic_data_trains_and_the_report_goes_where_asked(tmp_path, monkeypatch):
+NO_NETWORK = """
+import socket
+def refuse(*args, **kwargs):
+    raise OSError("no network in this kernel")
+socket.socket.connect = socket.socket.connect_ex = socket.create_connection = socket.getaddrinfo = refuse
+"""
+
+
+def test_synthetic_data_trains_offline_and_the_report_goes_where_asked(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))  # the kernel inherits it: "~" is tmp_path there
-    execute(tmp_path, {"dataset": "synthetic", "epochs": 1, "result_path": "~/reports/run 1/result.json"})
+    parameters = {"dataset": "synthetic", "epochs": 1, "result_path": "~/reports/run 1/result.json"}
+    execute(tmp_path, parameters, first_cell=NO_NETWORK)
 
     result = json.loads((tmp_path / "reports" / "run 1" / "result.json").read_text())
     assert_schema(result)
@@ -184,6 +193,22 @@ def test_cifar10_is_loaded_through_torchvision_into_the_data_dir(tmp_path, monke
         200,
     )
     assert "truck" in "".join(stdout_of(cell) for cell in executed.cells)  # the per-class accuracy names classes
+
+
+def test_a_failed_cifar10_download_is_a_download_problem_not_a_gpu_one(tmp_path):
+    unreachable = FAKE_TORCHVISION.replace(
+        "CIFAR10.calls.append([str(root), train, download])",
+        "raise __import__('urllib.error').error.URLError('[Errno -3] Temporary failure in name resolution')",
+    )
+    with pytest.raises(PapermillExecutionError) as raised:
+        execute(tmp_path, {"dataset": "cifar10", "data_dir": str(tmp_path / "data")}, first_cell=unreachable)
+
+    assert raised.value.ename == "DownloadError"
+    verdict = judge(None, nvidia_smi=None, error=f"{raised.value.ename}: {raised.value.evalue}")
+    assert verdict.summary == (
+        "could not download CIFAR-10: URLError: <urlopen error [Errno -3] Temporary failure in name resolution>; "
+        "the check can run offline with --dataset synthetic"
+    )
 
 
 def test_cifar10_without_torchvision_fails_with_a_clear_error(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import notebooks
+from bootstrap import datasets, notebooks
 from bootstrap.remote import Remote
 
 pytest_plugins = ["tests.fakes.fixtures"]
@@ -108,3 +108,25 @@ def test_execute_fetches_what_nvidia_smi_says(tmp_path: Path, notebook_dir: Path
     run = notebooks.execute(remote, sys.executable, "demo.ipynb", parameters={"mode": "ok"}, timeout=300)
     assert run.error is None
     assert [gpu.name for gpu in parse_nvidia_smi(run.nvidia_smi)] == ["Tesla T4"]
+
+
+# Stands in for torchvision (not installed here): its CIFAR10 notes each call in a file under root.
+TORCHVISION_STAND_IN = """\
+import os
+class CIFAR10:
+    def __init__(self, root, train, download):
+        with open(os.path.join(root, "calls"), "a") as f:
+            f.write(f"{train} {download}\\n")
+"""
+
+
+def test_cifar10_is_fetched_in_the_background_where_torchvision_is(remote: Remote, env_python: str):
+    assert datasets.fetch_cifar10_in_background(remote, env_python) == f"{env_python} has no torchvision"
+
+    remote.write_text("~/stand-in/torchvision/datasets.py", TORCHVISION_STAND_IN)
+    remote.write_text("~/stand-in/torchvision/__init__.py", "from . import datasets\n")
+    python = f"{remote.home}/stand-in/python"
+    remote.write_text(python, f'#!/bin/sh\nPYTHONPATH={remote.home}/stand-in exec {env_python} "$@"\n', mode=0o700)
+    assert datasets.fetch_cifar10_in_background(remote, python, "~/cifar") is None
+    wait = "for i in $(seq 100); do [ $(wc -l <cifar/calls) -eq 2 ] 2>/dev/null && break; sleep 0.1; done"
+    assert remote.run(f"{wait}; cat cifar/calls").stdout.splitlines() == ["1 True", "0 True"]

@@ -250,7 +250,9 @@ def test_up_public_serves_tls_to_the_allowed_source_only_then_down(cloud, state_
     assert up.exit_code == 0, up.stderr
     record = StateStore(state_dir).require("pub")
     fqdn, fingerprint = record.machine["fqdn"], record.jupyter["tls_sha256"]
-    url = re.search(rf"^https://{re.escape(fqdn)}:{port}/lab\?token=([\w-]+)$", up.stdout, re.M)
+    url = re.search(
+        rf"^https://{re.escape(fqdn)}:{port}/lab/tree/first_pytorch_classifier\.ipynb\?token=([\w-]+)$", up.stdout, re.M
+    )
     assert url, up.stdout
     token = url.group(1)
     assert "http://" not in up.stdout and f"fingerprint is {fingerprint}" in up.stdout

@@ -26,6 +26,7 @@ def test_defaults(tmp_path):
         "azureuser",
     )
     assert s.ssh_port == 22 and s.allow_ip is None and s.arm_endpoint == "https://management.azure.com"
+    assert s.dataset == "synthetic"  # the check needs no download (the notebook makes it on the device)
 
 
 def test_toml_then_environment_then_flags(tmp_path):

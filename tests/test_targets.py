@@ -21,7 +21,7 @@ from tests.fakes import processes
 
 pytest_plugins = ["tests.fakes.fixtures"]
 
-URL = re.compile(r"(https?)://127\.0\.0\.1:(\d+)/lab\?token=([\w-]+)")
+URL = re.compile(r"(https?)://127\.0\.0\.1:(\d+)/lab/tree/first_pytorch_classifier\.ipynb\?token=([\w-]+)")
 NOTEBOOK = "first_pytorch_classifier.ipynb"
 
 

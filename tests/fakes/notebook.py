@@ -6,6 +6,8 @@ from pathlib import Path
 
 import nbformat
 
+STAND_IN_STARTS = "stand-in-starts"  # the file (beside result_path) where each run of the stand-in adds a line
+
 
 def write_notebook(path: Path) -> Path:
     """A tiny notebook: `mode` "ok" writes its parameters and kernel facts to result_path,
@@ -31,7 +33,7 @@ def write_training_stand_in(path: Path) -> Path:
     """A stand-in for the training notebook, for tests about everything around it: it takes the
     same parameters, needs torchvision for CIFAR-10 as the real one does (and so raises
     ModuleNotFoundError where torchvision is missing), else writes at once a result the GPU
-    check accepts under --allow-cpu."""
+    check accepts under --allow-cpu. Each run adds a line to STAND_IN_STARTS beside its result."""
     parameters = (
         'dataset = "cifar10"\nepochs = 2\nbatch_size = 256\nlearning_rate = 0.004\ndevice = "auto"\n'
         'seed = 0\nresult_path = "result.json"\ndata_dir = "~/data"'
@@ -55,7 +57,9 @@ def write_training_stand_in(path: Path) -> Path:
     cells = [
         nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(
-            "import json\n"
+            "import json, os\n"
+            f"with open(os.path.join(os.path.dirname(result_path), {STAND_IN_STARTS!r}), 'a') as f:\n"
+            '    f.write("started\\n")\n'
             'if dataset == "cifar10":\n'
             "    import torchvision  # CIFAR-10 comes through torchvision, as in the real notebook\n"
             f"result = {result!r}\n"

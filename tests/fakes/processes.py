@@ -71,13 +71,26 @@ def children(pid: int) -> list[int]:
     return [p for p in _all_pids() if (s := _stat(p)) and s[1] == pid]
 
 
-def descendants(pid: int) -> list[int]:
+def descendants(pid: int, *, but_detached: bool = False) -> list[int]:
+    """Every process below pid; with but_detached, not those that left their session with
+    setsid (nor what they started), unless sshd started them (it gives each command its own)."""
     found, todo = [], [pid]
     while todo:
-        kids = children(todo.pop())
+        parent = todo.pop()
+        kids = children(parent)
+        if but_detached and not command_line(parent).startswith("sshd"):
+            kids = [kid for kid in kids if not _session_leader(kid)]
         found += kids
         todo += kids
     return found
+
+
+def _session_leader(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[3]) == pid
+    except (OSError, IndexError, ValueError):
+        return False
 
 
 def pids_of_user(uid: int) -> list[int]:

@@ -130,9 +130,10 @@ class SSHD:
                 time.sleep(0.02)
 
     def drop_sessions(self) -> None:
-        """Kill every per-connection process (and what runs in it): each client sees its connection drop."""
+        """Kill every per-connection process (and what runs in it): each client sees its connection drop.
+        What a command detached with setsid lives on, as on a real machine."""
         if self._process:
-            processes.kill_and_reap(processes.descendants(self._process.pid))
+            processes.kill_and_reap(processes.descendants(self._process.pid, but_detached=True))
 
     def stop(self) -> None:
         """Stop the listener and every session it started; wait() on all of them."""

@@ -286,6 +286,10 @@ class FakeVMs:
         """Drop the kit's connection as the command starts (the command then never ran)."""
         return self.traps.arm(pattern, lambda: self._only_vm().sshd.drop_sessions())
 
+    def drop_after(self, pattern: str) -> Trap:
+        """Drop the kit's connection once the command did its work, before the kit hears it ended."""
+        return self.traps.arm(pattern, lambda: self._only_vm().sshd.drop_sessions(), at_exit=True)
+
     def restart_at(self, pattern: str, down_for: float) -> Trap:
         """Restart sshd as the command starts: the connection drops, SSH is down for `down_for` s."""
         return self.traps.arm(pattern, lambda: self._restart(down_for))

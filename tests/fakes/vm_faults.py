@@ -8,8 +8,9 @@ process acts as root (drops the connection, restarts sshd with another host key.
 the trap is released, the command goes on, after sourcing the trap's shell snippet if it
 has one (e.g. a `setsid` function that takes Jupyter's port first).
 
-So a fault lands in a chosen step of `provision up`, before that step's command runs,
-whatever the timing.
+So a fault lands in a chosen step of `provision up`, before that step's command runs
+(or, armed `at_exit`, after it did its work and before the kit hears it ended: an EXIT
+trap), whatever the timing.
 """
 
 from __future__ import annotations
@@ -27,15 +28,18 @@ _CLAIM_WAIT = 60  # seconds a fired trap's command waits to be released (or kill
 
 _SCRIPT = """\
 # Sourced by the fake VM user's ~/.bashrc: fire the armed traps this command matches.
+__fire() {{
+  : >"$1.fired"
+  __waited=0
+  while [ ! -e "$1.released" ] && [ $__waited -lt {ticks} ]; do sleep 0.05; __waited=$((__waited + 1)); done
+  [ ! -e "$1.snippet" ] || . "$1.snippet"
+}}
 for __trap in {directory}/*.armed; do
   [ -e "$__trap" ] || continue
   __trap=${{__trap%.armed}}
   case $BASH_EXECUTION_STRING in *"$(cat "$__trap.pattern")"*) ;; *) continue ;; esac
   rm "$__trap.armed" 2>/dev/null || continue
-  : >"$__trap.fired"
-  __waited=0
-  while [ ! -e "$__trap.released" ] && [ $__waited -lt {ticks} ]; do sleep 0.05; __waited=$((__waited + 1)); done
-  [ ! -e "$__trap.snippet" ] || . "$__trap.snippet"
+  if [ -e "$__trap.at_exit" ]; then trap "__fire $__trap" EXIT; else __fire "$__trap"; fi
 done
 unset __trap __waited
 """
@@ -108,16 +112,25 @@ class Traps:
         return f"[ -r {self.script} ] && . {self.script}\n"
 
     def arm(
-        self, pattern: str, action: Callable[[], None] | None = None, *, snippet: str = "", release: bool = True
+        self,
+        pattern: str,
+        action: Callable[[], None] | None = None,
+        *,
+        snippet: str = "",
+        release: bool = True,
+        at_exit: bool = False,
     ) -> Trap:
         """Fire once, on the first command containing `pattern`: run `action` here, then let the
-        command go on (unless release=False: it waits, e.g. for a signal to reach `provision`)."""
+        command go on (unless release=False: it waits, e.g. for a signal to reach `provision`).
+        With at_exit, fire once the command has done its work, before its session reports the exit."""
         trap = Trap(pattern, action, release)
         name = f"t{next(self._ids)}"
         base = self.directory / name
         base.with_suffix(".pattern").write_text(pattern)
         if snippet:
             base.with_suffix(".snippet").write_text(snippet)
+        if at_exit:
+            base.with_suffix(".at_exit").touch()
         for path in base.parent.glob(f"{name}.*"):
             path.chmod(0o644)
         with self._lock:
