@@ -78,8 +78,9 @@ def _costs(record: Record) -> dict:
     if price is not None:
         spot = " Spot" if record.price.get("spot") else ""
         facts["usd_per_hour"] = f"{price:.3f}{spot} ({record.price.get('source')})"
-        hours = power.running_hours(record)
-        facts["compute_cost_so_far"] = f"${hours * price:.2f} for {hours:.2f} h running (the disk aside)"
+        now = datetime.now(UTC)
+        cost, hours = power.cost_so_far(record, now), power.running_hours(record, now)
+        facts["compute_cost_so_far"] = f"${cost:.2f} for {hours:.2f} h running (the disk aside)"
     return facts
 
 
