@@ -189,6 +189,31 @@ def down(
 
 
 @app.command()
+def stop(name: NameArg = None, quiet: Quiet = False) -> None:
+    """Deallocate a deployment's VM: its compute stops billing (its disk does not); `start` resumes it."""
+    from provision.deploy import stop as run_stop
+
+    run_stop(_name(name), _store(), Output(quiet=quiet))
+
+
+@app.command()
+def start(
+    name: NameArg = None,
+    detach: Annotated[
+        bool,
+        typer.Option("--detach", help="Print the URL and exit; the tunnel runs in the background."),
+    ] = False,
+    port: Port = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Start a stopped (or evicted) deployment: same host key, same Jupyter token and notebooks; print the URL."""
+    from provision.deploy import UpOptions
+    from provision.deploy import start as run_start
+
+    run_start(_name(name), _store(), Output(quiet=quiet), UpOptions(detach=detach, local_port=port))
+
+
+@app.command()
 def gc(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     everyone: Annotated[bool, typer.Option("--everyone", help="Include groups other people created.")] = False,
@@ -225,7 +250,7 @@ def list_(
     json: Json = False,
 ) -> None:
     """Every deployment recorded here (and with --cloud, every tagged resource group)."""
-    from provision.report import deployments
+    from provision.report import deployments, running_total
 
     out = Output()
     rows = deployments(_store(), cloud=cloud)
@@ -236,6 +261,7 @@ def list_(
     else:
         columns = list(rows[0])
         out.table(columns, [tuple(str(row.get(c, "")) for c in columns) for row in rows])
+        out.result(running_total(rows))
 
 
 @app.command()

@@ -1,15 +1,16 @@
 """The commands' core: up, down, check, tunnel. The CLI parses; this decides and acts."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from bootstrap import jupyter
 from bootstrap.remote import BootstrapError, Remote
-from provision import prices, public, session, tunnel
+from provision import power, prices, public, session, tunnel
 from provision.errors import ProvisionError
 from provision.interrupts import sigterm_as_interrupt
 from provision.output import Output
+from provision.prices import Prices, Quote
 from provision.settings import Settings, for_deployment, load
 from provision.sshfiles import write_known_hosts
 from provision.state import Journal, Record, StateStore
@@ -54,15 +55,16 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
         record = store.load(settings.name)
         target = target_for(settings)
         journal = Journal(store, record or _new_record(settings))
-        machine = _reusable_machine(settings, record, target, out)
+        machine = _reusable_machine(settings, record, target, journal, out)
         created_now = machine is None
-        if created_now:
-            _confirm_price(target, settings, out)
+        quotes = _confirm_price(target, settings, out) if created_now else []
         try:
             if machine is None:
                 machine = target.create(journal, out)
                 write_known_hosts(store, settings.name, machine)
                 journal.record.phase = "created"
+                _record_price(journal.record, quotes, spot=settings.spot)
+                power.note(journal.record, RUNNING, "created")
                 journal.save()
         except BaseException:
             if journal.record.resources:
@@ -97,11 +99,12 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
     _serve(remote, machine, server.port, token, store, settings.name, out, options)
 
 
-def _confirm_price(target: Target, settings: Settings, out: Output) -> None:
-    """Show what the machine will cost and ask, unless told yes; a machine that costs nothing never asks."""
+def _confirm_price(target: Target, settings: Settings, out: Output) -> list[Quote]:
+    """Show what the machine will cost and ask, unless told yes; a machine that costs nothing never asks.
+    Returns the quotes shown."""
     quotes = target.quotes()
     if not quotes:
-        return
+        return quotes
     for quote in quotes:
         out.note(prices.describe(quote, spot=settings.spot))
         spot_now = quote.spot.usd
@@ -111,11 +114,27 @@ def _confirm_price(target: Target, settings: Settings, out: Output) -> None:
                 f"(${spot_now}/h, {quote.spot.source}): Azure refuses it (SpotPriceGreaterThanProvidedMaxPrice)"
             )
     if settings.yes:
-        return
+        return quotes
     first = quotes[0]
     price = first.compute(settings.spot).text("h")
     if not out.confirm(f"Create {first.size}{' (Spot)' if settings.spot else ''} in {first.region} at {price}?"):
         raise ProvisionError("nothing created (answer yes on a terminal, or pass --yes to create it without asking)")
+    return quotes
+
+
+def _record_price(record: Record, quotes: list[Quote], *, spot: bool) -> None:
+    """Keep the price of the size and region `create` settled on: `status` and `list` add up from it."""
+    where = (str(record.settings.get("size", "")).lower(), str(record.settings.get("region", "")).lower())
+    quote = next((q for q in quotes if (q.size.lower(), q.region.lower()) == where), None)
+    if quote is not None:
+        compute = quote.compute(spot)
+        record.price = {
+            "usd_per_hour": compute.usd,
+            "source": compute.source,
+            "spot": spot,
+            "disk_usd_per_month": quote.disk.usd,
+            "disk_tier": quote.disk_tier,
+        }
 
 
 def _new_record(settings: Settings) -> Record:
@@ -127,8 +146,11 @@ def _new_record(settings: Settings) -> Record:
     )
 
 
-def _reusable_machine(settings: Settings, record: Record | None, target: Target, out: Output) -> Machine | None:
-    """The machine of an earlier, finished `up` of this name; None when there is none."""
+def _reusable_machine(
+    settings: Settings, record: Record | None, target: Target, journal: Journal, out: Output
+) -> Machine | None:
+    """The machine of an earlier, finished `up` of this name (started again if it was stopped, once the user
+    agrees); None when there is none."""
     if record is None:
         return None
     name = record.name
@@ -147,11 +169,35 @@ def _reusable_machine(settings: Settings, record: Record | None, target: Target,
             f"an earlier `provision up` of {name!r} did not finish ({record.phase}); run "
             f"`provision down {name}` to clean up, then `provision up` again"
         )
-    state = target.status(record).get("power_state")
+    state = target.status(record).get("power_state", "")
+    if state in power.STARTABLE:
+        return _offer_start(settings, journal, target, state, out)
     if state not in (RUNNING, NOT_A_CLOUD_MACHINE):
-        raise ProvisionError(f"the VM of {name!r} is {state}; start it (`az vm start`) or `provision down {name}`")
+        raise ProvisionError(
+            f"the VM of {name!r} is {state}; try again once it is running or deallocated, or `provision down {name}`"
+        )
     out.note(f"deployment {name!r} exists: reusing its machine")
     return Machine.from_dict(record.machine)
+
+
+def _offer_start(settings: Settings, journal: Journal, target: Target, state: str, out: Output) -> Machine:
+    """`up` on a stopped (or evicted) machine: start it if the user says so, or was told yes."""
+    name = journal.record.name
+    shown, changed = power.observe(journal.record, state)
+    if changed:
+        journal.save()
+    if not settings.yes and not out.confirm(f"The VM of {name!r} is {shown}. Start it?"):
+        raise ProvisionError(f"the VM of {name!r} is {shown}; `provision start {name}` starts it")
+    return _power_on(target, journal, out)
+
+
+def _power_on(target: Target, journal: Journal, out: Output) -> Machine:
+    """Start the stopped machine, note it in the power history, pin its host key again."""
+    machine = target.start(journal, out)
+    power.note(journal.record, RUNNING, "started")
+    journal.save()
+    write_known_hosts(journal.store, journal.record.name, machine)
+    return machine
 
 
 def _undo(settings: Settings, journal: Journal, out: Output, options: UpOptions) -> None:
@@ -327,6 +373,67 @@ def check(name: str, flags: dict[str, Any], store: StateStore, out: Output) -> N
             _check(remote, settings, journal, out, skip=False)
         finally:
             remote.close()
+
+
+def stop(name: str, store: StateStore, out: Output) -> None:
+    """`provision stop`: deallocate the machine (its compute stops billing; its disk does not), close the
+    tunnel, note it in the power history."""
+    with store.lock(name, on_wait=out.note):
+        record = store.require(name)
+        settings = settings_for(record)
+        if record.machine is None:
+            raise ProvisionError(f"{name!r} has no machine to stop ({record.phase}); `provision down {name}` cleans up")
+        target_for(settings).stop(record, out)
+        if tunnel.stop(store, name):
+            out.note("closed the SSH tunnel")
+        power.note(record, power.DEALLOCATED, "by hand")
+        store.save(record)
+    out.result(
+        f"{name!r} is deallocated: its compute no longer bills, {_disk_bill(record, settings)}; "
+        f"`provision start {name}` resumes it"
+    )
+
+
+def _disk_bill(record: Record, settings: Settings) -> str:
+    """What the disk of a deallocated VM still costs: as recorded at `up`, else from the cache or shipped table."""
+    price = record.price
+    if price is None:
+        quote = Prices(offline=True).quote(record.settings["size"], record.settings["region"], settings.os_disk_gb)
+        price = {"disk_usd_per_month": quote.disk.usd, "disk_tier": quote.disk_tier}
+    usd = price.get("disk_usd_per_month")
+    amount = "an amount no price source knew" if usd is None else f"${usd:.2f}/month"
+    return f"its OS disk ({price.get('disk_tier')}) still bills {amount} until `provision down`"
+
+
+def start(name: str, store: StateStore, out: Output, options: UpOptions) -> None:
+    """`provision start`: start the stopped (or evicted) machine, wait for SSH with the pinned host key,
+    restart Jupyter with the same token and notebooks, and serve its URL as `up` does."""
+    with store.lock(name, on_wait=out.note), sigterm_as_interrupt():
+        record = store.require(name)
+        settings = settings_for(record)
+        if record.machine is None:
+            raise ProvisionError(f"{name!r} has no machine to start ({record.phase}); run `provision up --name {name}`")
+        journal, target = Journal(store, record), target_for(settings)
+        if power.observe(record, target.status(record).get("power_state", ""))[1]:
+            journal.save()
+        machine = _power_on(target, journal, out)
+        _print_machine(machine, out)
+        if record.jupyter is None:
+            out.note(f"Jupyter was never started on {name!r}: `provision up --name {name}` starts it")
+            return
+        remote = session.open_remote(machine, out)
+        try:
+            # The Python `up` chose and judged; the check is not run again (`provision check` does).
+            same = replace(settings, remote_python=record.jupyter["python"])
+            server, token = session.start_jupyter(remote, same, journal, out, allow_cpu=True)
+        except BootstrapError as e:
+            remote.close()
+            raise ProvisionError(f"{e}; {_still_running(name, machine)}") from None
+    if settings.access == "public":
+        remote.close()
+        public.show(journal.record, token, store, out)
+        return
+    _serve(remote, machine, server.port, token, store, name, out, options)
 
 
 def down(name: str, flags: dict[str, Any], store: StateStore, out: Output, *, wait: bool, yes: bool) -> None:

@@ -3,11 +3,13 @@
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from provision import power
+from provision.errors import ProvisionError
 from provision.output import Output
 from provision.plan import Owner, redacted, summary_rows
 from provision.prices import Price, Quote
 from provision.settings import Settings, load
-from provision.state import StateStore
+from provision.state import Record, StateStore
 from provision.targets import target_for
 
 
@@ -45,7 +47,40 @@ def status(name: str, store: StateStore) -> dict:
         "last_check": (record.check or {}).get("summary", "never run"),
     }
     if record.machine:
-        facts.update(target_for(settings_for(record)).status(record))
+        live = target_for(settings_for(record)).status(record)
+        facts.update(live, power_state=_observed(store, record, live.get("power_state", "")))
+    facts.update(_costs(record))
+    return facts
+
+
+def _observed(store: StateStore, record: Record, live: str) -> str:
+    """The power state to show; an eviction seen for the first time enters the record's history, unless another
+    command holds the record (the next look notes it)."""
+    shown, changed = power.observe(record, live)
+    if changed:
+        try:
+            with store.lock(record.name, wait=1):
+                fresh = store.require(record.name)
+                if power.observe(fresh, live)[1]:
+                    store.save(fresh)
+        except ProvisionError:
+            pass
+    return shown
+
+
+def _costs(record: Record) -> dict:
+    """$/hour, the compute cost so far by the power history, and the last power change."""
+    facts = {}
+    if record.power:
+        change = record.power[-1]
+        facts["power_changed"] = f"{change['state']} at {change['at']} ({change['reason']})"
+    price = power.hourly(record)
+    if price is not None:
+        spot = " Spot" if record.price.get("spot") else ""
+        facts["usd_per_hour"] = f"{price:.3f}{spot} ({record.price.get('source')})"
+        now = datetime.now(UTC)
+        cost, hours = power.cost_so_far(record, now), power.running_hours(record, now)
+        facts["compute_cost_so_far"] = f"${cost:.2f} for {hours:.2f} h running (the disk aside)"
     return facts
 
 
@@ -61,6 +96,8 @@ def deployments(store: StateStore, *, cloud: bool) -> list[dict]:
                 "region": record.settings.get("region", ""),
                 "size": record.settings.get("size", ""),
                 "phase": record.phase,
+                "state": _state(store, record),
+                "usd_per_hour": power.hourly(record) or "",
                 "age": age(record.created),
                 "check": "passed" if (record.check or {}).get("passed") else "-",
             }
@@ -78,11 +115,33 @@ def deployments(store: StateStore, *, cloud: bool) -> list[dict]:
                         "region": group["region"],
                         "size": "",
                         "phase": f"no local record (group {group['resource_group']})",
+                        "state": "",
+                        "usd_per_hour": "",
                         "age": age(group["created"]) if group["created"] else "",
                         "check": "-",
                     }
                 )
     return rows
+
+
+def _state(store: StateStore, record: Record) -> str:
+    """The machine's power state as its target reports it now (`evicted` included); "unknown" when it cannot."""
+    from provision.deploy import settings_for
+
+    if record.machine is None:
+        return "-"
+    try:
+        live = target_for(settings_for(record)).status(record).get("power_state", "")
+    except ProvisionError:
+        return "unknown"
+    return _observed(store, record, live)
+
+
+def running_total(rows: list[dict]) -> str:
+    """One line: what everything running costs an hour, by the prices recorded at `up`."""
+    running = [row for row in rows if row.get("state") == "running" and row.get("usd_per_hour") != ""]
+    total = sum(row["usd_per_hour"] for row in running)
+    return f"running now: {len(running)} priced deployment(s), ${total:.3f}/hour in all"
 
 
 # Where allow_ip is unset, `plan` sends nothing to find the caller's address: `up` detects it.

@@ -51,12 +51,14 @@ class Record:
     target: str  # azure | local | ssh://user@host:port
     created: str
     settings: dict = field(default_factory=dict)  # the non-secret settings `up` ran with
-    phase: str = "creating"  # creating | created | ready | failed
+    phase: str = "creating"  # creating | created | ready | failed (power state: see `power`)
     resources: list[Resource] = field(default_factory=list)
     machine: dict | None = None  # host, port, user, key_path, host_key, fqdn, public_ip
     jupyter: dict | None = None  # remote port, pid, python, root
     tunnel: dict | None = None  # pid and local port of a detached tunnel
     check: dict | None = None  # the last GPU check: passed, summary, when
+    power: list[dict] = field(default_factory=list)  # power changes the kit saw: state, at, reason (provision.power)
+    price: dict | None = None  # what the machine costs, as quoted when it was made: usd_per_hour, source, disk...
 
     def track(self, kind: str, resource_id: str) -> Resource:
         """The entry for a resource, added in state "creating" if new."""

@@ -34,7 +34,20 @@ def test_help_does_not_import_the_sdk():
 def test_help_lists_the_commands():
     result = console("--help")
     assert result.exit_code == 0
-    for command in ("up", "down", "status", "list", "plan", "check", "tunnel", "ssh", "ssh-config", "gc"):
+    for command in (
+        "up",
+        "down",
+        "status",
+        "list",
+        "plan",
+        "check",
+        "tunnel",
+        "ssh",
+        "ssh-config",
+        "gc",
+        "stop",
+        "start",
+    ):
         assert f"  {command} " in result.stdout
 
 

@@ -424,6 +424,55 @@ def test_deallocate_halts_and_start_boots_again(arm, az, booter):
     assert power_state(az) == "PowerState/stopped"
 
 
+def test_deallocate_and_start_pass_through_their_transitional_power_states(arm, az):
+    create_vm(az)
+    arm.hold("Microsoft.Compute/virtualMachines", 600)
+    arm.clear_log()
+    deallocating = az.compute.virtual_machines.begin_deallocate(GROUP, "dsvm")
+    assert power_state(az) == "PowerState/deallocating"
+    arm.hold("Microsoft.Compute/virtualMachines", 0)
+    deallocating.result()
+    view = az.compute.virtual_machines.instance_view(GROUP, "dsvm")
+    power = next(s for s in view.statuses if s.code.startswith("PowerState/"))
+    assert (power.code, power.display_status) == ("PowerState/deallocated", "VM deallocated")
+
+    arm.hold("Microsoft.Compute/virtualMachines", 600)
+    starting = az.compute.virtual_machines.begin_start(GROUP, "dsvm")
+    assert power_state(az) == "PowerState/starting"
+    arm.hold("Microsoft.Compute/virtualMachines", 0)
+    starting.result()
+    assert power_state(az) == "PowerState/running"
+    # VirtualMachine_Deallocate/Start_MaximumSet_Gen.json (their Location header: test_fake_arm_examples).
+    posts = [r for r in arm.requests if r.method == "POST"]
+    assert [(r.path.rsplit("/", 1)[1], r.status) for r in posts] == [("deallocate", 202), ("start", 202)]
+
+
+def test_evicting_a_spot_vm_deallocates_it_out_of_band_and_start_resumes_it(arm, az, booter):
+    nic_id = make_network(az)
+    body = vm_body(nic_id)
+    body["properties"].update(priority="Spot", evictionPolicy="Deallocate", billingProfile={"maxPrice": -1})
+    vm = az.compute.virtual_machines.begin_create_or_update(GROUP, "dsvm", body).result()
+    arm.clear_log()
+
+    arm.evict(vm.id)
+    assert power_state(az) == "PowerState/deallocated" and booter.running == set()
+    assert az.compute.virtual_machines.get(GROUP, "dsvm").provisioning_state == "Succeeded"
+    assert [r.method for r in arm.requests] == ["GET", "GET"]  # nobody asked: no operation
+
+    arm.inject("POST", r"/virtualmachines/dsvm/start$", code="AllocationFailed", async_failure=True)
+    with pytest.raises(HttpResponseError) as caught:
+        az.compute.virtual_machines.begin_start(GROUP, "dsvm").result()
+    assert caught.value.error.code == "AllocationFailed" and power_state(az) == "PowerState/deallocated"
+    az.compute.virtual_machines.begin_start(GROUP, "dsvm").result()
+    assert power_state(az) == "PowerState/running" and booter.running == {vm.id}
+
+
+def test_only_a_spot_vm_can_be_evicted(arm, az):
+    vm = create_vm(az)
+    with pytest.raises(ValueError, match="not a Spot VM"):
+        arm.evict(vm.id)
+
+
 def test_stopping_the_fake_halts_booted_vms():
     booter = RecordingBooter()
     with FakeARM(booter=booter) as arm:

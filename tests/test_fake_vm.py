@@ -2,16 +2,22 @@
 
 import base64
 import errno
+import pwd
+import secrets
 import socket
+import subprocess
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from provision import keys
 from provision.plan import cloud_config
 from tests.conftest import provision
+from tests.fakes import processes
 from tests.fakes.arm import BootSpec, FakeARM
-from tests.fakes.vm import FakeVMs, ssh_port_from_custom_data
+from tests.fakes.sshd import free_port
+from tests.fakes.vm import FakeVMs, leftovers, ssh_port_from_custom_data
 
 
 @pytest.mark.parametrize("port", [22, 2222])
@@ -56,3 +62,24 @@ def test_the_kits_default_port_reaches_the_fake_vm_only_through_custom_data(stat
         error = result.stderr.strip().splitlines()[-1]
         assert "OSProvisioningInternalError" in error and "127.0.0.1:22" in error, result.stderr
         assert arm.inventory() == [] and vms.running() == []
+
+
+def test_a_halt_that_keeps_the_disk_kills_the_users_processes_and_the_next_boot_finds_its_home():
+    """Deallocate: sshd and every process of the user stop (a restarted VM runs no Jupyter); the
+    home stays for the next boot, whose sshd presents the same host key; delete then removes it all."""
+    port, user = free_port(), "dsvm" + secrets.token_hex(4)
+    spec = BootSpec("vm-kept", user, [], cloud_config(keys.generate(), port).encode(), "127.0.0.1")
+    with FakeVMs() as vms:
+        vms.boot(spec)
+        home = Path(pwd.getpwnam(user).pw_dir)
+        (home / "work.txt").write_text("kept")
+        kernel = subprocess.Popen(["sleep", "600"], user=user, start_new_session=True)
+        vms.halt("vm-kept", keep_disk=True)
+        assert not processes.exists(kernel.pid)
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0
+        assert (home / "work.txt").read_text() == "kept" and leftovers(user, None) == [f"user {user}"]
+        vms.boot(spec)
+        assert vms.running() == ["vm-kept"] and (home / "work.txt").read_text() == "kept"
+        vms.halt("vm-kept")
+        assert leftovers(user, None) == []

@@ -43,6 +43,12 @@ class Target(Protocol):
     def status(self, record: Record) -> dict:
         """Live facts about the machine (power state, address...)."""
 
+    def stop(self, record: Record, out: Output) -> None:
+        """Power the machine off so that its compute stops billing, keeping its disk; or refuse in one line."""
+
+    def start(self, journal: Journal, out: Output) -> Machine:
+        """Power a stopped machine on again; the machine as it is now reached (recorded in the journal)."""
+
     def quotes(self) -> list[Quote]:
         """What each machine `create` may make costs, in the order it tries them; empty when free."""
 

@@ -2,6 +2,7 @@
 
 import getpass
 
+from provision.errors import ProvisionError
 from provision.output import Output
 from provision.settings import Settings
 from provision.state import Journal, Record
@@ -26,3 +27,9 @@ class LocalTarget:
 
     def status(self, record: Record) -> dict:
         return {"power_state": RUNNING}
+
+    def stop(self, record: Record, out: Output) -> None:
+        raise ProvisionError("--target local has no VM to stop: `provision down` stops its Jupyter")
+
+    def start(self, journal: Journal, out: Output) -> Machine:
+        raise ProvisionError("--target local has no VM to start: `provision up` starts its Jupyter")

@@ -63,3 +63,15 @@ class SSHTarget:
 
     def status(self, record: Record) -> dict:
         return {"power_state": NOT_A_CLOUD_MACHINE}
+
+    def stop(self, record: Record, out: Output) -> None:
+        raise ProvisionError(
+            f"{record.target} is a machine the kit did not create and cannot power off: "
+            "`provision down` stops its Jupyter"
+        )
+
+    def start(self, journal: Journal, out: Output) -> Machine:
+        raise ProvisionError(
+            f"{journal.record.target} is a machine the kit did not create and cannot power on: "
+            "`provision up` starts its Jupyter"
+        )

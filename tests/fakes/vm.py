@@ -212,9 +212,12 @@ class FakeVMs:
         self.traps = Traps()
         self.sshd_pids: list[int] = []  # every sshd listener started, for leftover checks
         self._vms: dict[str, _VM] = {}
+        self._disks: dict[str, _VM] = {}  # halted, disk kept (deallocated): the next boot finds user and home
         self._lock = threading.RLock()
 
     def boot(self, spec: BootSpec) -> None:
+        """First boot: make the user and its home, as cloud-init would. A boot after a halt that kept
+        the disk (start after deallocate) finds them as they were: cloud-init runs once per instance."""
         with self._lock:
             if spec.vm_id in self._vms:
                 return
@@ -222,12 +225,14 @@ class FakeVMs:
                 raise RuntimeError(f"FakeVMs runs one VM at a time; {list(self._vms)} is running")
             port = ssh_port_from_custom_data(spec.custom_data)
             _require_free(port)
-            created = _ensure_user(spec.admin_username)
+            kept = self._disks.pop(spec.vm_id, None)
+            created = kept.created_user if kept else _ensure_user(spec.admin_username)
             try:
-                keys = [new_ed25519_key().public_line] if self.refuse_client_key else spec.ssh_public_keys
-                _write_authorized_keys(spec.admin_username, keys)
-                _prepend_to_bashrc(spec.admin_username, self.traps.bashrc_line)
-                _link_conda(spec.admin_username)
+                if kept is None:
+                    keys = [new_ed25519_key().public_line] if self.refuse_client_key else spec.ssh_public_keys
+                    _write_authorized_keys(spec.admin_username, keys)
+                    _prepend_to_bashrc(spec.admin_username, self.traps.bashrc_line)
+                    _link_conda(spec.admin_username)
                 host_key = self.present_host_key or host_key_from_custom_data(spec.custom_data)
                 path = f"{Path(self.python).parent}:/usr/local/bin:/usr/bin:/bin"
                 sshd = SSHD(port, host_key, set_env={"PATH": path})
@@ -250,17 +255,22 @@ class FakeVMs:
                 vm.sshd.start()
                 self.sshd_pids.append(vm.sshd.pid)
 
-    def halt(self, vm_id: str) -> None:
-        """Power off: stop sshd, kill every process of the user, remove the user and its home."""
+    def halt(self, vm_id: str, *, keep_disk: bool = False) -> None:
+        """Power off: stop sshd and kill every process of the user; keep_disk keeps the user and its home
+        for the next boot (deallocate, eviction), else they go (delete, also of a VM halted before)."""
         with self._lock:
-            vm = self._vms.pop(vm_id, None)
+            vm = self._vms.pop(vm_id, None) or self._disks.pop(vm_id, None)
         if vm is None:
             return
         if vm.late_start is not None:
             vm.late_start.cancel()
         with self._lock:
             vm.sshd.cleanup()
-        if vm.created_user:
+        if keep_disk:
+            _kill_processes_of(vm.user)
+            with self._lock:
+                self._disks[vm_id] = vm
+        elif vm.created_user:
             _remove_user(vm.user)
 
     def running(self) -> list[str]:
@@ -271,7 +281,7 @@ class FakeVMs:
         return self._vms[vm_id].sshd
 
     def close(self) -> None:
-        for vm_id in list(self._vms):
+        for vm_id in [*self._vms, *self._disks]:
             self.halt(vm_id)
         self.traps.close()
 
@@ -381,10 +391,15 @@ def _link_conda(user: str) -> None:
     link.symlink_to(conda_root())
 
 
-def _remove_user(name: str) -> None:
+def _kill_processes_of(name: str) -> None:
+    """What powering a VM off does to its user's processes (Jupyter, kernels, shells)."""
     uid = pwd.getpwnam(name).pw_uid
     left = processes.kill_and_reap(processes.pids_of_user(uid))
     if left:
         raise RuntimeError(f"processes of {name} survived SIGKILL: {left}")
+
+
+def _remove_user(name: str) -> None:
+    _kill_processes_of(name)
     with _USERS_LOCK:
         subprocess.run(["userdel", "-r", "-f", name], check=True, capture_output=True)

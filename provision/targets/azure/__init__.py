@@ -26,6 +26,7 @@ MANAGED_FILTER = "tagName eq 'managed-by' and tagValue eq 'dsvm-kit'"
 CREATE_WAIT = {"vm": 900.0}
 CREATE_WAIT_DEFAULT = 300.0
 DELETE_WAIT = 1800.0
+POWER_WAIT = 900.0  # deallocate takes a minute or two; start, at worst as long as a first boot
 
 
 class AzureTarget:
@@ -233,16 +234,15 @@ class AzureTarget:
             self._create(journal, plan, nic)
         with out.step(f"VM {vm.name} ({plan.size}, {':'.join(plan.image)})"):
             self._create(journal, plan, vm)
-        address = self._call(
-            "read the public IP",
-            self.clients.network.public_ip_addresses.get,
-            plan.names.resource_group,
-            plan.names.public_ip,
-        )
+        return self._addressed(journal, machine, plan.names.resource_group, plan.names.public_ip)
+
+    def _addressed(self, journal: Journal, machine: Machine, group: str, public_ip: str) -> Machine:
+        """The machine at its public IP's address and name as Azure reports them now, recorded."""
+        address = self._call("read the public IP", self.clients.network.public_ip_addresses.get, group, public_ip)
         # The name as Azure gives it: its DNS zone differs by cloud (cloudapp.azure.com, .chinacloudapi.cn...).
         fqdn = address.dns_settings.fqdn if address.dns_settings else None
         machine = Machine(**{**machine.to_dict(), "host": address.ip_address, "fqdn": fqdn})
-        record.machine = machine.to_dict()
+        journal.record.machine = machine.to_dict()
         journal.save()
         return machine
 
@@ -375,6 +375,41 @@ class AzureTarget:
             "power_state": codes[0].split("/", 1)[1] if codes else "unknown",
             "security_type": security_type or "",  # as Azure reports it; status hides it when empty
         }
+
+    # -- stop, start -----------------------------------------------------------------------
+
+    def stop(self, record: Record, out: Output) -> None:
+        """Deallocate the VM: its compute stops billing; its disk and static public IP stay (and bill)."""
+        vm = self.settings.name
+        with out.step(f"Deallocating VM {vm}"):
+            poller = self._call(
+                f"deallocate VM {vm}",
+                self.clients.compute.virtual_machines.begin_deallocate,
+                self._group_name(record),
+                vm,
+            )
+            self._finish(f"deallocate VM {vm}", poller, POWER_WAIT)
+
+    def start(self, journal: Journal, out: Output) -> Machine:
+        """Start the deallocated VM; its address read again (a Static public IP keeps it). No capacity for
+        it now is one line that says to try later; the record stays as it was."""
+        record, vm = journal.record, self.settings.name
+        group = self._group_name(record)
+        with out.step(f"Starting VM {vm}"):
+            try:
+                poller = self._call(f"start VM {vm}", self.clients.compute.virtual_machines.begin_start, group, vm)
+                self._finish(f"start VM {vm}", poller, POWER_WAIT)
+            except AzureError as e:
+                if not e.is_capacity:
+                    raise
+                size, region = record.settings.get("size"), record.settings.get("region")
+                raise ProvisionError(
+                    f"Azure has no {'Spot ' if self.settings.spot else ''}capacity for {size} in {region} right now "
+                    f"({e.code}); try `provision start {record.name}` later"
+                ) from None
+        assert self.settings.subscription
+        public_ip = names_for(record.name, self.settings.subscription).public_ip
+        return self._addressed(journal, Machine.from_dict(record.machine or {}), group, public_ip)
 
     def list_groups(self) -> list[dict]:
         """Every resource group in the subscription that dsvm-kit tagged as its own."""

@@ -20,8 +20,9 @@ class Booter(Protocol):
     def boot(self, spec: BootSpec) -> None:
         """Called when a VM create (or start) completes, before the operation reports Succeeded."""
 
-    def halt(self, vm_id: str) -> None:
-        """Called on VM delete, deallocate, powerOff, and when the VM's group is deleted."""
+    def halt(self, vm_id: str, *, keep_disk: bool = False) -> None:
+        """Called on VM deallocate, powerOff, restart and eviction (keep_disk: the next boot finds the
+        OS disk as it was left), and on VM delete and the VM's group's delete (also of a VM halted before)."""
 
 
 class RecordingBooter:
@@ -45,7 +46,7 @@ class RecordingBooter:
             self.events.append(("boot", spec))
             self.running.add(spec.vm_id)
 
-    def halt(self, vm_id: str) -> None:
+    def halt(self, vm_id: str, *, keep_disk: bool = False) -> None:
         with self._lock:
             self.events.append(("halt", vm_id))
             self.running.discard(vm_id)

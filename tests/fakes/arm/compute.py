@@ -635,13 +635,14 @@ class ComputeModel:
                 code="OSProvisioningInternalError",
             ) from failure
 
-    def release_vm(self, vm: Entry) -> None:
-        """Halt the VM through the booter if it is booted (delete, deallocate, powerOff, group delete)."""
+    def release_vm(self, vm: Entry, *, keep_disk: bool = False) -> None:
+        """Halt the VM through the booter: keeping its OS disk (deallocate, powerOff, restart, an eviction)
+        if it is booted, or for good (delete, group delete) if it ever booted."""
         with self.state.lock:
             booted = vm.meta.get("booted")
             vm.meta["booted"] = False
-        if booted and self.state.booter is not None:
-            self.state.booter.halt(vm.id)
+        if self.state.booter is not None and (booted or (not keep_disk and vm.meta.get("provisioned"))):
+            self.state.booter.halt(vm.id, keep_disk=keep_disk)
 
     def _finisher(self, vm: Entry, boot: bool, power: str, halt: bool = False) -> Callable[[], None]:
         generation = vm.generation
@@ -652,7 +653,7 @@ class ComputeModel:
                     raise OperationCanceled("The operation was preempted by a later one.")
                 spec = self._boot_spec(vm) if boot else None
             if halt:
-                self.release_vm(vm)
+                self.release_vm(vm, keep_disk=True)
             if spec is not None and not vm.meta["booted"]:
                 self._boot(vm, spec)
                 with self.state.lock:
@@ -702,6 +703,20 @@ class ComputeModel:
                 failure=failure,
                 on_failure=self._failer(vm, previous_power),
             )
+
+    def evict(self, vm_id: str) -> None:
+        """Deallocate a Spot VM out of band, as Azure does when it wants the capacity back: no operation,
+        no distinct status; the instance view just says PowerState/deallocated (DESIGN.md section 8,
+        learn.microsoft.com/azure/virtual-machines/spot-vms, eviction policy Deallocate)."""
+        with self.state.lock:
+            vm = self.state.find(vm_id)
+            if vm is None or not vm.meta["spot"]:
+                raise ValueError(f"{vm_id} is not a Spot VM of this fake")
+            if vm.body["properties"].get("evictionPolicy", "Deallocate").lower() != "deallocate":
+                raise ValueError(f"{vm_id} is evicted by deletion (evictionPolicy Delete): delete it instead")
+        self.release_vm(vm, keep_disk=True)
+        with self.state.lock:
+            vm.meta["power"] = "deallocated"
 
     # -- virtual machines: delete --------------------------------------------------------------
 

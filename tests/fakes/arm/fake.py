@@ -182,6 +182,11 @@ class FakeARM:
     def set_image_plan(self, publisher: str, offer: str, sku: str, plan: dict | None) -> None:
         self._compute.set_image_plan(publisher, offer, sku, plan)
 
+    def evict(self, vm_id: str) -> None:
+        """Evict a Spot VM now: Azure deallocates it out of band (its sshd and processes stop, its disk stays)."""
+        self._state.settle()
+        self._compute.evict(vm_id)
+
     # -- inspection ----------------------------------------------------------------------------
 
     def inventory(self) -> list[str]:
