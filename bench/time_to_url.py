@@ -120,7 +120,12 @@ class Run:
             self.process.wait()
             raise SystemExit("up printed no URL:\n" + "".join(self.stderr[-30:]))
         self.process.send_signal(signal.SIGINT)
-        self.process.wait(60)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            print(f"(`up` held on {30} s after Ctrl-C; killed)")
+            self.process.kill()
+            self.process.wait()
         return self.url_at
 
     def step(self, prefix: str) -> float:

@@ -32,7 +32,10 @@ LOG_CHANNEL = "bootstrap.ssh"  # paramiko logs our connected transports under th
 _HANDSHAKE_LOG_CHANNEL = f"{LOG_CHANNEL}.handshake"  # ... and those still connecting under this one
 RECONNECT_TIMEOUT = 30.0  # seconds a dropped session may take to come back
 _ATTEMPT_TIMEOUT = 15.0  # seconds for one TCP connect / banner / auth exchange
-_FIRST_DELAY, _MAX_DELAY = 0.5, 10.0  # backoff between connection attempts
+# Backoff between connection attempts. A machine still booting refuses at once (or drops the SYN, and
+# the kernel resends it 1 and 3 s later): an attempt a second costs nothing and finds sshd within a
+# second of it answering.
+_FIRST_DELAY, _MAX_DELAY = 0.5, 1.0
 _CHANNEL_OPEN_TIMEOUT = 30.0
 _DROP_GRACE = 5.0  # seconds to tell a dropped connection from an error on a live one
 # An SSH keepalive this often: an Azure public IP drops a TCP flow idle for 4 minutes (its default
@@ -66,6 +69,10 @@ class ConnectTimeout(BootstrapError):
 
 class AuthenticationFailed(BootstrapError):
     """The machine refused our key."""
+
+
+class ConnectCanceled(BootstrapError):
+    """Connecting was given up on request (the machine will not come)."""
 
 
 @dataclass(frozen=True)
@@ -218,14 +225,22 @@ def _short(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
-def _open_client(endpoint: Endpoint, timeout: float, on_wait: Callable[[str], None] | None) -> paramiko.SSHClient:
-    """An authenticated SSHClient, retrying (with capped backoff) while SSH is not up yet."""
+def _open_client(
+    endpoint: Endpoint,
+    timeout: float,
+    on_wait: Callable[[str], None] | None,
+    cancel: threading.Event | None = None,
+) -> paramiko.SSHClient:
+    """An authenticated SSHClient, retrying (with capped backoff) while SSH is not up yet, until `cancel` is set."""
     pinned = _parse_host_key(endpoint.host_key)
     pkey = _load_client_key(endpoint.key_path)
     where = f"{endpoint.host}:{endpoint.port}"
     deadline = time.monotonic() + timeout
     delay, attempts = _FIRST_DELAY, 0
+    cancel = cancel or threading.Event()
     while True:
+        if cancel.is_set():
+            raise ConnectCanceled(f"SSH to {where} given up ({attempts} attempts)")
         attempts += 1
         remaining = deadline - time.monotonic()
         client = paramiko.SSHClient()
@@ -274,7 +289,7 @@ def _open_client(endpoint: Endpoint, timeout: float, on_wait: Callable[[str], No
             pause = min(delay, remaining)
             if on_wait:
                 on_wait(f"SSH on {where} not ready ({_short(e)}); retrying in {pause:.1f} s")
-            time.sleep(pause)
+            cancel.wait(pause)
             delay = min(delay * 2, _MAX_DELAY)
 
 
@@ -293,9 +308,16 @@ def fetch_host_key(host: str, port: int, timeout: float = 15) -> str:
     return f"{key.get_name()} {key.get_base64()}"
 
 
-def connect(endpoint: Endpoint, *, timeout: float = 300, on_wait: Callable[[str], None] | None = None) -> SSHRemote:
-    """Connect to the machine, waiting up to `timeout` seconds for SSH to come up."""
-    return SSHRemote(endpoint, _open_client(endpoint, timeout, on_wait))
+def connect(
+    endpoint: Endpoint,
+    *,
+    timeout: float = 300,
+    on_wait: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> SSHRemote:
+    """Connect to the machine, waiting up to `timeout` seconds for SSH to come up (ConnectCanceled once
+    `cancel` is set)."""
+    return SSHRemote(endpoint, _open_client(endpoint, timeout, on_wait, cancel))
 
 
 class SSHRemote:

@@ -58,15 +58,17 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
         machine = _reusable_machine(settings, record, target, journal, out)
         created_now = machine is None
         quotes = _confirm_price(target, settings, out) if created_now else []
+        early = session.EarlySSH()  # SSH begins as soon as the address is known, while the VM is made
         try:
             if machine is None:
-                machine = target.create(journal, out)
+                machine = target.create(journal, out, on_address=early.start if options.bootstrap else None)
                 write_known_hosts(store, settings.name, machine)
                 journal.record.phase = "created"
                 _record_price(journal.record, quotes, spot=settings.spot)
                 power.note(journal.record, RUNNING, "created")
                 journal.save()
         except BaseException:
+            early.cancel()
             if journal.record.resources:
                 _undo(settings, journal, out, options)
             else:  # nothing was asked of the cloud: forget the keys made for it too
@@ -76,7 +78,7 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
         if not options.bootstrap:
             return
         try:
-            remote = session.open_remote(machine, out)
+            remote = early.remote(machine, out)
             server, token = session.start_jupyter(remote, settings, journal, out, allow_cpu=options.skip_check)
             _check(remote, settings, journal, out, skip=options.skip_check)
         except KeyboardInterrupt:

@@ -1,7 +1,9 @@
 """The machine side of `up`, driven from the laptop: connect, Jupyter, notebooks, GPU check."""
 
+import math
 import secrets
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import bootstrap
 from bootstrap import datasets, jupyter, notebooks, pychoice
 from bootstrap.gpucheck import Verdict, judge
 from bootstrap.pyenv import install
-from bootstrap.remote import ConnectTimeout, Endpoint, LocalRemote, Remote, connect
+from bootstrap.remote import ConnectTimeout, Endpoint, LocalRemote, Remote, SSHRemote, connect
 from provision.output import Output
 from provision.public import PublicJupyter, deployment_certificate
 from provision.settings import OPEN_TO_ALL, Settings
@@ -26,28 +28,118 @@ def notebooks_dir() -> Path:
     return bundled if bundled.is_dir() else Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def open_remote(machine: Machine, out: Output, *, timeout: float = SSH_WAIT) -> Remote:
-    """One connection to the machine, reused for every step (the local transport for local)."""
-    if machine.local:
-        return LocalRemote()
+def _endpoint(machine: Machine) -> Endpoint:
     assert machine.key_path and machine.host_key, "an SSH machine always has a key and a host key"
-    endpoint = Endpoint(
+    return Endpoint(
         host=machine.host,
         port=machine.port,
         user=machine.user,
         key_path=Path(machine.key_path),
         host_key=machine.host_key,
     )
-    with out.step(f"SSH to {machine.user}@{machine.host}:{machine.port} (host key pinned)") as step:
+
+
+def _ssh_step(machine: Machine) -> str:
+    return f"SSH to {machine.user}@{machine.host}:{machine.port} (host key pinned)"
+
+
+def _with_address_hint(error: ConnectTimeout, machine: Machine) -> ConnectTimeout:
+    if machine.ssh_from is None or machine.ssh_from in OPEN_TO_ALL:
+        return error
+    return ConnectTimeout(
+        f"{error}; the security group admits SSH only from {machine.ssh_from}: if you are on a VPN or "
+        "behind a corporate NAT, your address as Azure sees it may differ: pass --allow-ip"
+    )
+
+
+def open_remote(machine: Machine, out: Output, *, timeout: float = SSH_WAIT) -> Remote:
+    """One connection to the machine, reused for every step (the local transport for local)."""
+    if machine.local:
+        return LocalRemote()
+    with out.step(_ssh_step(machine)) as step:
         try:
-            return connect(endpoint, timeout=timeout, on_wait=step.update)
+            return connect(_endpoint(machine), timeout=timeout, on_wait=step.update)
         except ConnectTimeout as e:
-            if machine.ssh_from is None or machine.ssh_from in OPEN_TO_ALL:
-                raise
-            raise ConnectTimeout(
-                f"{e}; the security group admits SSH only from {machine.ssh_from}: if you are on a VPN or "
-                "behind a corporate NAT, your address as Azure sees it may differ: pass --allow-ip"
-            ) from None
+            raise _with_address_hint(e, machine) from None
+
+
+class EarlySSH:
+    """SSH to a machine still being made: connecting (pinned host key, backoff) begins in the background
+    as soon as its address is known (`start`, a target's on_address), so that the bootstrap begins the
+    moment sshd answers rather than once the cloud reports the machine made and a poll notices it.
+    `cancel` gives it up (a failed create), closing what it may have opened."""
+
+    def __init__(self) -> None:
+        self._dial: _Dial | None = None
+
+    def start(self, machine: Machine) -> None:
+        if machine.local or (self._dial is not None and self._dial.machine == machine):
+            return
+        self.cancel()  # an earlier attempt's machine (another region): it is gone
+        self._dial = _Dial(machine)
+
+    def cancel(self) -> None:
+        if self._dial is not None:
+            self._dial.cancel()
+            self._dial = None
+
+    def remote(self, machine: Machine, out: Output, *, timeout: float = SSH_WAIT) -> Remote:
+        """The connection to `machine`: the one begun early, waited for at most `timeout` s more, else a new one."""
+        dial, self._dial = self._dial, None
+        if dial is None or dial.machine != machine:
+            if dial is not None:
+                dial.cancel()
+            return open_remote(machine, out, timeout=timeout)
+        with out.step(_ssh_step(machine)):
+            try:
+                return dial.result(timeout)
+            except ConnectTimeout as e:
+                raise _with_address_hint(e, machine) from None
+
+
+class _Dial:
+    """One background connection attempt to one machine, without a deadline of its own."""
+
+    def __init__(self, machine: Machine):
+        self.machine = machine
+        self._cancel, self._done, self._lock = threading.Event(), threading.Event(), threading.Lock()
+        self._remote: SSHRemote | None = None
+        self._error: BaseException | None = None
+        self._last = "no attempt yet"
+        threading.Thread(target=self._run, name=f"ssh-{machine.host}", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            remote = connect(_endpoint(self.machine), timeout=math.inf, on_wait=self._waiting, cancel=self._cancel)
+        except BaseException as e:  # handed to whoever waits for the result
+            self._error = e
+        else:
+            with self._lock:
+                if self._cancel.is_set():
+                    remote.close()
+                else:
+                    self._remote = remote
+        self._done.set()
+
+    def _waiting(self, message: str) -> None:
+        self._last = message
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancel.set()
+            remote, self._remote = self._remote, None
+        if remote is not None:
+            remote.close()
+
+    def result(self, timeout: float) -> Remote:
+        if not self._done.wait(timeout):
+            self.cancel()
+            where = f"{self.machine.host}:{self.machine.port}"
+            raise ConnectTimeout(f"SSH to {where} did not answer in {timeout:g} s (last: {self._last})")
+        if self._error is not None:
+            raise self._error
+        assert self._remote is not None
+        return self._remote
 
 
 def start_jupyter(

@@ -81,7 +81,7 @@ class Settings:
     dataset: str = "synthetic"  # the check's data: made on the device, no download to fail
     epochs: int = 2
     check_timeout: int = 1800
-    poll_interval: float = 5.0
+    poll_interval: float = 5.0  # the longest wait between polls of an operation (see targets/azure/polling.py)
 
     @property
     def region(self) -> str:

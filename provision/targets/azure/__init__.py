@@ -100,7 +100,7 @@ class AzureTarget:
             public = pair.public_openssh
         return public.strip()
 
-    def create(self, journal: Journal, out: Output) -> Machine:
+    def create(self, journal: Journal, out: Output, *, on_address: Callable[[Machine], None] | None = None) -> Machine:
         """Check the sign-in and the subscription with one read first. Then try each size, then
         each region, in the order given (and each zone of a region); move on from quota and
         capacity errors after deleting what the attempt made; stop at any other error."""
@@ -118,7 +118,7 @@ class AzureTarget:
                 with out.step(f"Preflight: {size} in {region}"):
                     offer = self._preflight(region, size)
                 out.note(offer.describe())
-                return self._create_in_a_zone(journal, out, offer)
+                return self._create_in_a_zone(journal, out, offer, on_address)
             except AzureError as e:
                 if not (e.is_quota or e.is_capacity) or len(attempts) == 1:
                     raise
@@ -169,7 +169,9 @@ class AzureTarget:
             journal.record.resources.clear()
             journal.save()
 
-    def _create_in_a_zone(self, journal: Journal, out: Output, offer: preflight.Offer) -> Machine:
+    def _create_in_a_zone(
+        self, journal: Journal, out: Output, offer: preflight.Offer, on_address: Callable[[Machine], None] | None
+    ) -> Machine:
         """Create the regional resources once, then the VM: first where Azure places it, then, while
         Azure has no capacity, pinned to each zone in turn. Between zones only the failed VM (with
         its disk and NIC) goes; the group, network, security group and public IP stay (a Standard
@@ -186,7 +188,7 @@ class AzureTarget:
         for next_zone in offer.zones:
             started = time.monotonic()
             try:
-                return self._build_vm(journal, out, replace(plan, zone=zone))
+                return self._build_vm(journal, out, replace(plan, zone=zone), on_address)
             except AzureError as e:
                 if not e.is_capacity:
                     raise
@@ -195,7 +197,7 @@ class AzureTarget:
                 self._delete_vm(journal, out, plan, e)
             out.note(f"trying {offer.size} in zone {next_zone} of {offer.region}")
             zone = next_zone
-        return self._build_vm(journal, out, replace(plan, zone=zone))
+        return self._build_vm(journal, out, replace(plan, zone=zone), on_address)
 
     def _build_network(self, journal: Journal, out: Output, plan: Plan) -> None:
         """The group and what in it is regional (VNet, security group, public IP), each recorded as it goes."""
@@ -216,8 +218,12 @@ class AzureTarget:
         with out.step("Network: virtual network, security group and public IP"):
             self._create_concurrently(journal, plan, [vnet, nsg, public_ip])
 
-    def _build_vm(self, journal: Journal, out: Output, plan: Plan) -> Machine:
-        """The NIC and the VM of the plan (in its zone, if any); the machine as Azure names it."""
+    def _build_vm(
+        self, journal: Journal, out: Output, plan: Plan, on_address: Callable[[Machine], None] | None = None
+    ) -> Machine:
+        """The NIC and the VM of the plan (in its zone, if any); the machine as Azure names it. Its address is
+        read first (the public IP is Static: Azure gives the address as it creates it) and handed to
+        `on_address` before the VM is asked for, so that SSH may begin while Azure creates it."""
         record = journal.record
         machine = Machine(
             host="",
@@ -227,14 +233,15 @@ class AzureTarget:
             host_key=plan.host_key.public_openssh,
             ssh_from=plan.allow_ip,
         )
-        record.machine = machine.to_dict()
-        journal.save()
+        machine = self._addressed(journal, machine, plan.names.resource_group, plan.names.public_ip)
+        if on_address is not None:
+            on_address(machine)
         *_, nic, vm = plan.steps()
         with out.step(f"Network interface {nic.name}"):
             self._create(journal, plan, nic)
         with out.step(f"VM {vm.name} ({plan.size}, {':'.join(plan.image)})"):
             self._create(journal, plan, vm)
-        return self._addressed(journal, machine, plan.names.resource_group, plan.names.public_ip)
+        return machine
 
     def _addressed(self, journal: Journal, machine: Machine, group: str, public_ip: str) -> Machine:
         """The machine at its public IP's address and name as Azure reports them now, recorded."""
@@ -258,7 +265,7 @@ class AzureTarget:
                     (f"delete disk {n.os_disk}", compute.disks.begin_delete, n.os_disk),
                     (f"delete NIC {n.nic}", network.network_interfaces.begin_delete, n.nic),
                 ):
-                    poller = self._call(action, begin, n.resource_group, name)
+                    poller = self._call(action, begin, n.resource_group, name, polling=self.clients.polling())
                     self._call(action, poller.result)
         except AzureError as e:
             out.warn(f"{e}; no other zone of {plan.region} is tried")
@@ -276,7 +283,7 @@ class AzureTarget:
             "nic": network.network_interfaces.begin_create_or_update,
             "vm": compute.virtual_machines.begin_create_or_update,
         }[step.kind]
-        return begin(plan.names.resource_group, step.name, step.body)
+        return begin(plan.names.resource_group, step.name, step.body, polling=self.clients.polling())
 
     def _create(self, journal: Journal, plan: Plan, step: Step) -> None:
         action = f"create {step.kind.replace('_', ' ')} {step.name}"
@@ -353,6 +360,7 @@ class AzureTarget:
                 self.clients.resource.resource_groups.begin_delete,
                 group,
                 force_deletion_types="Microsoft.Compute/virtualMachines",
+                polling=self.clients.polling(),
             )
             if wait:
                 self._finish(f"delete resource group {group}", poller, DELETE_WAIT)
@@ -387,6 +395,7 @@ class AzureTarget:
                 self.clients.compute.virtual_machines.begin_deallocate,
                 self._group_name(record),
                 vm,
+                polling=self.clients.polling(),
             )
             self._finish(f"deallocate VM {vm}", poller, POWER_WAIT)
 
@@ -397,7 +406,13 @@ class AzureTarget:
         group = self._group_name(record)
         with out.step(f"Starting VM {vm}"):
             try:
-                poller = self._call(f"start VM {vm}", self.clients.compute.virtual_machines.begin_start, group, vm)
+                poller = self._call(
+                    f"start VM {vm}",
+                    self.clients.compute.virtual_machines.begin_start,
+                    group,
+                    vm,
+                    polling=self.clients.polling(),
+                )
                 self._finish(f"start VM {vm}", poller, POWER_WAIT)
             except AzureError as e:
                 if not e.is_capacity:

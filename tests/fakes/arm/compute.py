@@ -308,6 +308,7 @@ class ComputeModel:
                 self._finisher(entry, provision, "running" if provision else previous_power),
                 failure=failure,
                 on_failure=self._failer(entry, previous_power),
+                early=self._early_boot(entry) if provision else None,
             )
             return PutResult(existing is None, self.vm_view(entry), operation)
 
@@ -664,6 +665,25 @@ class ComputeModel:
                 vm.set_state("Succeeded")
 
         return finish
+
+    def _early_boot(self, vm: Entry) -> Callable[[], None]:
+        """Boot the VM while its create still runs (FakeARM.boot_after); should the booter fail, the
+        create's completion boots it again and fails as it would have."""
+        generation = vm.generation
+
+        def boot() -> None:
+            with self.state.lock:
+                if not self.state.is_current(vm, generation) or vm.meta["booted"]:
+                    return
+                spec = self._boot_spec(vm)
+            try:
+                self._boot(vm, spec)
+            except ArmError:
+                return
+            with self.state.lock:
+                vm.meta["booted"] = True
+
+        return boot
 
     def _failer(self, vm: Entry, previous_power: str) -> Callable[[ArmError], None]:
         """A failed operation leaves the VM "Failed" in the power state it had before."""

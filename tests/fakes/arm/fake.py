@@ -123,6 +123,18 @@ class FakeARM:
         """
         self._state.hold(kind, seconds)
 
+    def boot_after(self, seconds: float | None) -> None:
+        """A VM's create boots its OS (a booter's boot()) `seconds` after the PUT, while the operation
+        may still be InProgress; None (the default): when the operation completes. On Azure the OS boots,
+        cloud-init runs and sshd starts while ARM still reports the VM Creating: the create succeeds once
+        the guest agent reports provisioning done (https://learn.microsoft.com/azure/virtual-machines/
+        linux/provisioning, "the VM is considered provisioned when the agent reports ready")."""
+        self._state.boot_after = seconds
+
+    def pace(self, kind: str, seconds: int) -> None:
+        """Status polls of running operations on `kind` answer with `Retry-After: seconds` (0: none)."""
+        self._state.pace(kind, seconds)
+
     def inject(
         self,
         method: str,

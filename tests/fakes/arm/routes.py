@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class LoggedRequest:
     body: Any
     status: int | None  # None: the connection was dropped without a response
     is_poll: bool
+    at: float = 0.0  # time.monotonic() when it was answered
 
 
 @dataclass
@@ -234,7 +236,13 @@ class Routes:
         with self._log_lock:
             self._log.append(
                 LoggedRequest(
-                    method, path, query, body, None if reply.drop else reply.status, bool(route and route.poll)
+                    method,
+                    path,
+                    query,
+                    body,
+                    None if reply.drop else reply.status,
+                    bool(route and route.poll),
+                    time.monotonic(),
                 )
             )
         return reply
@@ -425,14 +433,26 @@ class Routes:
     def poll_status(self, request: Request, ns: str, loc: str, op: str) -> Reply:
         operation = self.state.operation(op)
         if (request.param("monitor") or "").lower() == "true":
-            return self._result_reply(operation)
-        return Reply(200, operation.status_body())
+            return self._paced(operation, self._result_reply(operation))
+        return self._paced(operation, Reply(200, operation.status_body()))
 
     def poll_result(self, request: Request, ns: str, loc: str, op: str) -> Reply:
-        return self._result_reply(self.state.operation(op))
+        operation = self.state.operation(op)
+        return self._paced(operation, self._result_reply(operation))
 
     def poll_group_operation(self, request: Request, op: str) -> Reply:
-        return self._result_reply(self.state.operation(op))
+        operation = self.state.operation(op)
+        return self._paced(operation, self._result_reply(operation))
+
+    def _paced(self, operation: Operation, reply: Reply) -> Reply:
+        """While the operation runs, the Retry-After its kind asks for (FakeARM.pace): Azure's status
+        responses may carry one, "the number of seconds to wait before checking the status of the
+        asynchronous operation" (https://learn.microsoft.com/azure/azure-resource-manager/management/
+        async-operations)."""
+        seconds = self.state.pace_of(operation.kind)
+        if seconds and operation.status == "InProgress":
+            reply.headers["Retry-After"] = str(seconds)
+        return reply
 
     @staticmethod
     def _result_reply(operation: Operation) -> Reply:
