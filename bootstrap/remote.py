@@ -331,6 +331,7 @@ class SSHRemote:
         self._client = client
         self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.RLock()
+        self._sftp_lock = threading.Lock()  # one SFTP request at a time; exec channels run side by side
         self._count()
         self.home = self.run('printf %s "$HOME"', step="reading $HOME").stdout
 
@@ -378,7 +379,8 @@ class SSHRemote:
             return self._sftp
 
     def _with_sftp(self, operation):
-        return self._session(lambda transport: operation(self._sftp_client(transport)))
+        with self._sftp_lock:
+            return self._session(lambda transport: operation(self._sftp_client(transport)))
 
     # -- commands
 

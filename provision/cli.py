@@ -144,6 +144,9 @@ def up(
     dataset: Dataset = None,
     epochs: Epochs = None,
     skip_check: Annotated[bool, typer.Option("--skip-check", help="Do not run the GPU check.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Run the GPU check again on a deployment whose check passed.")
+    ] = False,
     no_bootstrap: Annotated[bool, typer.Option("--no-bootstrap", help="Stop once the VM is ready.")] = False,
     detach: Annotated[
         bool,
@@ -161,11 +164,12 @@ def up(
     from provision.deploy import up as run_up
     from provision.settings import load
 
-    for option in ("skip_check", "no_bootstrap", "detach", "keep_on_failure", "port", "quiet"):
+    for option in ("skip_check", "check", "no_bootstrap", "detach", "keep_on_failure", "port", "quiet"):
         flags.pop(option, None)
     options = UpOptions(
         bootstrap=not no_bootstrap,
         skip_check=skip_check,
+        check=check,
         detach=detach,
         local_port=port,
         keep_on_failure=keep_on_failure,

@@ -24,6 +24,7 @@ RECORDED = ("subscription", "cloud", "arm_endpoint", "image", "admin_user", "acc
 class UpOptions:
     bootstrap: bool = True
     skip_check: bool = False
+    check: bool = False  # run the check again on a reused machine whose check passed
     detach: bool = False
     local_port: int = 0
     keep_on_failure: bool = False
@@ -79,8 +80,7 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
             return
         try:
             remote = early.remote(machine, out)
-            server, token = session.start_jupyter(remote, settings, journal, out, allow_cpu=options.skip_check)
-            _check(remote, settings, journal, out, skip=options.skip_check)
+            (server, token), _ = _bootstrap(remote, settings, journal, out, options, reused=not created_now)
         except KeyboardInterrupt:
             if created_now:
                 _undo(settings, journal, out, options)
@@ -252,11 +252,34 @@ def _still_running(name: str, machine: Machine) -> str:
     )
 
 
-def _check(remote: Remote, settings: Settings, journal: Journal, out: Output, *, skip: bool) -> None:
+def _bootstrap(
+    remote: Remote, settings: Settings, journal: Journal, out: Output, options: UpOptions, *, reused: bool
+) -> list:
+    """Python and notebooks first; then Jupyter's start and the check at once (the check needs no Jupyter).
+    On a reused machine the Python is the one `up` chose before, and a check that passed is not run again
+    unless asked (--check)."""
+    record = journal.record
+    if reused and record.jupyter:
+        settings = replace(settings, remote_python=record.jupyter["python"])
+    passed = bool(reused and record.check and record.check.get("passed"))
+    python = session.prepare(remote, settings, out, allow_cpu=options.skip_check)
+    return session.alongside(
+        lambda: session.serve_jupyter(remote, python, settings, journal, out),
+        lambda: _check(
+            remote, python, settings, journal, out, skip=options.skip_check, passed=passed and not options.check
+        ),
+    )
+
+
+def _check(
+    remote: Remote, python: str, settings: Settings, journal: Journal, out: Output, *, skip: bool, passed: bool = False
+) -> None:
     if skip:
         out.warn("GPU check skipped (--skip-check): the notebook has not been proven to run")
         return
-    python = journal.record.jupyter["python"]
+    if passed:
+        out.note(f"the GPU check passed on this machine ({journal.record.check['at']}); --check runs it again")
+        return
     verdict = session.run_check(remote, python, settings, journal, out)
     for detail in verdict.details:
         out.note(detail)
@@ -372,7 +395,7 @@ def check(name: str, flags: dict[str, Any], store: StateStore, out: Output) -> N
             raise ProvisionError(f"{name!r} was never bootstrapped; run `provision up --name {name}`")
         remote = session.open_remote(machine, out, timeout=60)
         try:
-            _check(remote, settings, journal, out, skip=False)
+            _check(remote, record.jupyter["python"], settings, journal, out, skip=False)
         finally:
             remote.close()
 

@@ -4,8 +4,10 @@ import math
 import secrets
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import bootstrap
 from bootstrap import datasets, jupyter, notebooks, pychoice
@@ -145,7 +147,12 @@ class _Dial:
 def start_jupyter(
     remote: Remote, settings: Settings, journal: Journal, out: Output, *, allow_cpu: bool = False
 ) -> tuple[jupyter.JupyterServer, str]:
-    """A token-protected JupyterLab on the machine: the running one if its token works.
+    """A token-protected JupyterLab on the machine: the running one if its token works."""
+    return serve_jupyter(remote, prepare(remote, settings, out, allow_cpu=allow_cpu), settings, journal, out)
+
+
+def prepare(remote: Remote, settings: Settings, out: Output, *, allow_cpu: bool = False) -> str:
+    """What both Jupyter and the check need: the machine's Python, and the notebooks pushed.
 
     The Python is the best the machine has (see bootstrap.pychoice); one whose torch sees no
     GPU only with `allow_cpu` (or settings.allow_cpu).
@@ -162,6 +169,13 @@ def start_jupyter(
     with out.step("Pushing notebooks to ~/notebooks"):
         pushed = notebooks.push(remote, notebooks_dir())
         out.note(f"{len(pushed)} changed file(s)" if pushed else "all up to date")
+    return python
+
+
+def serve_jupyter(
+    remote: Remote, python: str, settings: Settings, journal: Journal, out: Output
+) -> tuple[jupyter.JupyterServer, str]:
+    """JupyterLab in `python`'s environment, token required: the running server if its token works."""
     token = _token(journal)
     public = _public(settings, journal)
     where = f"TLS on port {public.port}, pinned certificate" if public else "127.0.0.1 on the machine"
@@ -189,6 +203,30 @@ def start_jupyter(
     }
     journal.save()
     return server, token
+
+
+def alongside(*steps: Callable[[], Any]) -> list[Any]:
+    """Run the steps at once, each in a thread of its own (sharing one connection: SSH channels are
+    concurrent); their results in order once all ended, or the first one's error. Daemon threads: a
+    Ctrl-C reaches the caller at once, and the process does not wait for them to exit."""
+    results: list[Any] = [None] * len(steps)
+    errors: list[BaseException | None] = [None] * len(steps)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = steps[i]()
+        except BaseException as e:  # handed to the caller
+            errors[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(steps))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    error = next((e for e in errors if e is not None), None)
+    if error is not None:
+        raise error
+    return results
 
 
 def _public(settings: Settings, journal: Journal) -> PublicJupyter | None:

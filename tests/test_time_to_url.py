@@ -5,10 +5,19 @@ Behaviour, not timing: each test reads the order of events from the fakes (the f
 request log, the fake sshd's log, the times the notebook stand-in and Jupyter leave on the fake VM).
 """
 
+import pwd
+import re
 import threading
 import time
+from datetime import datetime
+from pathlib import Path
 
-from tests.conftest import console
+import pytest
+
+from bootstrap.remote import SSHRemote
+from provision import session
+from tests.conftest import console, provision
+from tests.fakes.notebook import STAND_IN_STARTS, write_training_stand_in
 
 VM = "Microsoft.Compute/virtualMachines"
 
@@ -61,3 +70,49 @@ def test_a_failed_vm_create_gives_up_the_early_ssh_and_rolls_back(cloud, state_d
     assert cloud.arm.inventory() == []
     assert not (state_dir / "failed").exists()
     assert "SSH" not in up.stderr.strip().splitlines()[-1]  # the error is Azure's; the SSH attempt was given up
+
+
+@pytest.fixture
+def stand_in_cloud(cloud, monkeypatch, tmp_path):
+    """The cloud, with the training notebook replaced by its stand-in that "trains" 3 s, and the detached
+    tunnel importing this checkout."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    notebooks = tmp_path / "notebooks"
+    write_training_stand_in(notebooks / session.NOTEBOOK, seconds=3.0)
+    monkeypatch.setattr(session, "notebooks_dir", lambda: notebooks)
+    return cloud
+
+
+def jupyter_ready_at(home: Path) -> float:
+    """When Jupyter said it is running, from its log on the machine (local time, as it writes it)."""
+    log = (home / ".dsvm-kit" / "jupyter.log").read_text()
+    stamp = re.search(r"\[I (\S+ \S+) ServerApp\] .*is running at", log).group(1)
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
+
+
+def test_jupyter_starts_while_the_check_runs_on_one_connection(stand_in_cloud):
+    before = SSHRemote.connections_opened
+    up = provision("up", "--name", "overlap", "--detach", "--allow-cpu")
+    assert up.exit_code == 0, up.stderr
+    assert SSHRemote.connections_opened - before == 1
+    home = Path(pwd.getpwnam(stand_in_cloud.user).pw_dir)
+    (run,) = (home / ".dsvm-kit" / "runs").iterdir()
+    check_began, check_ended = (run / "pid").stat().st_mtime, (run / "status").stat().st_mtime
+    jupyter_began = (home / ".dsvm-kit" / "jupyter.json").stat().st_mtime
+    # The check was launched before Jupyter answered, and Jupyter was launched before the check ended.
+    assert check_began < jupyter_ready_at(home) and jupyter_began < check_ended
+    assert provision("down", "overlap", "--yes").exit_code == 0
+
+
+def test_a_rerun_on_a_ready_deployment_runs_no_notebook_unless_asked(stand_in_cloud):
+    assert provision("up", "--name", "again", "--detach", "--allow-cpu").exit_code == 0
+    starts = Path(pwd.getpwnam(stand_in_cloud.user).pw_dir) / "notebooks" / "runs" / STAND_IN_STARTS
+    assert starts.read_text().splitlines() == ["started"]
+    again = provision("up", "--name", "again", "--detach", "--allow-cpu")
+    assert again.exit_code == 0, again.stderr
+    assert "--check runs it again" in again.stderr and "reusing the running server" in again.stderr
+    assert starts.read_text().splitlines() == ["started"]
+    checked = provision("up", "--name", "again", "--detach", "--allow-cpu", "--check")
+    assert checked.exit_code == 0, checked.stderr
+    assert starts.read_text().splitlines() == ["started", "started"]
+    assert provision("down", "again", "--yes").exit_code == 0
