@@ -72,7 +72,9 @@ IdleStop = Annotated[
 ]
 AutoShutdown = Annotated[
     str | None,
-    typer.Option(help="Daily deallocation at HH:MM (this machine's time zone), or off [default: only if idle stop cannot be]."),
+    typer.Option(
+        help="Daily deallocation at HH:MM (this machine's time zone), or off [default: only if idle stop cannot be]."
+    ),
 ]
 RemotePython = Annotated[
     str | None, typer.Option(help="Python on the machine to run Jupyter with [default: detected].")

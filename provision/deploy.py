@@ -78,6 +78,7 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
         try:
             remote = session.open_remote(machine, out)
             server, token = session.start_jupyter(remote, settings, journal, out, allow_cpu=options.skip_check)
+            session.install_idle_stop(remote, settings, journal, out, server.port)
             _check(remote, settings, journal, out, skip=options.skip_check)
         except KeyboardInterrupt:
             if created_now:
@@ -426,6 +427,7 @@ def start(name: str, store: StateStore, out: Output, options: UpOptions) -> None
             # The Python `up` chose and judged; the check is not run again (`provision check` does).
             same = replace(settings, remote_python=record.jupyter["python"])
             server, token = session.start_jupyter(remote, same, journal, out, allow_cpu=True)
+            session.install_idle_stop(remote, same, journal, out, server.port)
         except BootstrapError as e:
             remote.close()
             raise ProvisionError(f"{e}; {_still_running(name, machine)}") from None

@@ -448,7 +448,9 @@ def _check_cloud(s: Settings) -> None:
 
 def _check_idle(s: Settings) -> None:
     if s.auto_shutdown not in (None, "off") and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", s.auto_shutdown):
-        raise UsageError(f"auto-shutdown must be HH:MM (24-hour, this machine's time zone) or off, not {s.auto_shutdown!r}")
+        raise UsageError(
+            f"auto-shutdown must be HH:MM (24-hour, this machine's time zone) or off, not {s.auto_shutdown!r}"
+        )
     if s.idle_probe <= 0:
         raise UsageError(f"PROVISION_IDLE_PROBE must be seconds above 0, not {s.idle_probe}")
     if not s.imds_url.startswith("http://"):
