@@ -4,6 +4,7 @@ user may sudo (it survives reboots and `provision start`), else a detached proce
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 from pathlib import Path
@@ -29,7 +30,8 @@ def install(remote: Remote, config: dict, jupyter_token: str, ca_pem: str | None
     agent, config_path, token_file = f"{home_dir}/agent.py", f"{home_dir}/config.json", f"{home_dir}/jupyter-token"
     remote.write_text(agent, (_HERE / "idle_agent.py").read_text(), mode=0o600)
     remote.write_text(token_file, jupyter_token + "\n", mode=0o600)
-    full = {**config, "token_file": token_file, "state_dir": home_dir, "ca_bundle": None}
+    user = remote.run("id -un", step="user").stdout.strip()
+    full = {**config, "user": user, "token_file": token_file, "state_dir": home_dir, "ca_bundle": None}
     if ca_pem:
         remote.write_text(f"{home_dir}/arm-ca.pem", ca_pem, mode=0o600)
         full["ca_bundle"] = f"{home_dir}/arm-ca.pem"
@@ -37,7 +39,6 @@ def install(remote: Remote, config: dict, jupyter_token: str, ca_pem: str | None
     d = shlex.quote(home_dir)
     remote.run(f"rm -f {d}/stopped.json {d}/state.json; {_STOP_DETACHED.format(d=d)}", step="stop the old agent")
     if remote.run(_HAS_SYSTEMD, check=False).exit_code == 0:
-        user = remote.run("id -un", step="user").stdout.strip()
         unit = unit_text(user, "/usr/bin/python3", agent, config_path)
         remote.write_text(f"{home_dir}/{UNIT}", unit, mode=0o644)
         remote.run(
@@ -60,8 +61,6 @@ def read_state(remote: Remote) -> dict:
     for name in ("state", "stopped"):
         result = remote.run(f"cat {shlex.quote(d)}/{name}.json", check=False)
         if result.exit_code == 0:
-            try:
+            with contextlib.suppress(ValueError):
                 found[name] = json.loads(result.stdout)
-            except ValueError:
-                pass
     return found

@@ -4,7 +4,7 @@ with no activity, with the VM's own managed identity.
 Activity, looked at every probe interval (README, "Idle stop"):
   - a Jupyter kernel that is busy, or whose last_activity (its last message: an execution, an output) lies
     within the window (GET /api/kernels with the token; not /api/status, which an open browser tab refreshes);
-  - an SSH session that runs a process: a session process of sshd (`sshd: USER@pts/N`, `sshd: USER@notty`;
+  - an SSH session of the VM's user (the one the kit logs in as) that runs a process: a session process of sshd (`sshd: USER@pts/N`, `sshd: USER@notty`;
     `sshd-session: ...` from OpenSSH 9.8) with a child other than sftp-server. A session that only forwards
     ports (`ssh -N -L`, the kit's tunnel) has no child and does not count;
   - a GPU busier than GPU_BUSY_PERCENT (nvidia-smi), where there is one.
@@ -28,8 +28,8 @@ import urllib.request
 from datetime import UTC, datetime
 
 GPU_BUSY_PERCENT = 5
-SESSION = re.compile(r"^sshd(-session)?: \S+@(pts/\d+|notty)")
-NOT_WORK = ("sftp-server",)  # file transfers of the kit's own bootstrap
+SESSION = re.compile(r"^sshd(-session)?: (?P<user>\S+)@(pts/\d+|notty)")
+NOT_WORK = ("sftp-server", "@internal-sftp")  # file transfers (the kit's own bootstrap)
 
 
 def log(state_dir, message):
@@ -82,12 +82,14 @@ def processes():
     return found
 
 
-def ssh_sessions_at_work(table=None):
-    """How many SSH sessions run a process (not sftp-server); port forwarding alone runs none."""
+def ssh_sessions_at_work(user, table=None):
+    """How many of `user`'s SSH sessions run a process (not an SFTP server); port forwarding alone runs none."""
     table = processes() if table is None else table
-    sessions = {pid for pid, (_, cmd) in table.items() if SESSION.match(cmd)}
+    sessions = {
+        pid for pid, (_, cmd) in table.items() if SESSION.match(cmd) and SESSION.match(cmd).group("user") == user
+    }
     working = set()
-    for pid, (ppid, cmd) in table.items():
+    for _pid, (ppid, cmd) in table.items():
         if ppid in sessions and not any(word in cmd for word in NOT_WORK):
             working.add(ppid)
     return len(working)
@@ -138,14 +140,19 @@ def tell(config, message):
 
 def run(config):
     state_dir, window, probe, warn = config["state_dir"], config["window"], config["probe"], config["warn"]
-    idle_since, warned, failures, last_error = time.time(), False, 0, None
+    idle_since, warned, failures, last_error, last_reasons = time.time(), False, 0, None, None
     log(state_dir, f"started: window {window:g} s, probe {probe:g} s")
     while True:
         now = time.time()
         busy, kernel_latest = kernels_activity(config, now)
-        sessions = ssh_sessions_at_work()
-        if busy or sessions or gpu_busy():
+        sessions = ssh_sessions_at_work(config["user"])
+        reasons = [r for r, on in (("busy kernel", busy), (f"{sessions} SSH session(s)", sessions)) if on]
+        reasons += ["busy GPU"] if gpu_busy() else []
+        if reasons:
             idle_since, warned = now, False
+        if reasons != last_reasons:
+            log(state_dir, "active: " + ", ".join(reasons) if reasons else "no activity")
+            last_reasons = reasons
         idle_since = max(idle_since, kernel_latest)
         idle = now - idle_since
         state = {

@@ -3,6 +3,7 @@ with the VM's own managed-identity token from the fake IMDS; the window and prob
 
 import subprocess
 import time
+from pathlib import Path
 
 from bootstrap.idle_agent import ssh_sessions_at_work
 from tests.conftest import console
@@ -53,7 +54,12 @@ def test_an_idle_vm_deallocates_itself_with_its_own_identity_and_down_leaves_no_
     ssh_port = int(cloud.env["PROVISION_SSH_PORT"])
     # The detached tunnel of `up --detach` stays open: it alone is no activity.
     took = wait_deallocated(cloud, ssh_port, limit=60)
-    assert took is not None, f"still running: {power_of(cloud, 'idl')}"
+    logs = {
+        name: (Path(f"/home/{cloud.user}/.dsvm-kit/idle") / name).read_text()
+        for name in ("agent.log", "agent.out")
+        if (Path(f"/home/{cloud.user}/.dsvm-kit/idle") / name).exists()
+    }
+    assert took is not None, f"still running: {power_of(cloud, 'idl')}; {logs}"
     deallocations = [r for r in cloud.arm.requests if r.method == "POST" and r.path.lower().endswith("/deallocate")]
     assert deallocations and deallocations[-1].status == 202
     print(f"deallocated {took:.1f} s after up returned")
@@ -100,10 +106,15 @@ def test_ssh_sessions_count_only_when_they_run_a_process():
         21: (10, "sshd: ana [priv]"),
         22: (21, "sshd: ana@notty"),
         23: (22, "/usr/lib/openssh/sftp-server"),  # file transfer only
+        24: (10, "sshd: ana [priv]"),
+        25: (24, "sshd: ana@internal-sftp"),
+        41: (10, "sshd: bob [priv]"),
+        42: (41, "sshd: bob@pts/1"),
+        43: (42, "-bash"),  # another user's shell: not this VM's user
         31: (10, "sshd-session: ana [priv]"),
         32: (31, "sshd-session: ana@pts/0"),
         33: (32, "-bash"),  # an interactive shell
     }
-    assert ssh_sessions_at_work(table) == 1
+    assert ssh_sessions_at_work("ana", table) == 1
     del table[33]
-    assert ssh_sessions_at_work(table) == 0
+    assert ssh_sessions_at_work("ana", table) == 0
