@@ -4,8 +4,9 @@ with no activity, with the VM's own managed identity.
 Activity, looked at every probe interval (README, "Idle stop"):
   - a Jupyter kernel that is busy, or whose last_activity (its last message: an execution, an output) lies
     within the window (GET /api/kernels with the token; not /api/status, which an open browser tab refreshes);
-  - an SSH session of the VM's user (the one the kit logs in as) that runs a process: a session process of sshd (`sshd: USER@pts/N`, `sshd: USER@notty`;
-    `sshd-session: ...` from OpenSSH 9.8) with a child other than sftp-server. A session that only forwards
+  - an SSH session of the VM's user (the one the kit logs in as) that runs a process: a session process
+    of sshd (`sshd: USER@pts/N`, `sshd: USER@notty`; `sshd-session: ...` from OpenSSH 9.8) with a child
+    other than an SFTP server. A session that only forwards
     ports (`ssh -N -L`, the kit's tunnel) has no child and does not count;
   - a GPU busier than GPU_BUSY_PERCENT (nvidia-smi), where there is one.
 After `window` seconds without any, it gets a token from the instance metadata service and POSTs ARM's
