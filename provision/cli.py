@@ -66,6 +66,16 @@ MaxPrice = Annotated[
     float | None,
     typer.Option(help="With --spot: the most US$/hour to pay (Azure evicts above it) [default: -1, pay-as-you-go]."),
 ]
+IdleStop = Annotated[
+    str | None,
+    typer.Option(help="Minutes without use after which the VM deallocates itself, or off [default: 60]."),
+]
+AutoShutdown = Annotated[
+    str | None,
+    typer.Option(
+        help="Daily deallocation at HH:MM (this machine's time zone), or off [default: only if idle stop cannot be]."
+    ),
+]
 RemotePython = Annotated[
     str | None, typer.Option(help="Python on the machine to run Jupyter with [default: detected].")
 ]
@@ -135,6 +145,8 @@ def up(
     accept_terms: AcceptTerms = False,
     spot: Spot = False,
     max_price: MaxPrice = None,
+    idle_stop: IdleStop = None,
+    auto_shutdown: AutoShutdown = None,
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Create without asking to confirm the price (or PROVISION_YES=1).")
     ] = False,

@@ -263,8 +263,14 @@ def _bootstrap(
         settings = replace(settings, remote_python=record.jupyter["python"])
     passed = bool(reused and record.check and record.check.get("passed"))
     python = session.prepare(remote, settings, out, allow_cpu=options.skip_check)
+
+    def jupyter_and_idle_agent():
+        server, token = session.serve_jupyter(remote, python, settings, journal, out)
+        session.install_idle_stop(remote, settings, journal, out, server.port)
+        return server, token
+
     return session.alongside(
-        lambda: session.serve_jupyter(remote, python, settings, journal, out),
+        jupyter_and_idle_agent,
         lambda: _check(
             remote, python, settings, journal, out, skip=options.skip_check, passed=passed and not options.check
         ),
@@ -451,6 +457,7 @@ def start(name: str, store: StateStore, out: Output, options: UpOptions) -> None
             # The Python `up` chose and judged; the check is not run again (`provision check` does).
             same = replace(settings, remote_python=record.jupyter["python"])
             server, token = session.start_jupyter(remote, same, journal, out, allow_cpu=True)
+            session.install_idle_stop(remote, same, journal, out, server.port)
         except BootstrapError as e:
             remote.close()
             raise ProvisionError(f"{e}; {_still_running(name, machine)}") from None

@@ -105,6 +105,7 @@ class Plan:
     host_key: KeyPair
     spot: bool = False  # priority Spot, deallocated on eviction
     max_price: float = -1.0  # Spot's billingProfile.maxPrice in $/hour; -1: up to pay-as-you-go
+    managed_identity: bool = False  # a system-assigned identity, with which the VM deallocates itself when idle
 
     @property
     def group_id(self) -> str:
@@ -250,6 +251,8 @@ class Plan:
             body["plan"] = self.image_plan
         if self.zone:
             body["zones"] = [self.zone]
+        if self.managed_identity:
+            body["identity"] = {"type": "SystemAssigned"}
         return body
 
     def _security_profile(self) -> dict:
@@ -342,6 +345,7 @@ def make_plan(
         host_key=host_key,
         spot=settings.spot,
         max_price=settings.max_price,
+        managed_identity=settings.idle_stop is not None,
     )
 
 

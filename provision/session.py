@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import bootstrap
-from bootstrap import datasets, jupyter, notebooks, pychoice
+from bootstrap import datasets, idle, jupyter, notebooks, pychoice
 from bootstrap.gpucheck import Verdict, judge
 from bootstrap.pyenv import install
 from bootstrap.remote import ConnectTimeout, Endpoint, LocalRemote, Remote, SSHRemote, connect
@@ -275,3 +275,25 @@ def run_check(remote: Remote, python: str, settings: Settings, journal: Journal,
     }
     journal.save()
     return verdict
+
+
+def install_idle_stop(remote: Remote, settings: Settings, journal: Journal, out: Output, port: int) -> None:
+    """The idle agent on the machine, when this deployment's VM may deallocate itself (record.idle has its id)."""
+    policy = journal.record.idle or {}
+    if policy.get("idle_stop") is None or "vm_id" not in policy:
+        return
+    window = float(policy["idle_stop"]) * 60
+    config = {
+        "vm_id": policy["vm_id"],
+        "imds_url": settings.imds_url,
+        "arm_endpoint": settings.arm_endpoint,
+        "compute_api": policy["compute_api"],
+        "window": window,
+        "probe": min(settings.idle_probe, window),
+        "warn": min(300.0, window / 2),
+        "jupyter_port": port,
+    }
+    ca_pem = Path(settings.arm_ca_bundle).read_text() if settings.arm_ca_bundle else None
+    with out.step(f"Idle stop: the VM deallocates itself after {policy['idle_stop']:g} min without use"):
+        how = idle.install(remote, config, _token(journal), ca_pem)
+        out.note(f"agent runs as a {'systemd service' if how == 'systemd' else 'detached process'}")

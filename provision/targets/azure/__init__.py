@@ -1,6 +1,7 @@
 """Azure: a GPU VM in a resource group of its own, through azure-mgmt-* (imported lazily)."""
 
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -15,7 +16,7 @@ from provision.prices import Prices, Quote
 from provision.settings import Settings
 from provision.state import CLIENT_KEY_FILE, Journal, Record
 from provision.targets import Machine
-from provision.targets.azure import preflight
+from provision.targets.azure import idle, preflight
 from provision.targets.azure.caller import detect_public_ip
 from provision.targets.azure.clients import Clients
 from provision.targets.azure.errors import AzureError, explain
@@ -107,6 +108,7 @@ class AzureTarget:
         subscription = self.settings.subscription
         with out.step(f"Azure sign-in and subscription {subscription}"):
             self._call(f"read subscription {subscription}", self.clients.read_subscription)
+        self._idle_preflight(out)
         attempts = [(size, region) for size in self.settings.sizes for region in self.settings.regions]
         failures: list[tuple[str, AzureError]] = []
         for size, region in attempts:
@@ -118,7 +120,9 @@ class AzureTarget:
                 with out.step(f"Preflight: {size} in {region}"):
                     offer = self._preflight(region, size)
                 out.note(offer.describe())
-                return self._create_in_a_zone(journal, out, offer, on_address)
+                machine = self._create_in_a_zone(journal, out, offer, on_address)
+                self._guard_cost(journal, out)
+                return machine
             except AzureError as e:
                 if not (e.is_quota or e.is_capacity) or len(attempts) == 1:
                     raise
@@ -130,6 +134,91 @@ class AzureTarget:
             "add regions or sizes (--region a,b --size x,y), or request quota",
             failures[-1][1].code,
         )
+
+    # -- idle stop and auto-shutdown (provision/targets/azure/idle.py) ---------------------------
+
+    def _idle_preflight(self, out: Output) -> None:
+        """Before any write: a caller who may not grant roles gets one warning, idle stop off and the
+        daily auto-shutdown on instead."""
+        if self.settings.idle_stop is None:
+            return
+        scope = f"/subscriptions/{self.settings.subscription}"
+        if self._call("ask Azure what you may do (permissions)", idle.may_grant, self.clients, scope):
+            return
+        when = self.settings.auto_shutdown or idle.FALLBACK_SHUTDOWN
+        out.warn(
+            "idle stop is off: you may not create roles and role assignments (Microsoft.Authorization/*/write, "
+            "which Contributor lacks); "
+            + ("no daily auto-shutdown either" if when == "off" else f"the VM deallocates daily at {when} instead")
+        )
+        self.settings = replace(self.settings, idle_stop=None, auto_shutdown=when)
+
+    def _guard_cost(self, journal: Journal, out: Output) -> None:
+        """Once the VM exists: the role with which it deallocates itself, and the daily schedule if any."""
+        record, settings = journal.record, self.settings
+        vm_id = next(r.id for r in record.resources if r.kind == "vm")
+        shutdown = settings.auto_shutdown or ("off" if settings.idle_stop is not None else idle.FALLBACK_SHUTDOWN)
+        record.idle = {"idle_stop": settings.idle_stop, "auto_shutdown": None if shutdown == "off" else shutdown}
+        if settings.idle_stop is not None:
+            with out.step("Idle stop: a role that lets the VM deallocate itself, and nothing else"):
+                self._grant_deallocate(journal, vm_id)
+        if shutdown != "off":
+            zone = idle.windows_time_zone()
+            with out.step(f"Daily auto-shutdown at {shutdown} ({zone})"):
+                group_id = vm_id.split("/providers/")[0]
+                schedule = idle.schedule_id(group_id, settings.name)
+                body = idle.schedule_body(record.settings["region"], vm_id, shutdown, zone)
+                with journal.creating("schedule", schedule):
+                    self._call(
+                        "create the auto-shutdown schedule",
+                        idle.put_by_id,
+                        self.clients,
+                        schedule,
+                        idle.SCHEDULE_API,
+                        body,
+                    )
+        journal.save()
+
+    def _grant_deallocate(self, journal: Journal, vm_id: str) -> None:
+        group, vm_name = vm_id.split("/")[4], vm_id.rsplit("/", 1)[-1]
+        vm = self._call("read the VM's identity", self.clients.compute.virtual_machines.get, group, vm_name)
+        principal = vm.identity.principal_id
+        assert self.settings.subscription
+        role = idle.role_definition_id(self.settings.subscription, str(uuid.uuid4()))
+        with journal.creating("role_definition", role):
+            self._call(
+                "create the idle-stop role",
+                idle.put_by_id,
+                self.clients,
+                role,
+                idle.ROLE_API,
+                idle.role_body(vm_id, self.settings.name),
+            )
+        assignment = f"{vm_id}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}"
+        body = idle.assignment_body(role, principal)
+        with journal.creating("role_assignment", assignment):
+            self._call(
+                "assign the idle-stop role to the VM",
+                idle.put_with_retries,
+                lambda: idle.put_by_id(self.clients, assignment, idle.ROLE_API, body),
+            )
+        journal.record.idle = {**(journal.record.idle or {}), "vm_id": vm_id, "compute_api": idle.COMPUTE_API}
+
+    def _revoke(self, record: Record | None, out: Output) -> None:
+        """The role assignment, then the role (a role still assigned cannot go): custom roles count against a
+        per-directory limit and live at subscription scope, so deleting the group would leave the role."""
+        found = [r for r in (record.resources if record else []) if r.kind in ("role_assignment", "role_definition")]
+        if not found:
+            return
+        with out.step("Deleting the idle-stop role and its assignment"):
+            for resource in sorted(found, key=lambda r: r.kind != "role_assignment"):
+                self._call(
+                    f"delete {resource.kind.replace('_', ' ')}",
+                    idle.delete_by_id,
+                    self.clients,
+                    resource.id,
+                    idle.ROLE_API,
+                )
 
     def quotes(self, *, offline: bool = False) -> list[Quote]:
         """The price of each size and region `create` may try (its OS disk included), from provision.prices;
@@ -349,6 +438,7 @@ class AzureTarget:
         return group.name
 
     def destroy(self, record: Record | None, out: Output, *, wait: bool) -> None:
+        self._revoke(record, out)
         group = self._find_group(record)
         if group is None:
             out.note(f"no resource group of deployment {self.settings.name!r} exists; nothing to delete")
