@@ -1,13 +1,20 @@
 """Idle stop end to end: the agent on a fake VM (real sshd, real Jupyter) deallocates the VM through the fake ARM
 with the VM's own managed-identity token from the fake IMDS; the window and probe scaled to seconds."""
 
+import asyncio
+import json
+import os
+import pty
 import subprocess
+import sys
 import time
+import urllib.request
+import uuid
 from pathlib import Path
 
 from bootstrap.idle_agent import ssh_sessions_at_work
-from tests.conftest import console
-from tests.test_e2e import port_open
+from tests.conftest import REPO, console
+from tests.test_e2e import URL, port_open
 
 WINDOW_MIN = "0.15"  # 9 s
 PROBE_S = "1"
@@ -67,6 +74,122 @@ def test_an_idle_vm_deallocates_itself_with_its_own_identity_and_down_leaves_no_
     down = console("down", "idl", "--yes", env=env, timeout=600)
     assert down.exit_code == 0, down.stderr
     assert cloud.arm.role_definitions() == [] and cloud.arm.role_assignments() == []
+
+
+ACTIVE_WINDOW_MIN = "0.3"  # 18 s; each kind of activity below lasts longer than that on its own
+PHASE_S = 25
+
+
+async def execute(port: str, token: str, kernel: str, code: str) -> list[str]:
+    """Run `code` in a kernel over its websocket, as JupyterLab does; its stream outputs."""
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    session = uuid.uuid4().hex
+    url = f"ws://127.0.0.1:{port}/api/kernels/{kernel}/channels?session_id={session}"
+    ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
+    msg_id = uuid.uuid4().hex
+    header = {"msg_id": msg_id, "session": session, "username": "t", "msg_type": "execute_request", "version": "5.3"}
+    content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False}
+    ws.write_message(
+        json.dumps(
+            {
+                "header": header,
+                "parent_header": {},
+                "metadata": {},
+                "content": content,
+                "channel": "shell",
+                "buffers": [],
+            }
+        )
+    )
+    outputs = []
+    while True:
+        message = json.loads(await ws.read_message())
+        if message.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        if message["msg_type"] == "stream":
+            outputs.append(message["content"]["text"])
+        if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":  # outputs precede it
+            ws.close()
+            return outputs
+
+
+def kernels_api(port: str, token: str, method: str, path: str = "") -> tuple[int, dict | None]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/kernels{path}", data=b"{}" if method == "POST" else None, method=method
+    )
+    request.add_header("Authorization", f"token {token}")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = response.read()
+        return response.status, json.loads(body) if body else None
+
+
+def deallocations_by(cloud, principal: str) -> list:
+    return [
+        r
+        for r in cloud.arm.requests
+        if r.method == "POST" and r.path.lower().endswith("/deallocate") and r.principal == principal
+    ]
+
+
+def test_a_busy_kernel_a_kernel_that_printed_and_an_interactive_shell_each_keep_the_vm_running(cloud, state_dir):
+    env = idle_env(cloud, PROVISION_IDLE_STOP=ACTIVE_WINDOW_MIN)
+    up = console("up", "--name", "act", "--detach", "--skip-check", env=env, timeout=600)
+    assert up.exit_code == 0, up.stderr
+    port, token = URL.search(up.stdout).groups()
+    vm_id = f"/subscriptions/{cloud.arm.subscription_id}/resourceGroups/dsvm-act/providers/Microsoft.Compute/virtualMachines/act"
+    principal = cloud.arm.resource(vm_id)["identity"]["principalId"]
+    agent_dir = Path(f"/home/{cloud.user}/.dsvm-kit/idle")
+
+    def still_running(what: str) -> None:
+        cloud.arm.inventory()
+        assert deallocations_by(cloud, principal) == [], (
+            f"deallocated during {what}: {(agent_dir / 'agent.log').read_text()}"
+        )
+        assert cloud.vms.running(), what
+
+    # 1. A kernel busy with silent work (no output at all) for longer than the window.
+    status, body = kernels_api(port, token, "POST")
+    assert status == 201, body
+    kernel = body["id"]
+    asyncio.run(execute(port, token, kernel, f"import time; time.sleep({PHASE_S})"))
+    still_running("a busy kernel")
+    # 2. A kernel idle between short executions that print: its last_activity stays within the window.
+    until = time.monotonic() + PHASE_S
+    while time.monotonic() < until:
+        assert asyncio.run(execute(port, token, kernel, "print('still here')")) == ["still here\n"]
+        time.sleep(4)
+    still_running("a kernel that printed recently")
+    assert kernels_api(port, token, "DELETE", f"/{kernel}")[0] == 204
+    # 3. An interactive shell through `provision ssh` (a pty): nothing else happens meanwhile.
+    controller, terminal = pty.openpty()
+    shell = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "provision"), "ssh", "act"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={**os.environ, **env, "PYTHONPATH": REPO},
+        start_new_session=True,
+    )
+    os.close(terminal)
+    try:
+        time.sleep(PHASE_S)
+        still_running("an interactive SSH session")
+        os.write(controller, b"exit\n")
+        assert shell.wait(timeout=30) == 0
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+        os.close(controller)
+    log = (agent_dir / "agent.log").read_text()
+    assert "active: busy kernel" in log and "active: 1 SSH session(s)" in log, log
+
+    # Activity over (the tunnel stays open): the VM deallocates itself, with its own identity.
+    took = wait_deallocated(cloud, int(cloud.env["PROVISION_SSH_PORT"]), limit=90)
+    assert took is not None, f"still running: {power_of(cloud, 'act')}; {(agent_dir / 'agent.log').read_text()}"
+    assert [r.status for r in deallocations_by(cloud, principal)] == [202]
+    assert console("down", "act", "--yes", env=env, timeout=600).exit_code == 0
 
 
 def test_a_plain_contributor_gets_one_warning_no_idle_stop_and_the_daily_schedule(cloud):
