@@ -14,7 +14,8 @@ from bootstrap.remote import Remote, expand
 AGENT_DIR = "~/.dsvm-kit/idle"
 UNIT = "dsvm-kit-idle.service"
 _HERE = Path(__file__).parent
-_STOP_DETACHED = 'if [ -f {d}/pid ]; then kill "$(cat {d}/pid)" 2>/dev/null; fi'
+# The pid may be gone (a deallocated VM's agent died with it): that is no failure.
+_STOP_DETACHED = 'if [ -f {d}/pid ]; then kill "$(cat {d}/pid)" 2>/dev/null || true; fi'
 _HAS_SYSTEMD = "command -v systemctl >/dev/null && [ -d /run/systemd/system ] && sudo -n true 2>/dev/null"
 
 
@@ -55,12 +56,13 @@ def install(remote: Remote, config: dict, jupyter_token: str, ca_pem: str | None
 
 
 def read_state(remote: Remote) -> dict:
-    """What the agent last wrote: state.json (idle_s, checked_at, last_error) and stopped.json, if any."""
-    d = expand(remote, AGENT_DIR)
+    """What the agent last wrote, in one command: state.json (idle_s, checked_at, last_error) and stopped.json."""
+    d = shlex.quote(expand(remote, AGENT_DIR))
+    result = remote.run(f"for n in state stopped; do printf '%s ' $n; cat {d}/$n.json 2>/dev/null; echo; done")
     found = {}
-    for name in ("state", "stopped"):
-        result = remote.run(f"cat {shlex.quote(d)}/{name}.json", check=False)
-        if result.exit_code == 0:
-            with contextlib.suppress(ValueError):
-                found[name] = json.loads(result.stdout)
+    for line in result.stdout.splitlines():
+        name, _, text = line.partition(" ")
+        with contextlib.suppress(ValueError):
+            if text.strip():
+                found[name] = json.loads(text)
     return found

@@ -296,4 +296,6 @@ def install_idle_stop(remote: Remote, settings: Settings, journal: Journal, out:
     ca_pem = Path(settings.arm_ca_bundle).read_text() if settings.arm_ca_bundle else None
     with out.step(f"Idle stop: the VM deallocates itself after {policy['idle_stop']:g} min without use"):
         how = idle.install(remote, config, _token(journal), ca_pem)
+        journal.record.idle = {**policy, "agent": how}
+        journal.save()
         out.note(f"agent runs as a {'systemd service' if how == 'systemd' else 'detached process'}")

@@ -5,6 +5,7 @@ import asyncio
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import uuid
 from pathlib import Path
 
 from bootstrap.idle_agent import ssh_sessions_at_work
+from provision.state import StateStore
 from tests.conftest import REPO, console
 from tests.test_e2e import URL, port_open
 
@@ -71,6 +73,17 @@ def test_an_idle_vm_deallocates_itself_with_its_own_identity_and_down_leaves_no_
     assert deallocations and deallocations[-1].status == 202
     print(f"deallocated {took:.1f} s after up returned")
 
+    # status: the policy, and a deallocation the kit did not make; start then learns why from the agent.
+    stopped = status_of("idl", env)
+    assert stopped["idle_policy"] == "idle stop after 0.15 min"
+    assert stopped["power_state"] == "deallocated (not by the kit: idle stop, the schedule or Azure)"
+    assert "idle_minutes" not in stopped  # no SSH to a deallocated VM
+    start = console("start", "idl", "--detach", env=env, timeout=600)
+    assert start.exit_code == 0, start.stderr
+    history = StateStore(state_dir).require("idl").power
+    assert [entry["state"] for entry in history] == ["running", "deallocated", "running"]
+    assert re.fullmatch(r"idle stop after 0\.[12] min without use", history[1]["reason"]), history
+
     down = console("down", "idl", "--yes", env=env, timeout=600)
     assert down.exit_code == 0, down.stderr
     assert cloud.arm.role_definitions() == [] and cloud.arm.role_assignments() == []
@@ -125,6 +138,12 @@ def kernels_api(port: str, token: str, method: str, path: str = "") -> tuple[int
         return response.status, json.loads(body) if body else None
 
 
+def status_of(name: str, env: dict) -> dict:
+    done = console("status", name, "--json", env=env, timeout=120)
+    assert done.exit_code == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def deallocations_by(cloud, principal: str) -> list:
     return [
         r
@@ -176,6 +195,9 @@ def test_a_busy_kernel_a_kernel_that_printed_and_an_interactive_shell_each_keep_
     try:
         time.sleep(PHASE_S)
         still_running("an interactive SSH session")
+        busy = status_of("act", env)  # what the agent wrote, read over SSH
+        assert (busy["idle_policy"], busy["idle_agent_error"]) == ("idle stop after 0.3 min", "none")
+        assert busy["idle_minutes"] == "0.0 of 0.3"
         os.write(controller, b"exit\n")
         assert shell.wait(timeout=30) == 0
     finally:
