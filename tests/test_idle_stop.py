@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 from bootstrap.idle_agent import ssh_sessions_at_work
@@ -263,3 +264,69 @@ def test_ssh_sessions_count_only_when_they_run_a_process():
     assert ssh_sessions_at_work("ana", table) == 1
     del table[33]
     assert ssh_sessions_at_work("ana", table) == 0
+
+
+def test_policy_and_a_stop_the_kit_did_not_make(tmp_path, monkeypatch):
+    from provision import idle_view, power
+    from provision.state import Record
+    from tests.conftest import free_port
+
+    record = Record("x", "azure", "2026-01-01T00:00:00+00:00", idle={"idle_stop": 60.0, "auto_shutdown": None})
+    assert idle_view.policy(record) == "idle stop after 60 min"
+    record.idle = {"idle_stop": None, "auto_shutdown": "19:00", "time_zone": "W. Europe Standard Time"}
+    assert idle_view.policy(record) == "off: auto-shutdown 19:00 W. Europe Standard Time"
+    power.note(record, "running", "created")
+    assert idle_view.shown_state(record, "deallocated").startswith("deallocated (not by the kit")
+    power.note(record, "deallocated", "by hand")
+    assert idle_view.shown_state(record, "deallocated") == "deallocated"
+
+    # SSH that does not answer: status shows "unknown" and does not fail.
+    monkeypatch.setattr(idle_view, "STATUS_SSH_WAIT", 1)
+    key = tmp_path / "key"
+    key.write_text("not a key")
+    record.idle = {"idle_stop": 60.0, "agent": "detached"}
+    record.machine = {
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "user": "u",
+        "key_path": str(key),
+        "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB",
+    }
+    assert idle_view.agent_facts(record, "running") == {"idle_minutes": "unknown", "idle_agent_error": "unknown"}
+    assert idle_view.agent_facts(record, "deallocated") == {}
+
+
+class AgentFiles:
+    """A Remote whose idle agent wrote `files` (name -> JSON text)."""
+
+    home = "/home/u"
+
+    def __init__(self, files: dict):
+        self.files = files
+
+    def run(self, command: str, **_):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(stdout="".join(f"{n} {self.files.get(n, '')}\n" for n in ("state", "stopped")))
+
+
+def test_start_records_why_the_vm_stopped():
+    from provision import idle_view, power
+    from provision.state import Record
+
+    record = Record("x", "azure", "2026-01-01T00:00:00+00:00")
+    power.note(record, "running", "created", datetime.fromisoformat("2026-01-01T00:00:00+00:00"))
+    power.note(record, "running", "started", datetime.fromisoformat("2026-01-01T05:00:00+00:00"))
+    stopped_at = datetime.fromisoformat("2026-01-01T01:30:00+00:00").timestamp()
+    idle_stop = AgentFiles({"stopped": json.dumps({"reason": "idle", "at": stopped_at, "idle_s": 3600})})
+    assert idle_view.note_stop(record, idle_stop)
+    assert [(e["state"], e["at"][11:16], e["reason"]) for e in record.power] == [
+        ("running", "00:00", "created"),
+        ("deallocated", "01:30", "idle stop after 60.0 min without use"),
+        ("running", "05:00", "started"),
+    ]
+    assert not idle_view.note_stop(record, idle_stop)  # already known
+    record.power = record.power[:1] + record.power[2:]
+    assert idle_view.note_stop(record, AgentFiles({}))  # no word from the agent: the schedule, Azure...
+    assert record.power[1]["reason"].startswith("seen at start: not by the kit")
+    assert power.running_hours(record, datetime.fromisoformat("2026-01-01T05:00:00+00:00")) == 5.0
