@@ -330,3 +330,29 @@ def test_start_records_why_the_vm_stopped():
     assert idle_view.note_stop(record, AgentFiles({}))  # no word from the agent: the schedule, Azure...
     assert record.power[1]["reason"].startswith("seen at start: not by the kit")
     assert power.running_hours(record, datetime.fromisoformat("2026-01-01T05:00:00+00:00")) == 5.0
+
+
+def test_a_refused_deallocate_is_retried_and_status_shows_the_error(cloud, state_dir):
+    env = idle_env(cloud, PROVISION_IDLE_STOP="0.1")  # 6 s
+    # ARM refuses the VM's deallocate as it does while a new role assignment replicates.
+    refused = cloud.arm.inject(
+        "POST", r"/virtualmachines/err/deallocate$", status=403, code="AuthorizationFailed", times=100
+    )
+    up = console("up", "--name", "err", "--detach", "--skip-check", env=env, timeout=600)
+    assert up.exit_code == 0, up.stderr
+    limit = time.monotonic() + 60
+    while refused.fired < 2 and time.monotonic() < limit:
+        time.sleep(0.5)
+    assert refused.fired >= 2  # retried
+    shown = status_of("err", env)
+    assert shown["idle_agent_error"] == "HTTPError: 403" and shown["idle_minutes"] != "unknown", shown
+    assert shown["power_state"] == "running"
+
+    cloud.arm.clear_faults()  # the role has replicated: the next retry goes through
+    took = wait_deallocated(cloud, int(cloud.env["PROVISION_SSH_PORT"]), limit=90)
+    log = (Path(f"/home/{cloud.user}/.dsvm-kit/idle") / "agent.log").read_text()
+    assert took is not None, log
+    assert "deallocate failed (HTTPError: 403); retrying" in log
+    statuses = [r.status for r in cloud.arm.requests if r.method == "POST" and r.path.lower().endswith("/deallocate")]
+    assert statuses[-1] == 202 and set(statuses[:-1]) == {403}, statuses
+    assert console("down", "err", "--yes", env=env, timeout=600).exit_code == 0
