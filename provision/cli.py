@@ -73,6 +73,9 @@ HostKey = Annotated[str | None, typer.Option(help="Host key of an ssh:// target 
 Identity = Annotated[str | None, typer.Option(help="Private SSH key for an ssh:// target.")]
 Dataset = Annotated[str | None, typer.Option(help="Notebook check dataset: cifar10, digits or synthetic.")]
 Epochs = Annotated[int | None, typer.Option(help="Epochs of the notebook check [default: 2].")]
+Nodes = Annotated[
+    int | None, typer.Option(help="GPU VMs in one private network, the first the head (Azure only) [default: 1].")
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Port = Annotated[int, typer.Option("--port", help="Local port for the tunnel [default: a free one].")]
@@ -143,6 +146,7 @@ def up(
     identity: Identity = None,
     dataset: Dataset = None,
     epochs: Epochs = None,
+    nodes: Nodes = None,
     skip_check: Annotated[bool, typer.Option("--skip-check", help="Do not run the GPU check.")] = False,
     no_bootstrap: Annotated[bool, typer.Option("--no-bootstrap", help="Stop once the VM is ready.")] = False,
     detach: Annotated[
@@ -282,6 +286,7 @@ def plan(
     trusted_launch: TrustedLaunch = False,
     spot: Spot = False,
     max_price: MaxPrice = None,
+    nodes: Nodes = None,
     json: Json = False,
 ) -> None:
     """What `up` would create on Azure and what it costs, for review; sends no request to Azure."""

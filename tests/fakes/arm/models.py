@@ -156,6 +156,8 @@ class ArmState:
         self.operations: dict[str, Operation] = {}
         self.holds: dict[str, float] = {}
         self.kinds: dict[str, KindSpec] = {}
+        # NIC id -> loopback address, when FakeARM(loopback_private_ips=True); the public IP's 127.0.0.1 stays out
+        self.loopback_private_ips: dict[str, str] | None = None
         self.register(KindSpec(SCHEDULE_KIND, self.put_schedule, self.delete_schedule, self.plain_view))
 
     # -- registry and ids ---------------------------------------------------------------------
