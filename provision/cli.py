@@ -6,6 +6,7 @@ costs neither the Azure SDK nor paramiko.
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -344,6 +345,39 @@ def ssh(
 
     argv = ssh_argv(_store(), _name(name), command or [])
     os.execvp(argv[0], argv)
+
+
+@app.command("run", context_settings={"allow_interspersed_args": False})
+def run_job(
+    words: Annotated[list[str], typer.Argument(help="[NAME] SCRIPT [ARGS...] (put -- before the script's options).")],
+    workdir: Annotated[
+        Path | None, typer.Option(help="Directory copied to every node [default: the script's].")
+    ] = None,
+    nproc_per_node: Annotated[
+        int | None, typer.Option(help="Processes per node [default: its GPUs, or 2 on a CPU].")
+    ] = None,
+    torchrun_args: Annotated[
+        str | None, typer.Option("--torchrun", help="More torchrun options, as one string: '--max-restarts 1'.")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run a script with torchrun on every node; every rank's output here; Ctrl-C stops it everywhere."""
+    import shlex
+
+    from provision.run import RunOptions
+    from provision.run import run as run_script
+
+    name = None
+    if len(words) > 1 and not Path(words[0]).is_file() and not words[0].endswith(".py"):
+        name, words = words[0], words[1:]
+    options = RunOptions(
+        script=Path(words[0]),
+        args=tuple(words[1:]),
+        workdir=workdir,
+        nproc_per_node=nproc_per_node,
+        torchrun_args=tuple(shlex.split(torchrun_args or "")),
+    )
+    run_script(_name(name), options, _store(), Output(quiet=quiet))
 
 
 @app.command("ssh-config")
