@@ -13,8 +13,8 @@ import http.client
 import json
 import shlex
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from bootstrap.pyenv import pin_kernel_script
 from bootstrap.remote import BootstrapError, Remote, expand

@@ -32,7 +32,10 @@ LOG_CHANNEL = "bootstrap.ssh"  # paramiko logs our connected transports under th
 _HANDSHAKE_LOG_CHANNEL = f"{LOG_CHANNEL}.handshake"  # ... and those still connecting under this one
 RECONNECT_TIMEOUT = 30.0  # seconds a dropped session may take to come back
 _ATTEMPT_TIMEOUT = 15.0  # seconds for one TCP connect / banner / auth exchange
-_FIRST_DELAY, _MAX_DELAY = 0.5, 10.0  # backoff between connection attempts
+# Backoff between connection attempts. A machine still booting refuses at once (or drops the SYN, and
+# the kernel resends it 1 and 3 s later): an attempt a second costs nothing and finds sshd within a
+# second of it answering.
+_FIRST_DELAY, _MAX_DELAY = 0.5, 1.0
 _CHANNEL_OPEN_TIMEOUT = 30.0
 _DROP_GRACE = 5.0  # seconds to tell a dropped connection from an error on a live one
 # An SSH keepalive this often: an Azure public IP drops a TCP flow idle for 4 minutes (its default
@@ -66,6 +69,10 @@ class ConnectTimeout(BootstrapError):
 
 class AuthenticationFailed(BootstrapError):
     """The machine refused our key."""
+
+
+class ConnectCanceled(BootstrapError):
+    """Connecting was given up on request (the machine will not come)."""
 
 
 @dataclass(frozen=True)
@@ -222,16 +229,21 @@ def _open_client(
     endpoint: Endpoint,
     timeout: float,
     on_wait: Callable[[str], None] | None,
+    cancel: threading.Event | None = None,
     through: Callable[[], paramiko.Channel] | None = None,
 ) -> paramiko.SSHClient:
-    """An authenticated SSHClient, retrying (with capped backoff) while SSH is not up yet; over a channel
-    that `through` opens (to endpoint's host and port, from a jump host) instead of a TCP connection if given."""
+    """An authenticated SSHClient, retrying (with capped backoff) while SSH is not up yet, until `cancel` is set;
+    over a channel that `through` opens (to endpoint's host and port, from a jump host) instead of a TCP connection
+    if given."""
     pinned = _parse_host_key(endpoint.host_key)
     pkey = _load_client_key(endpoint.key_path)
     where = f"{endpoint.host}:{endpoint.port}"
     deadline = time.monotonic() + timeout
     delay, attempts = _FIRST_DELAY, 0
+    cancel = cancel or threading.Event()
     while True:
+        if cancel.is_set():
+            raise ConnectCanceled(f"SSH to {where} given up ({attempts} attempts)")
         attempts += 1
         remaining = deadline - time.monotonic()
         client = paramiko.SSHClient()
@@ -281,7 +293,7 @@ def _open_client(
             pause = min(delay, remaining)
             if on_wait:
                 on_wait(f"SSH on {where} not ready ({_short(e)}); retrying in {pause:.1f} s")
-            time.sleep(pause)
+            cancel.wait(pause)
             delay = min(delay * 2, _MAX_DELAY)
 
 
@@ -300,9 +312,16 @@ def fetch_host_key(host: str, port: int, timeout: float = 15) -> str:
     return f"{key.get_name()} {key.get_base64()}"
 
 
-def connect(endpoint: Endpoint, *, timeout: float = 300, on_wait: Callable[[str], None] | None = None) -> SSHRemote:
-    """Connect to the machine, waiting up to `timeout` seconds for SSH to come up."""
-    return SSHRemote(endpoint, _open_client(endpoint, timeout, on_wait))
+def connect(
+    endpoint: Endpoint,
+    *,
+    timeout: float = 300,
+    on_wait: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> SSHRemote:
+    """Connect to the machine, waiting up to `timeout` seconds for SSH to come up (ConnectCanceled once
+    `cancel` is set)."""
+    return SSHRemote(endpoint, _open_client(endpoint, timeout, on_wait, cancel))
 
 
 def connect_through(
@@ -319,7 +338,7 @@ def connect_through(
             )
         )
 
-    return SSHRemote(endpoint, _open_client(endpoint, timeout, on_wait, channel), channel)
+    return SSHRemote(endpoint, _open_client(endpoint, timeout, on_wait, through=channel), channel)
 
 
 class SSHRemote:
@@ -339,6 +358,7 @@ class SSHRemote:
         self._through = through  # opens the channel a machine behind a jump host is reached by
         self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.RLock()
+        self._sftp_lock = threading.Lock()  # one SFTP request at a time; exec channels run side by side
         self._count()
         self.home = self.run('printf %s "$HOME"', step="reading $HOME").stdout
 
@@ -357,7 +377,7 @@ class SSHRemote:
                 return current
             self._client.close()
             self._sftp = None
-            self._client = _open_client(self.endpoint, RECONNECT_TIMEOUT, None, self._through)
+            self._client = _open_client(self.endpoint, RECONNECT_TIMEOUT, None, through=self._through)
             self._count()
             return self._client.get_transport()
 
@@ -386,7 +406,8 @@ class SSHRemote:
             return self._sftp
 
     def _with_sftp(self, operation):
-        return self._session(lambda transport: operation(self._sftp_client(transport)))
+        with self._sftp_lock:
+            return self._session(lambda transport: operation(self._sftp_client(transport)))
 
     # -- commands
 

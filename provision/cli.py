@@ -67,6 +67,16 @@ MaxPrice = Annotated[
     float | None,
     typer.Option(help="With --spot: the most US$/hour to pay (Azure evicts above it) [default: -1, pay-as-you-go]."),
 ]
+IdleStop = Annotated[
+    str | None,
+    typer.Option(help="Minutes without use after which the VM deallocates itself, or off [default: 60]."),
+]
+AutoShutdown = Annotated[
+    str | None,
+    typer.Option(
+        help="Daily deallocation at HH:MM (this machine's time zone), or off [default: only if idle stop cannot be]."
+    ),
+]
 RemotePython = Annotated[
     str | None, typer.Option(help="Python on the machine to run Jupyter with [default: detected].")
 ]
@@ -139,6 +149,8 @@ def up(
     accept_terms: AcceptTerms = False,
     spot: Spot = False,
     max_price: MaxPrice = None,
+    idle_stop: IdleStop = None,
+    auto_shutdown: AutoShutdown = None,
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Create without asking to confirm the price (or PROVISION_YES=1).")
     ] = False,
@@ -149,6 +161,9 @@ def up(
     epochs: Epochs = None,
     nodes: Nodes = None,
     skip_check: Annotated[bool, typer.Option("--skip-check", help="Do not run the GPU check.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Run the GPU check again on a deployment whose check passed.")
+    ] = False,
     no_bootstrap: Annotated[bool, typer.Option("--no-bootstrap", help="Stop once the VM is ready.")] = False,
     detach: Annotated[
         bool,
@@ -166,11 +181,12 @@ def up(
     from provision.deploy import up as run_up
     from provision.settings import load
 
-    for option in ("skip_check", "no_bootstrap", "detach", "keep_on_failure", "port", "quiet"):
+    for option in ("skip_check", "check", "no_bootstrap", "detach", "keep_on_failure", "port", "quiet"):
         flags.pop(option, None)
     options = UpOptions(
         bootstrap=not no_bootstrap,
         skip_check=skip_check,
+        check=check,
         detach=detach,
         local_port=port,
         keep_on_failure=keep_on_failure,

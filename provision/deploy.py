@@ -27,6 +27,7 @@ RECORDED = (
 class UpOptions:
     bootstrap: bool = True
     skip_check: bool = False
+    check: bool = False  # run the check again on a reused machine whose check passed
     detach: bool = False
     local_port: int = 0
     keep_on_failure: bool = False
@@ -61,15 +62,17 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
         machine = _reusable_machine(settings, record, target, journal, out)
         created_now = machine is None
         quotes = _confirm_price(target, settings, out) if created_now else []
+        early = session.EarlySSH()  # SSH begins as soon as the address is known, while the VM is made
         try:
             if machine is None:
-                machine = target.create(journal, out)
+                machine = target.create(journal, out, on_address=early.start if options.bootstrap else None)
                 write_known_hosts(store, settings.name, machine)
                 journal.record.phase = "created"
                 _record_price(journal.record, quotes, spot=settings.spot)
                 power.note(journal.record, RUNNING, "created")
                 journal.save()
         except BaseException:
+            early.cancel()
             if journal.record.resources:
                 _undo(settings, journal, out, options)
             else:  # nothing was asked of the cloud: forget the keys made for it too
@@ -79,9 +82,8 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
         if not options.bootstrap:
             return
         try:
-            remote = session.open_remote(machine, out)
-            server, token = session.start_jupyter(remote, settings, journal, out, allow_cpu=options.skip_check)
-            _check(remote, settings, journal, out, skip=options.skip_check)
+            remote = early.remote(machine, out)
+            (server, token), _ = _bootstrap(remote, settings, journal, out, options, reused=not created_now)
         except KeyboardInterrupt:
             if created_now:
                 _undo(settings, journal, out, options)
@@ -253,11 +255,40 @@ def _still_running(name: str, machine: Machine) -> str:
     )
 
 
-def _check(remote: Remote, settings: Settings, journal: Journal, out: Output, *, skip: bool) -> None:
+def _bootstrap(
+    remote: Remote, settings: Settings, journal: Journal, out: Output, options: UpOptions, *, reused: bool
+) -> list:
+    """Python and notebooks first; then Jupyter's start and the check at once (the check needs no Jupyter).
+    On a reused machine the Python is the one `up` chose before, and a check that passed is not run again
+    unless asked (--check)."""
+    record = journal.record
+    if reused and record.jupyter:
+        settings = replace(settings, remote_python=record.jupyter["python"])
+    passed = bool(reused and record.check and record.check.get("passed"))
+    python = session.prepare(remote, settings, out, allow_cpu=options.skip_check)
+
+    def jupyter_and_idle_agent():
+        server, token = session.serve_jupyter(remote, python, settings, journal, out)
+        session.install_idle_stop(remote, settings, journal, out, server.port)
+        return server, token
+
+    return session.alongside(
+        jupyter_and_idle_agent,
+        lambda: _check(
+            remote, python, settings, journal, out, skip=options.skip_check, passed=passed and not options.check
+        ),
+    )
+
+
+def _check(
+    remote: Remote, python: str, settings: Settings, journal: Journal, out: Output, *, skip: bool, passed: bool = False
+) -> None:
     if skip:
         out.warn("GPU check skipped (--skip-check): the notebook has not been proven to run")
         return
-    python = journal.record.jupyter["python"]
+    if passed:
+        out.note(f"the GPU check passed on this machine ({journal.record.check['at']}); --check runs it again")
+        return
     verdict = session.run_check(remote, python, settings, journal, out)
     for detail in verdict.details:
         out.note(detail)
@@ -373,7 +404,7 @@ def check(name: str, flags: dict[str, Any], store: StateStore, out: Output) -> N
             raise ProvisionError(f"{name!r} was never bootstrapped; run `provision up --name {name}`")
         remote = session.open_remote(machine, out, timeout=60)
         try:
-            _check(remote, settings, journal, out, skip=False)
+            _check(remote, record.jupyter["python"], settings, journal, out, skip=False)
         finally:
             remote.close()
 
@@ -429,6 +460,7 @@ def start(name: str, store: StateStore, out: Output, options: UpOptions) -> None
             # The Python `up` chose and judged; the check is not run again (`provision check` does).
             same = replace(settings, remote_python=record.jupyter["python"])
             server, token = session.start_jupyter(remote, same, journal, out, allow_cpu=True)
+            session.install_idle_stop(remote, same, journal, out, server.port)
         except BootstrapError as e:
             remote.close()
             raise ProvisionError(f"{e}; {_still_running(name, machine)}") from None

@@ -117,6 +117,7 @@ class Plan:
     max_price: float = -1.0  # Spot's billingProfile.maxPrice in $/hour; -1: up to pay-as-you-go
     nodes: int = 1  # VMs in the deployment; with more than one, all in one proximity placement group
     node: int = 0  # which of them this plan's NIC and VM are: 0 is the head, the only one with a public IP
+    managed_identity: bool = False  # a system-assigned identity, with which the VM deallocates itself when idle
 
     @property
     def group_id(self) -> str:
@@ -299,6 +300,8 @@ class Plan:
             body["plan"] = self.image_plan
         if self.zone:
             body["zones"] = [self.zone]
+        if self.managed_identity:
+            body["identity"] = {"type": "SystemAssigned"}
         return body
 
     def _security_profile(self) -> dict:
@@ -392,6 +395,7 @@ def make_plan(
         spot=settings.spot,
         max_price=settings.max_price,
         nodes=settings.nodes,
+        managed_identity=settings.idle_stop is not None,
     )
 
 

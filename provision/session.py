@@ -1,15 +1,19 @@
 """The machine side of `up`, driven from the laptop: connect, Jupyter, notebooks, GPU check."""
 
+import math
 import secrets
 import sys
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import bootstrap
-from bootstrap import datasets, jupyter, notebooks, pychoice
+from bootstrap import datasets, idle, jupyter, notebooks, pychoice
 from bootstrap.gpucheck import Verdict, judge
 from bootstrap.pyenv import install
-from bootstrap.remote import ConnectTimeout, Endpoint, LocalRemote, Remote, connect
+from bootstrap.remote import ConnectTimeout, Endpoint, LocalRemote, Remote, SSHRemote, connect
 from provision.output import Output
 from provision.public import PublicJupyter, deployment_certificate
 from provision.settings import OPEN_TO_ALL, Settings
@@ -26,34 +30,129 @@ def notebooks_dir() -> Path:
     return bundled if bundled.is_dir() else Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def open_remote(machine: Machine, out: Output, *, timeout: float = SSH_WAIT) -> Remote:
-    """One connection to the machine, reused for every step (the local transport for local)."""
-    if machine.local:
-        return LocalRemote()
+def _endpoint(machine: Machine) -> Endpoint:
     assert machine.key_path and machine.host_key, "an SSH machine always has a key and a host key"
-    endpoint = Endpoint(
+    return Endpoint(
         host=machine.host,
         port=machine.port,
         user=machine.user,
         key_path=Path(machine.key_path),
         host_key=machine.host_key,
     )
-    with out.step(f"SSH to {machine.user}@{machine.host}:{machine.port} (host key pinned)") as step:
+
+
+def _ssh_step(machine: Machine) -> str:
+    return f"SSH to {machine.user}@{machine.host}:{machine.port} (host key pinned)"
+
+
+def _with_address_hint(error: ConnectTimeout, machine: Machine) -> ConnectTimeout:
+    if machine.ssh_from is None or machine.ssh_from in OPEN_TO_ALL:
+        return error
+    return ConnectTimeout(
+        f"{error}; the security group admits SSH only from {machine.ssh_from}: if you are on a VPN or "
+        "behind a corporate NAT, your address as Azure sees it may differ: pass --allow-ip"
+    )
+
+
+def open_remote(machine: Machine, out: Output, *, timeout: float = SSH_WAIT) -> Remote:
+    """One connection to the machine, reused for every step (the local transport for local)."""
+    if machine.local:
+        return LocalRemote()
+    with out.step(_ssh_step(machine)) as step:
         try:
-            return connect(endpoint, timeout=timeout, on_wait=step.update)
+            return connect(_endpoint(machine), timeout=timeout, on_wait=step.update)
         except ConnectTimeout as e:
-            if machine.ssh_from is None or machine.ssh_from in OPEN_TO_ALL:
-                raise
-            raise ConnectTimeout(
-                f"{e}; the security group admits SSH only from {machine.ssh_from}: if you are on a VPN or "
-                "behind a corporate NAT, your address as Azure sees it may differ: pass --allow-ip"
-            ) from None
+            raise _with_address_hint(e, machine) from None
+
+
+class EarlySSH:
+    """SSH to a machine still being made: connecting (pinned host key, backoff) begins in the background
+    as soon as its address is known (`start`, a target's on_address), so that the bootstrap begins the
+    moment sshd answers rather than once the cloud reports the machine made and a poll notices it.
+    `cancel` gives it up (a failed create), closing what it may have opened."""
+
+    def __init__(self) -> None:
+        self._dial: _Dial | None = None
+
+    def start(self, machine: Machine) -> None:
+        if machine.local or (self._dial is not None and self._dial.machine == machine):
+            return
+        self.cancel()  # an earlier attempt's machine (another region): it is gone
+        self._dial = _Dial(machine)
+
+    def cancel(self) -> None:
+        if self._dial is not None:
+            self._dial.cancel()
+            self._dial = None
+
+    def remote(self, machine: Machine, out: Output, *, timeout: float = SSH_WAIT) -> Remote:
+        """The connection to `machine`: the one begun early, waited for at most `timeout` s more, else a new one."""
+        dial, self._dial = self._dial, None
+        if dial is None or dial.machine != machine:
+            if dial is not None:
+                dial.cancel()
+            return open_remote(machine, out, timeout=timeout)
+        with out.step(_ssh_step(machine)):
+            try:
+                return dial.result(timeout)
+            except ConnectTimeout as e:
+                raise _with_address_hint(e, machine) from None
+
+
+class _Dial:
+    """One background connection attempt to one machine, without a deadline of its own."""
+
+    def __init__(self, machine: Machine):
+        self.machine = machine
+        self._cancel, self._done, self._lock = threading.Event(), threading.Event(), threading.Lock()
+        self._remote: SSHRemote | None = None
+        self._error: BaseException | None = None
+        self._last = "no attempt yet"
+        threading.Thread(target=self._run, name=f"ssh-{machine.host}", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            remote = connect(_endpoint(self.machine), timeout=math.inf, on_wait=self._waiting, cancel=self._cancel)
+        except BaseException as e:  # handed to whoever waits for the result
+            self._error = e
+        else:
+            with self._lock:
+                if self._cancel.is_set():
+                    remote.close()
+                else:
+                    self._remote = remote
+        self._done.set()
+
+    def _waiting(self, message: str) -> None:
+        self._last = message
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancel.set()
+            remote, self._remote = self._remote, None
+        if remote is not None:
+            remote.close()
+
+    def result(self, timeout: float) -> Remote:
+        if not self._done.wait(timeout):
+            self.cancel()
+            where = f"{self.machine.host}:{self.machine.port}"
+            raise ConnectTimeout(f"SSH to {where} did not answer in {timeout:g} s (last: {self._last})")
+        if self._error is not None:
+            raise self._error
+        assert self._remote is not None
+        return self._remote
 
 
 def start_jupyter(
     remote: Remote, settings: Settings, journal: Journal, out: Output, *, allow_cpu: bool = False
 ) -> tuple[jupyter.JupyterServer, str]:
-    """A token-protected JupyterLab on the machine: the running one if its token works.
+    """A token-protected JupyterLab on the machine: the running one if its token works."""
+    return serve_jupyter(remote, prepare(remote, settings, out, allow_cpu=allow_cpu), settings, journal, out)
+
+
+def prepare(remote: Remote, settings: Settings, out: Output, *, allow_cpu: bool = False) -> str:
+    """What both Jupyter and the check need: the machine's Python, and the notebooks pushed.
 
     The Python is the best the machine has (see bootstrap.pychoice); one whose torch sees no
     GPU only with `allow_cpu` (or settings.allow_cpu).
@@ -70,6 +169,13 @@ def start_jupyter(
     with out.step("Pushing notebooks to ~/notebooks"):
         pushed = notebooks.push(remote, notebooks_dir())
         out.note(f"{len(pushed)} changed file(s)" if pushed else "all up to date")
+    return python
+
+
+def serve_jupyter(
+    remote: Remote, python: str, settings: Settings, journal: Journal, out: Output
+) -> tuple[jupyter.JupyterServer, str]:
+    """JupyterLab in `python`'s environment, token required: the running server if its token works."""
     token = _token(journal)
     public = _public(settings, journal)
     where = f"TLS on port {public.port}, pinned certificate" if public else "127.0.0.1 on the machine"
@@ -97,6 +203,30 @@ def start_jupyter(
     }
     journal.save()
     return server, token
+
+
+def alongside(*steps: Callable[[], Any]) -> list[Any]:
+    """Run the steps at once, each in a thread of its own (sharing one connection: SSH channels are
+    concurrent); their results in order once all ended, or the first one's error. Daemon threads: a
+    Ctrl-C reaches the caller at once, and the process does not wait for them to exit."""
+    results: list[Any] = [None] * len(steps)
+    errors: list[BaseException | None] = [None] * len(steps)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = steps[i]()
+        except BaseException as e:  # handed to the caller
+            errors[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(steps))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    error = next((e for e in errors if e is not None), None)
+    if error is not None:
+        raise error
+    return results
 
 
 def _public(settings: Settings, journal: Journal) -> PublicJupyter | None:
@@ -145,3 +275,25 @@ def run_check(remote: Remote, python: str, settings: Settings, journal: Journal,
     }
     journal.save()
     return verdict
+
+
+def install_idle_stop(remote: Remote, settings: Settings, journal: Journal, out: Output, port: int) -> None:
+    """The idle agent on the machine, when this deployment's VM may deallocate itself (record.idle has its id)."""
+    policy = journal.record.idle or {}
+    if policy.get("idle_stop") is None or "vm_id" not in policy:
+        return
+    window = float(policy["idle_stop"]) * 60
+    config = {
+        "vm_id": policy["vm_id"],
+        "imds_url": settings.imds_url,
+        "arm_endpoint": settings.arm_endpoint,
+        "compute_api": policy["compute_api"],
+        "window": window,
+        "probe": min(settings.idle_probe, window),
+        "warn": min(300.0, window / 2),
+        "jupyter_port": port,
+    }
+    ca_pem = Path(settings.arm_ca_bundle).read_text() if settings.arm_ca_bundle else None
+    with out.step(f"Idle stop: the VM deallocates itself after {policy['idle_stop']:g} min without use"):
+        how = idle.install(remote, config, _token(journal), ca_pem)
+        out.note(f"agent runs as a {'systemd service' if how == 'systemd' else 'detached process'}")

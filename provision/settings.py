@@ -83,7 +83,11 @@ class Settings:
     nodes: int = 1  # VMs of one size in one VNet and proximity placement group; the first is the head
     epochs: int = 2
     check_timeout: int = 1800
-    poll_interval: float = 5.0
+    poll_interval: float = 5.0  # the longest wait between polls of an operation (see targets/azure/polling.py)
+    idle_stop: float | None = 60.0  # minutes without activity before the VM deallocates itself; None: off
+    auto_shutdown: str | None = None  # "HH:MM" local daily deallocation, "off"; None: only if idle stop cannot be
+    idle_probe: float = 60.0  # seconds between the agent's looks at activity
+    imds_url: str = "http://169.254.169.254"  # the instance metadata service as the VM reaches it
 
     @property
     def region(self) -> str:
@@ -148,11 +152,15 @@ ENVIRONMENT = {
     "epochs": "PROVISION_EPOCHS",
     "check_timeout": "PROVISION_CHECK_TIMEOUT",
     "poll_interval": "PROVISION_POLL_INTERVAL",
+    "idle_stop": "PROVISION_IDLE_STOP",
+    "auto_shutdown": "PROVISION_AUTO_SHUTDOWN",
+    "idle_probe": "PROVISION_IDLE_PROBE",
+    "imds_url": "PROVISION_IMDS_URL",
 }
 # provision.toml spells the list fields in the singular, like the flags.
 TOML_KEYS = {"region": "regions", "size": "sizes"}
 # `yes` too: a file in a project should not silence the question about money.
-NOT_IN_TOML = {"arm_token", "arm_ca_bundle", "arm_endpoint", "poll_interval", "yes"}
+NOT_IN_TOML = {"arm_token", "arm_ca_bundle", "arm_endpoint", "poll_interval", "yes", "idle_probe", "imds_url"}
 
 
 def load(
@@ -192,7 +200,17 @@ def deployment_name(given: str | None, *, env: Mapping[str, str] | None = None, 
 # What a command on an existing deployment still takes from the environment: credentials and
 # how to run the check. The rest comes from the deployment's record, so that an edited
 # provision.toml or environment can never stand in the way of `down`.
-RUNTIME = ("arm_token", "arm_ca_bundle", "poll_interval", "remote_python", "dataset", "epochs", "check_timeout")
+RUNTIME = (
+    "arm_token",
+    "arm_ca_bundle",
+    "poll_interval",
+    "remote_python",
+    "dataset",
+    "epochs",
+    "check_timeout",
+    "idle_probe",
+    "imds_url",
+)
 
 
 def for_deployment(
@@ -239,7 +257,9 @@ def validate(raw: Mapping[str, Any]) -> Settings:
     for key in ("os_disk_gb", "ssh_port", "jupyter_port", "epochs", "check_timeout", "nodes"):
         if key in values:
             values[key] = _as_int(key, values[key])
-    for key in ("poll_interval", "max_price"):
+    if "idle_stop" in values:
+        values["idle_stop"] = _as_minutes(values["idle_stop"])
+    for key in ("poll_interval", "max_price", "idle_probe"):
         if key in values:
             values[key] = _as_float(key, values[key])
     for key in ("allow_cpu", "trusted_launch", "accept_terms", "spot", "yes"):
@@ -274,6 +294,16 @@ def _as_float(key: str, value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise UsageError(f"{key.replace('_', '-')} must be a number, not {value!r}") from None
+
+
+def _as_minutes(value: Any) -> float | None:
+    """idle-stop: minutes (above 0), or off."""
+    if value is None or str(value).lower() == "off":
+        return None
+    minutes = _as_float("idle_stop", value)
+    if minutes <= 0:
+        raise UsageError(f"idle-stop must be minutes above 0, or off, not {value!r}")
+    return minutes
 
 
 def _as_bool(key: str, value: Any) -> bool:
@@ -430,6 +460,17 @@ def _check_cloud(s: Settings) -> None:
         raise UsageError(f"PROVISION_ARM_CA_BUNDLE {s.arm_ca_bundle!r} is not a file")
 
 
+def _check_idle(s: Settings) -> None:
+    if s.auto_shutdown not in (None, "off") and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", s.auto_shutdown):
+        raise UsageError(
+            f"auto-shutdown must be HH:MM (24-hour, this machine's time zone) or off, not {s.auto_shutdown!r}"
+        )
+    if s.idle_probe <= 0:
+        raise UsageError(f"PROVISION_IDLE_PROBE must be seconds above 0, not {s.idle_probe}")
+    if not s.imds_url.startswith("http://"):
+        raise UsageError(f"PROVISION_IMDS_URL {s.imds_url!r} must be an http:// URL (the VM's metadata service)")
+
+
 def _check_identity(s: Settings) -> None:
     if s.identity and not Path(s.identity).expanduser().is_file():
         raise UsageError(f"identity {s.identity!r} is not a file (a private SSH key)")
@@ -478,6 +519,7 @@ CHECKS = (
     _check_nodes,
     _check_cloud,
     _check_identity,
+    _check_idle,
     _check_choices,
     _check_public_access,
 )

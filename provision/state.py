@@ -59,6 +59,7 @@ class Record:
     tunnel: dict | None = None  # pid and local port of a detached tunnel
     check: dict | None = None  # the last GPU check: passed, summary, when
     power: list[dict] = field(default_factory=list)  # power changes the kit saw: state, at, reason (provision.power)
+    idle: dict | None = None  # idle_stop minutes (None: off), auto_shutdown HH:MM, vm_id, compute_api
     price: dict | None = None  # what the machine costs, as quoted when it was made: usd_per_hour, source, disk...
 
     def track(self, kind: str, resource_id: str) -> Resource:

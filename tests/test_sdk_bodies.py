@@ -59,10 +59,24 @@ CLIENT_KEY = keys.generate()
 
 
 def plan(
-    size: str, access: str, trusted_launch: bool, accelerated: bool, image_plan: dict | None, zone, spot: float | None
+    size: str,
+    access: str,
+    trusted_launch: bool,
+    accelerated: bool,
+    image_plan: dict | None,
+    zone,
+    spot: float | None,
+    idle_stop: str = "60",
 ) -> Plan:
-    """spot: None for a regular VM, else the Spot VM's max price (-1: up to pay-as-you-go)."""
-    flags = {"sizes": size, "access": access, "trusted_launch": trusted_launch, "subscription": SUB}
+    """spot: None for a regular VM, else the Spot VM's max price (-1: up to pay-as-you-go); idle_stop "off":
+    no managed identity."""
+    flags = {
+        "sizes": size,
+        "access": access,
+        "trusted_launch": trusted_launch,
+        "subscription": SUB,
+        "idle_stop": idle_stop,
+    }
     if spot is not None:
         flags.update(spot=True, max_price=spot)
     settings = load(flags, env={})
@@ -84,7 +98,14 @@ def plan(
 PLANS = [
     plan(*choice)
     for choice in itertools.product(
-        SIZES, ("tunnel", "public"), (False, True), (False, True), (None, PLAN), (None, "2"), (None, -1.0, 0.25)
+        SIZES,
+        ("tunnel", "public"),
+        (False, True),
+        (False, True),
+        (None, PLAN),
+        (None, "2"),
+        (None, -1.0, 0.25),
+        ("60", "off"),
     )
 ]
 
@@ -97,6 +118,7 @@ def plan_id(p: Plan) -> str:
         + ["plan"] * bool(p.image_plan)
         + [f"z{p.zone}"] * bool(p.zone)
         + [f"spot{p.max_price:g}"] * p.spot
+        + ["identity"] * p.managed_identity
     )
 
 

@@ -1,5 +1,6 @@
 """Where the machine comes from: Azure, an existing host over SSH, or this machine."""
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -36,8 +37,9 @@ class Machine:
 
 
 class Target(Protocol):
-    def create(self, journal: Journal, out: Output) -> Machine:
-        """Make (or find) the machine; record every resource in the journal as it goes."""
+    def create(self, journal: Journal, out: Output, *, on_address: Callable[[Machine], None] | None = None) -> Machine:
+        """Make (or find) the machine; record every resource in the journal as it goes. `on_address` hears
+        of the machine as soon as its address is known, which may be before it is made (SSH may begin)."""
 
     def destroy(self, record: Record | None, out: Output, *, wait: bool) -> None:
         """Delete what `create` made, if anything; already gone is success."""

@@ -1,6 +1,7 @@
 """This machine: try the notebook before paying for a GPU. Creates no cloud resource."""
 
 import getpass
+from collections.abc import Callable
 
 from provision.errors import ProvisionError
 from provision.output import Output
@@ -13,10 +14,12 @@ class LocalTarget:
     def __init__(self, settings: Settings):
         self.settings = settings
 
-    def create(self, journal: Journal, out: Output) -> Machine:
+    def create(self, journal: Journal, out: Output, *, on_address: Callable[[Machine], None] | None = None) -> Machine:
         machine = Machine(host="127.0.0.1", port=0, user=getpass.getuser(), local=True)
         journal.record.machine = machine.to_dict()
         journal.save()
+        if on_address is not None:
+            on_address(machine)
         return machine
 
     def destroy(self, record: Record | None, out: Output, *, wait: bool) -> None:

@@ -1,5 +1,6 @@
 """An existing machine reached over SSH (ssh://user@host[:port]). Creates no cloud resource."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 from provision.errors import ProvisionError
@@ -16,7 +17,7 @@ class SSHTarget:
     def __init__(self, settings: Settings):
         self.settings = settings
 
-    def create(self, journal: Journal, out: Output) -> Machine:
+    def create(self, journal: Journal, out: Output, *, on_address: Callable[[Machine], None] | None = None) -> Machine:
         user, host, port = self.settings.ssh_target
         machine = Machine(
             host=host,
@@ -27,6 +28,8 @@ class SSHTarget:
         )
         journal.record.machine = machine.to_dict()
         journal.save()
+        if on_address is not None:
+            on_address(machine)
         return machine
 
     def _identity(self) -> str:

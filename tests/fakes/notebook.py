@@ -7,6 +7,7 @@ from pathlib import Path
 import nbformat
 
 STAND_IN_STARTS = "stand-in-starts"  # the file (beside result_path) where each run of the stand-in adds a line
+STAND_IN_TIMES = "stand-in-times"  # beside it: "start <epoch s>" and "end <epoch s>" of each run
 
 
 def write_notebook(path: Path) -> Path:
@@ -29,11 +30,12 @@ def write_notebook(path: Path) -> Path:
     return _save(cells, path)
 
 
-def write_training_stand_in(path: Path) -> Path:
+def write_training_stand_in(path: Path, seconds: float = 0.0) -> Path:
     """A stand-in for the training notebook, for tests about everything around it: it takes the
     same parameters, needs torchvision for CIFAR-10 as the real one does (and so raises
-    ModuleNotFoundError where torchvision is missing), else writes at once a result the GPU
-    check accepts under --allow-cpu. Each run adds a line to STAND_IN_STARTS beside its result."""
+    ModuleNotFoundError where torchvision is missing), else "trains" for `seconds` (a fixed
+    length, for benches) and writes a result the GPU check accepts under --allow-cpu. Each run
+    adds a line to STAND_IN_STARTS beside its result, and its start and end times to STAND_IN_TIMES."""
     parameters = (
         'dataset = "cifar10"\nepochs = 2\nbatch_size = 256\nlearning_rate = 0.004\ndevice = "auto"\n'
         'seed = 0\nresult_path = "result.json"\ndata_dir = "~/data"'
@@ -57,15 +59,21 @@ def write_training_stand_in(path: Path) -> Path:
     cells = [
         nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(
-            "import json, os\n"
-            f"with open(os.path.join(os.path.dirname(result_path), {STAND_IN_STARTS!r}), 'a') as f:\n"
+            "import json, os, time\n"
+            "runs = os.path.dirname(result_path)\n"
+            f"with open(os.path.join(runs, {STAND_IN_STARTS!r}), 'a') as f:\n"
             '    f.write("started\\n")\n'
+            f"with open(os.path.join(runs, {STAND_IN_TIMES!r}), 'a') as f:\n"
+            '    f.write(f"start {time.time()}\\n")\n'
+            f"time.sleep({float(seconds)!r})\n"
             'if dataset == "cifar10":\n'
             "    import torchvision  # CIFAR-10 comes through torchvision, as in the real notebook\n"
             f"result = {result!r}\n"
             'result.update(dataset=dataset, epochs=len(result["losses"]))\n'
             'with open(result_path, "w") as f:\n'
-            "    json.dump(result, f)"
+            "    json.dump(result, f)\n"
+            f"with open(os.path.join(runs, {STAND_IN_TIMES!r}), 'a') as f:\n"
+            '    f.write(f"end {time.time()}\\n")'
         ),
     ]
     return _save(cells, path)

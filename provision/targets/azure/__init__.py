@@ -1,6 +1,7 @@
 """Azure: a GPU VM in a resource group of its own, through azure-mgmt-* (imported lazily)."""
 
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -15,7 +16,7 @@ from provision.prices import Prices, Quote
 from provision.settings import Settings
 from provision.state import CLIENT_KEY_FILE, Journal, Record
 from provision.targets import Machine
-from provision.targets.azure import nodes, preflight
+from provision.targets.azure import idle, nodes, preflight
 from provision.targets.azure.caller import detect_public_ip
 from provision.targets.azure.clients import Clients
 from provision.targets.azure.errors import AzureError, explain
@@ -100,13 +101,14 @@ class AzureTarget:
             public = pair.public_openssh
         return public.strip()
 
-    def create(self, journal: Journal, out: Output) -> Machine:
+    def create(self, journal: Journal, out: Output, *, on_address: Callable[[Machine], None] | None = None) -> Machine:
         """Check the sign-in and the subscription with one read first. Then try each size, then
         each region, in the order given (and each zone of a region); move on from quota and
         capacity errors after deleting what the attempt made; stop at any other error."""
         subscription = self.settings.subscription
         with out.step(f"Azure sign-in and subscription {subscription}"):
             self._call(f"read subscription {subscription}", self.clients.read_subscription)
+        self._idle_preflight(out)
         attempts = [(size, region) for size in self.settings.sizes for region in self.settings.regions]
         failures: list[tuple[str, AzureError]] = []
         for size, region in attempts:
@@ -118,7 +120,9 @@ class AzureTarget:
                 with out.step(f"Preflight: {size} in {region}"):
                     offer = self._preflight(region, size)
                 out.note(offer.describe())
-                return self._create_in_a_zone(journal, out, offer)
+                machine = self._create_in_a_zone(journal, out, offer, on_address)
+                self._guard_cost(journal, out)
+                return machine
             except AzureError as e:
                 if not (e.is_quota or e.is_capacity) or len(attempts) == 1:
                     raise
@@ -130,6 +134,91 @@ class AzureTarget:
             "add regions or sizes (--region a,b --size x,y), or request quota",
             failures[-1][1].code,
         )
+
+    # -- idle stop and auto-shutdown (provision/targets/azure/idle.py) ---------------------------
+
+    def _idle_preflight(self, out: Output) -> None:
+        """Before any write: a caller who may not grant roles gets one warning, idle stop off and the
+        daily auto-shutdown on instead."""
+        if self.settings.idle_stop is None:
+            return
+        scope = f"/subscriptions/{self.settings.subscription}"
+        if self._call("ask Azure what you may do (permissions)", idle.may_grant, self.clients, scope):
+            return
+        when = self.settings.auto_shutdown or idle.FALLBACK_SHUTDOWN
+        out.warn(
+            "idle stop is off: you may not create roles and role assignments (Microsoft.Authorization/*/write, "
+            "which Contributor lacks); "
+            + ("no daily auto-shutdown either" if when == "off" else f"the VM deallocates daily at {when} instead")
+        )
+        self.settings = replace(self.settings, idle_stop=None, auto_shutdown=when)
+
+    def _guard_cost(self, journal: Journal, out: Output) -> None:
+        """Once the VM exists: the role with which it deallocates itself, and the daily schedule if any."""
+        record, settings = journal.record, self.settings
+        vm_id = next(r.id for r in record.resources if r.kind == "vm")
+        shutdown = settings.auto_shutdown or ("off" if settings.idle_stop is not None else idle.FALLBACK_SHUTDOWN)
+        record.idle = {"idle_stop": settings.idle_stop, "auto_shutdown": None if shutdown == "off" else shutdown}
+        if settings.idle_stop is not None:
+            with out.step("Idle stop: a role that lets the VM deallocate itself, and nothing else"):
+                self._grant_deallocate(journal, vm_id)
+        if shutdown != "off":
+            zone = idle.windows_time_zone()
+            with out.step(f"Daily auto-shutdown at {shutdown} ({zone})"):
+                group_id = vm_id.split("/providers/")[0]
+                schedule = idle.schedule_id(group_id, settings.name)
+                body = idle.schedule_body(record.settings["region"], vm_id, shutdown, zone)
+                with journal.creating("schedule", schedule):
+                    self._call(
+                        "create the auto-shutdown schedule",
+                        idle.put_by_id,
+                        self.clients,
+                        schedule,
+                        idle.SCHEDULE_API,
+                        body,
+                    )
+        journal.save()
+
+    def _grant_deallocate(self, journal: Journal, vm_id: str) -> None:
+        group, vm_name = vm_id.split("/")[4], vm_id.rsplit("/", 1)[-1]
+        vm = self._call("read the VM's identity", self.clients.compute.virtual_machines.get, group, vm_name)
+        principal = vm.identity.principal_id
+        assert self.settings.subscription
+        role = idle.role_definition_id(self.settings.subscription, str(uuid.uuid4()))
+        with journal.creating("role_definition", role):
+            self._call(
+                "create the idle-stop role",
+                idle.put_by_id,
+                self.clients,
+                role,
+                idle.ROLE_API,
+                idle.role_body(vm_id, self.settings.name),
+            )
+        assignment = f"{vm_id}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}"
+        body = idle.assignment_body(role, principal)
+        with journal.creating("role_assignment", assignment):
+            self._call(
+                "assign the idle-stop role to the VM",
+                idle.put_with_retries,
+                lambda: idle.put_by_id(self.clients, assignment, idle.ROLE_API, body),
+            )
+        journal.record.idle = {**(journal.record.idle or {}), "vm_id": vm_id, "compute_api": idle.COMPUTE_API}
+
+    def _revoke(self, record: Record | None, out: Output) -> None:
+        """The role assignment, then the role (a role still assigned cannot go): custom roles count against a
+        per-directory limit and live at subscription scope, so deleting the group would leave the role."""
+        found = [r for r in (record.resources if record else []) if r.kind in ("role_assignment", "role_definition")]
+        if not found:
+            return
+        with out.step("Deleting the idle-stop role and its assignment"):
+            for resource in sorted(found, key=lambda r: r.kind != "role_assignment"):
+                self._call(
+                    f"delete {resource.kind.replace('_', ' ')}",
+                    idle.delete_by_id,
+                    self.clients,
+                    resource.id,
+                    idle.ROLE_API,
+                )
 
     def quotes(self, *, offline: bool = False) -> list[Quote]:
         """The price of each size and region `create` may try (its OS disk included), from provision.prices;
@@ -170,7 +259,9 @@ class AzureTarget:
             journal.record.resources.clear()
             journal.save()
 
-    def _create_in_a_zone(self, journal: Journal, out: Output, offer: preflight.Offer) -> Machine:
+    def _create_in_a_zone(
+        self, journal: Journal, out: Output, offer: preflight.Offer, on_address: Callable[[Machine], None] | None
+    ) -> Machine:
         """Create the regional resources once, then the VM: first where Azure places it, then, while
         Azure has no capacity, pinned to each zone in turn. Between zones only the failed VM (with
         its disk and NIC) goes; the group, network, security group and public IP stay (a Standard
@@ -188,7 +279,7 @@ class AzureTarget:
         for next_zone in offer.zones:
             started = time.monotonic()
             try:
-                return self._build_nodes(journal, out, [replace(p, zone=zone) for p in plans])
+                return self._build_nodes(journal, out, [replace(p, zone=zone) for p in plans], on_address)
             except AzureError as e:
                 if not e.is_capacity:
                     raise
@@ -198,16 +289,18 @@ class AzureTarget:
                     self._delete_vm(journal, out, node_plan, e)
             out.note(f"trying {offer.size} in zone {next_zone} of {offer.region}")
             zone = next_zone
-        return self._build_nodes(journal, out, [replace(p, zone=zone) for p in plans])
+        return self._build_nodes(journal, out, [replace(p, zone=zone) for p in plans], on_address)
 
-    def _build_nodes(self, journal: Journal, out: Output, plans: list[Plan]) -> Machine:
+    def _build_nodes(
+        self, journal: Journal, out: Output, plans: list[Plan], on_address: Callable[[Machine], None] | None
+    ) -> Machine:
         """The head's VM (`_build_vm`) and, for several nodes, the workers' at the same time; all or an error."""
         if len(plans) == 1:
-            return self._build_vm(journal, out, plans[0])
+            return self._build_vm(journal, out, plans[0], on_address)
         _, _ = self.clients.network, self.clients.compute  # made once here, before the threads share them
         out.note(f"{len(plans) - 1} worker node(s) beside the head: " + ", ".join(p.names.vm for p in plans[1:]))
         with ThreadPoolExecutor(len(plans)) as pool:
-            head = pool.submit(self._build_vm, journal, out, plans[0])
+            head = pool.submit(self._build_vm, journal, out, plans[0], on_address)
             workers = [pool.submit(self._build_worker, journal, p) for p in plans[1:]]
         errors = [f.exception() for f in [head, *workers] if f.exception()]
         if errors:
@@ -267,8 +360,12 @@ class AzureTarget:
         ):
             self._create_concurrently(journal, plan, [vnet, nsg, public_ip, *([placement] if placement else [])])
 
-    def _build_vm(self, journal: Journal, out: Output, plan: Plan) -> Machine:
-        """The NIC and the VM of the plan (in its zone, if any); the machine as Azure names it."""
+    def _build_vm(
+        self, journal: Journal, out: Output, plan: Plan, on_address: Callable[[Machine], None] | None = None
+    ) -> Machine:
+        """The NIC and the VM of the plan (in its zone, if any); the machine as Azure names it. Its address is
+        read first (the public IP is Static: Azure gives the address as it creates it) and handed to
+        `on_address` before the VM is asked for, so that SSH may begin while Azure creates it."""
         record = journal.record
         machine = Machine(
             host="",
@@ -278,14 +375,15 @@ class AzureTarget:
             host_key=plan.host_key.public_openssh,
             ssh_from=plan.allow_ip,
         )
-        record.machine = machine.to_dict()
-        journal.save()
+        machine = self._addressed(journal, machine, plan.names.resource_group, plan.names.public_ip)
+        if on_address is not None:
+            on_address(machine)
         *_, nic, vm = plan.steps()
         with out.step(f"Network interface {nic.name}"):
             self._create(journal, plan, nic)
         with out.step(f"VM {vm.name} ({plan.size}, {':'.join(plan.image)})"):
             self._create(journal, plan, vm)
-        return self._addressed(journal, machine, plan.names.resource_group, plan.names.public_ip)
+        return machine
 
     def _addressed(self, journal: Journal, machine: Machine, group: str, public_ip: str) -> Machine:
         """The machine at its public IP's address and name as Azure reports them now, recorded."""
@@ -309,7 +407,7 @@ class AzureTarget:
                     (f"delete disk {n.os_disk}", compute.disks.begin_delete, n.os_disk),
                     (f"delete NIC {n.nic}", network.network_interfaces.begin_delete, n.nic),
                 ):
-                    poller = self._call(action, begin, n.resource_group, name)
+                    poller = self._call(action, begin, n.resource_group, name, polling=self.clients.polling())
                     self._call(action, poller.result)
         except AzureError as e:
             out.warn(f"{e}; no other zone of {plan.region} is tried")
@@ -327,7 +425,7 @@ class AzureTarget:
             "nic": network.network_interfaces.begin_create_or_update,
             "vm": compute.virtual_machines.begin_create_or_update,
         }[step.kind]
-        return begin(plan.names.resource_group, step.name, step.body)
+        return begin(plan.names.resource_group, step.name, step.body, polling=self.clients.polling())
 
     def _create(self, journal: Journal, plan: Plan, step: Step) -> None:
         action = f"create {step.kind.replace('_', ' ')} {step.name}"
@@ -397,6 +495,7 @@ class AzureTarget:
         return group.name
 
     def destroy(self, record: Record | None, out: Output, *, wait: bool) -> None:
+        self._revoke(record, out)
         group = self._find_group(record)
         if group is None:
             out.note(f"no resource group of deployment {self.settings.name!r} exists; nothing to delete")
@@ -408,6 +507,7 @@ class AzureTarget:
                 self.clients.resource.resource_groups.begin_delete,
                 group,
                 force_deletion_types="Microsoft.Compute/virtualMachines",
+                polling=self.clients.polling(),
             )
             if wait:
                 self._finish(f"delete resource group {group}", poller, DELETE_WAIT)
@@ -441,7 +541,7 @@ class AzureTarget:
     def _power(self, verb: str, begin: Callable[..., Any], group: str) -> None:
         """Start the power action on every node's VM at once, then wait for each."""
         vms = self._vms()
-        pollers = [(vm, self._call(f"{verb} VM {vm}", begin, group, vm)) for vm in vms]
+        pollers = [(vm, self._call(f"{verb} VM {vm}", begin, group, vm, polling=self.clients.polling())) for vm in vms]
         for vm, poller in pollers:
             self._finish(f"{verb} VM {vm}", poller, POWER_WAIT)
 

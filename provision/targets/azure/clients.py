@@ -6,6 +6,7 @@ from typing import Any
 
 from provision.plan import Owner
 from provision.settings import Settings
+from provision.targets.azure import polling
 from provision.targets.azure.identity import owner_from_token
 
 ARM_SCOPE = "https://management.azure.com/.default"
@@ -89,6 +90,10 @@ class Clients:
         if self.settings.arm_ca_bundle:
             options["connection_verify"] = self.settings.arm_ca_bundle
         return options
+
+    def polling(self) -> Any:
+        """A fresh polling method for one long-running operation (`polling=` of a begin_* call)."""
+        return polling.polling(self.settings.poll_interval, self.settings.arm_endpoint)
 
     def read_subscription(self) -> dict:
         """GET the subscription: one cheap read that proves the credential and the subscription id

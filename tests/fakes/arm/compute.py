@@ -115,6 +115,7 @@ class ComputeModel:
         self.state = state
         self.network = network
         self.marketplace = marketplace
+        self.tenant_id = ""  # the directory of VMs' managed identities (FakeARM sets it)
         self.quotas: dict[tuple[str, str], Usage] = {}  # (location, family key) -> usage set by a test
         self.restrictions: dict[tuple[str, str], str] = {}
         self.capability_overrides: dict[str, dict[str, str]] = {}  # size (lower case) -> capability -> value
@@ -291,9 +292,12 @@ class ComputeModel:
                 entry.meta = dict(existing.meta)
                 self._detach_dropped_nics(existing, nics)
             entry.meta.update(size=size.name, spot=spot, user_data=properties.get("userData"))
-            for key in ("plan", "zones", "identity"):
+            for key in ("plan", "zones"):
                 if body.get(key) is not None:
                     entry.body[key] = copy.deepcopy(body[key])
+            identity = self._identity(body.get("identity"), existing)
+            if identity is not None:
+                entry.body["identity"] = identity
             entry.body["properties"] = self._vm_properties(entry, properties, os_profile, existing)
             self._attach_os_disk(entry)
             for nic in nics:
@@ -311,8 +315,33 @@ class ComputeModel:
                 self._finisher(entry, provision, "running" if provision else previous_power),
                 failure=failure,
                 on_failure=self._failer(entry, previous_power),
+                early=self._early_boot(entry) if provision else None,
             )
             return PutResult(existing is None, self.vm_view(entry), operation)
+
+    def _identity(self, requested: dict | None, existing: Entry | None) -> dict | None:
+        """The VM's managed identity as Azure returns it: a system-assigned one gets a principalId and the
+        tenantId (kept across updates), user-assigned ones are echoed
+        (VirtualMachine_Create_WithEncryptionIdentity.json; learn.microsoft.com/entra/identity/managed-identities-
+        azure-resources/qs-configure-rest-vm: type SystemAssigned, UserAssigned, "SystemAssigned, UserAssigned" or None)."""
+        if requested is None:
+            return copy.deepcopy(existing.body.get("identity")) if existing else None
+        kind = str(requested.get("type", ""))
+        kinds = {k.strip().lower() for k in kind.split(",")}
+        if not kinds <= {"systemassigned", "userassigned", "none"} or ("none" in kinds and len(kinds) > 1):
+            raise InvalidParameter(
+                f"The value '{kind}' of parameter 'identity.type' is invalid.", target="identity.type"
+            )
+        if "userassigned" in kinds and not requested.get("userAssignedIdentities"):
+            raise InvalidParameter(
+                "The identity type UserAssigned needs userAssignedIdentities.", target="identity.userAssignedIdentities"
+            )
+        identity = copy.deepcopy(requested)
+        if "systemassigned" in kinds:
+            before = (existing.body.get("identity") or {}) if existing else {}
+            identity["principalId"] = before.get("principalId") or new_guid()
+            identity["tenantId"] = self.tenant_id
+        return identity
 
     @staticmethod
     def _requested_size(properties: dict) -> VmSize:
@@ -669,6 +698,25 @@ class ComputeModel:
                 vm.set_state("Succeeded")
 
         return finish
+
+    def _early_boot(self, vm: Entry) -> Callable[[], None]:
+        """Boot the VM while its create still runs (FakeARM.boot_after); should the booter fail, the
+        create's completion boots it again and fails as it would have."""
+        generation = vm.generation
+
+        def boot() -> None:
+            with self.state.lock:
+                if not self.state.is_current(vm, generation) or vm.meta["booted"]:
+                    return
+                spec = self._boot_spec(vm)
+            try:
+                self._boot(vm, spec)
+            except ArmError:
+                return
+            with self.state.lock:
+                vm.meta["booted"] = True
+
+        return boot
 
     def _failer(self, vm: Entry, previous_power: str) -> Callable[[ArmError], None]:
         """A failed operation leaves the VM "Failed" in the power state it had before."""

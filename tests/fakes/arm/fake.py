@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from .authorization import AuthorizationModel
 from .boot import Booter
 from .catalog import PlatformImage
 from .compute import ComputeModel
 from .faults import Fault, FaultRegistry
+from .imds import FakeIMDS
 from .marketplace import MarketplaceModel
 from .models import ArmState
 from .network import NetworkModel
@@ -49,6 +51,8 @@ class FakeARM:
         self._network = NetworkModel(self._state, cloud)
         self._marketplace = MarketplaceModel(self._state)
         self._compute = ComputeModel(self._state, self._network, self._marketplace)
+        self._compute.tenant_id = tenant_id
+        self._authorization = AuthorizationModel(subscription_id, self._vm_of_principal, self._scope_exists)
         self._faults = FaultRegistry()
         self._routes = Routes(
             self._state,
@@ -56,15 +60,18 @@ class FakeARM:
             self._compute,
             self._faults,
             marketplace=self._marketplace,
+            authorization=self._authorization,
             tenant_id=tenant_id,
             token=token,
         )
         self._server: HttpsServer | None = None
+        self._imds: FakeIMDS | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> FakeARM:
         self._server = HttpsServer(self._routes.handle)
+        self._imds = FakeIMDS(self._identity_of_user)
         return self
 
     def stop(self) -> None:
@@ -73,6 +80,9 @@ class FakeARM:
             return
         self._server.stop()
         self._server = None
+        if self._imds is not None:
+            self._imds.stop()
+            self._imds = None
         for vm in self._state.entries_of("Microsoft.Compute/virtualMachines"):
             self._compute.release_vm(vm)
 
@@ -89,6 +99,13 @@ class FakeARM:
     @property
     def ca_bundle(self) -> str:
         return self._running().ca_bundle
+
+    @property
+    def imds_url(self) -> str:
+        """The fake instance metadata service the fake VMs get managed-identity tokens from (imds.py)."""
+        self._running()
+        assert self._imds is not None
+        return self._imds.url
 
     def _running(self) -> HttpsServer:
         if self._server is None:
@@ -126,6 +143,18 @@ class FakeARM:
         group's create is synchronous in ARM, so "Microsoft.Resources/resourceGroups" holds deletes.
         """
         self._state.hold(kind, seconds)
+
+    def boot_after(self, seconds: float | None) -> None:
+        """A VM's create boots its OS (a booter's boot()) `seconds` after the PUT, while the operation
+        may still be InProgress; None (the default): when the operation completes. On Azure the OS boots,
+        cloud-init runs and sshd starts while ARM still reports the VM Creating: the create succeeds once
+        the guest agent reports provisioning done (https://learn.microsoft.com/azure/virtual-machines/
+        linux/provisioning, "the VM is considered provisioned when the agent reports ready")."""
+        self._state.boot_after = seconds
+
+    def pace(self, kind: str, seconds: int) -> None:
+        """Status polls of running operations on `kind` answer with `Retry-After: seconds` (0: none)."""
+        self._state.pace(kind, seconds)
 
     def inject(
         self,
@@ -191,11 +220,54 @@ class FakeARM:
         self._state.settle()
         self._compute.evict(vm_id)
 
+    def make_caller_contributor(self) -> None:
+        """The signed-in caller holds Contributor, not Owner: no Microsoft.Authorization/*/Write or Delete."""
+        self._authorization.caller_role = "Contributor"
+
+    def add_principal(self, principal_id: str, principal_type: str = "User") -> None:
+        """A principal the directory knows (role assignments to unknown ones fail with PrincipalNotFound)."""
+        self._authorization.extra_principals[principal_id] = principal_type
+
+    # -- identities and scopes (for the authorization model and the IMDS) --------------------------
+
+    def _vms(self):
+        return self._state.entries_of("Microsoft.Compute/virtualMachines")
+
+    def _vm_of_principal(self, principal: str) -> str | None:
+        with self._state.lock:
+            for vm in self._vms():
+                if principal and (vm.body.get("identity") or {}).get("principalId") == principal:
+                    return vm.id
+        return None
+
+    def _identity_of_user(self, user: str) -> tuple[str, str | None] | None:
+        with self._state.lock:
+            for vm in self._vms():
+                admin = (vm.body["properties"].get("osProfile") or {}).get("adminUsername")
+                if admin == user and vm.meta.get("booted"):
+                    return vm.id, (vm.body.get("identity") or {}).get("principalId")
+        return None
+
+    def _scope_exists(self, scope: str) -> bool:
+        parts = scope.strip("/").split("/")
+        if len(parts) < 4 or parts[2].lower() != "resourcegroups":
+            return True
+        return parts[3].lower() in self._state.groups
+
     # -- inspection ----------------------------------------------------------------------------
 
     def inventory(self) -> list[str]:
         self._state.settle()
         return self._state.inventory()
+
+    def role_definitions(self) -> list[dict]:
+        """The custom role definitions (built-in roles are not listed)."""
+        return self._authorization.definitions()
+
+    def role_assignments(self) -> list[dict]:
+        """Every role assignment in the subscription."""
+        self._state.settle()
+        return self._authorization.list_assignments(f"/subscriptions/{self.subscription_id}")["value"]
 
     def resource(self, resource_id: str) -> dict | None:
         """The REST body GET would return for this resource group or resource, or None."""

@@ -105,6 +105,8 @@ class Operation:
     started: str = field(default_factory=utc_now)
     ended: str | None = None
     claimed: bool = False
+    early: Callable[[], None] | None = None  # runs FakeARM.boot_after seconds in, while still InProgress
+    early_done: bool = False
 
     @property
     def namespace(self) -> str:
@@ -155,6 +157,8 @@ class ArmState:
         self.entries: dict[str, Entry] = {}
         self.operations: dict[str, Operation] = {}
         self.holds: dict[str, float] = {}
+        self.paces: dict[str, int] = {}
+        self.boot_after: float | None = None
         self.kinds: dict[str, KindSpec] = {}
         # NIC id -> loopback address, when FakeARM(loopback_private_ips=True); the public IP's 127.0.0.1 stays out
         self.loopback_private_ips: dict[str, str] | None = None
@@ -187,6 +191,14 @@ class ArmState:
         with self.lock:
             return self.holds.get(kind.lower(), self.holds.get("*", 0.0))
 
+    def pace(self, kind: str, seconds: int) -> None:
+        with self.lock:
+            self.paces[kind.lower()] = seconds
+
+    def pace_of(self, kind: str) -> int:
+        with self.lock:
+            return self.paces.get(kind.lower(), 0)
+
     def start_operation(
         self,
         kind: str,
@@ -195,8 +207,10 @@ class ArmState:
         *,
         failure: ArmError | None = None,
         on_failure: Callable[[ArmError], None] | None = None,
+        early: Callable[[], None] | None = None,
     ) -> Operation:
-        """Register an LRO on `kind`; it stays InProgress while the kind's hold lasts."""
+        """Register an LRO on `kind`; it stays InProgress while the kind's hold lasts. `early` runs
+        boot_after seconds after it began, should it still be InProgress then (see FakeARM.boot_after)."""
         operation = Operation(
             id=new_guid(),
             kind=kind,
@@ -205,6 +219,7 @@ class ArmState:
             finish=finish,
             failure=failure,
             on_failure=on_failure,
+            early=early,
         )
         with self.lock:
             self.operations[operation.id] = operation
@@ -239,6 +254,19 @@ class ArmState:
             due = [op for op in self.operations.values() if not op.claimed and self._is_due(op, now)]
             for operation in due:
                 operation.claimed = True
+            early = [
+                op
+                for op in self.operations.values()
+                if op.early is not None
+                and not op.claimed
+                and not op.early_done
+                and self.boot_after is not None
+                and op.begun + self.boot_after <= now
+            ]
+            for operation in early:
+                operation.early_done = True
+        for operation in early:
+            operation.early()
         for operation in due:
             self._complete(operation)
 

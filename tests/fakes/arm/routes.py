@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import catalog
+from .authorization import AuthorizationModel
 from .compute import ComputeModel
 from .errors import (
     ArmError,
@@ -30,7 +32,9 @@ from .faults import Fault, FaultRegistry
 from .marketplace import MarketplaceModel
 from .models import ArmState, DeleteResult, Operation, PutResult
 from .network import NetworkModel
+from .tokens import claims_of
 
+PROVIDER_AT = "/providers/microsoft.authorization"
 _BEARER = re.compile(r"^Bearer\s+(\S+)$")
 _FILTER_CLAUSE = re.compile(r"^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
 
@@ -43,6 +47,7 @@ class LoggedRequest:
     body: Any
     status: int | None  # None: the connection was dropped without a response
     is_poll: bool
+    at: float = 0.0  # time.monotonic() when it was answered
 
 
 @dataclass
@@ -62,6 +67,7 @@ class Request:
     body: Any
     base_url: str
     failure: ArmError | None = None
+    principal: str = ""  # the token's oid ("" for a token that is no JWT)
 
     def param(self, name: str) -> str | None:
         for key, value in self.query.items():
@@ -125,6 +131,7 @@ class Routes:
         faults: FaultRegistry,
         *,
         marketplace: MarketplaceModel,
+        authorization: AuthorizationModel,
         tenant_id: str,
         token: str | None,
     ):
@@ -133,6 +140,7 @@ class Routes:
         self.compute = compute
         self.faults = faults
         self.marketplace = marketplace
+        self.authorization = authorization
         self.tenant_id = tenant_id
         self.token = token
         self._log: list[LoggedRequest] = []
@@ -155,6 +163,11 @@ class Routes:
     def _add(self, method: str, template: str, handler: Callable[..., Reply], **flags: bool) -> None:
         self._routes.append(Route(method, _compile(template), handler, **flags))
 
+    def _add_at_scope(self, method: str, tail: str, handler: Callable[..., Reply]) -> None:
+        """A Microsoft.Authorization route at any scope: `{scope}/providers/microsoft.authorization/{tail}`."""
+        pattern = re.compile(r"(?P<scope>/subscriptions/[^/]+(?:/.+?)?)" + _compile(PROVIDER_AT + tail).pattern, re.I)
+        self._routes.append(Route(method, pattern, handler))
+
     def _add_routes(self) -> None:
         sub = "/subscriptions/{sub}"
         group = sub + "/resourcegroups/{rg}"
@@ -167,6 +180,17 @@ class Routes:
             sub + "/providers/microsoft.marketplaceordering/offertypes/virtualmachine"
             "/publishers/{publisher}/offers/{offer}/plans/{plan}/agreements/current"
         )
+        for method, tail, handler in (
+            ("GET", "/permissions", self.get_permissions),
+            ("PUT", "/roledefinitions/{guid}", self.put_role_definition),
+            ("GET", "/roledefinitions/{guid}", self.get_role_definition),
+            ("DELETE", "/roledefinitions/{guid}", self.delete_role_definition),
+            ("GET", "/roleassignments", self.list_role_assignments),
+            ("PUT", "/roleassignments/{guid}", self.put_role_assignment),
+            ("GET", "/roleassignments/{guid}", self.get_role_assignment),
+            ("DELETE", "/roleassignments/{guid}", self.delete_role_assignment),
+        ):
+            self._add_at_scope(method, tail, handler)
         add = self._add
         add("GET", "/subscriptions", self.list_subscriptions)
         add("GET", sub, self.get_subscription)
@@ -218,7 +242,9 @@ class Routes:
         body = None
         route, params = self._match(method, path)
         try:
-            self._authenticate(headers.get("Authorization"))
+            principal = self._authenticate(headers.get("Authorization"))
+            if route is not None and route.handler != self.get_permissions:  # anyone may ask what they may do
+                self.authorization.require(principal, method, path)
             body = self._parse_body(raw_body)
             fault = self.faults.take(method, path, asynchronous=False, polled_kind=self._polled_kind(route, params))
             if fault is not None:
@@ -227,14 +253,21 @@ class Routes:
                 raise NotImplementedInFake(f"The fake ARM does not serve {method} {path}.")
             else:
                 self.state.settle()
-                reply = self._call(route, params, Request(method, path, query, body, f"https://{headers.get('Host')}"))
+                request = Request(method, path, query, body, f"https://{headers.get('Host')}", principal=principal)
+                reply = self._call(route, params, request)
         except ArmError as error:
             reply = _error_reply(error)
         reply.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
         with self._log_lock:
             self._log.append(
                 LoggedRequest(
-                    method, path, query, body, None if reply.drop else reply.status, bool(route and route.poll)
+                    method,
+                    path,
+                    query,
+                    body,
+                    None if reply.drop else reply.status,
+                    bool(route and route.poll),
+                    time.monotonic(),
                 )
             )
         return reply
@@ -248,7 +281,8 @@ class Routes:
         except ArmError:
             return None
 
-    def _authenticate(self, authorization: str | None) -> None:
+    def _authenticate(self, authorization: str | None) -> str:
+        """The principal (the bearer token's oid) after checking the header as ARM does."""
         if not authorization:
             raise AuthenticationFailed("Authentication failed. The 'Authorization' header is missing.")
         match = _BEARER.match(authorization.strip())
@@ -258,6 +292,7 @@ class Routes:
             )
         if self.token is not None and match.group(1) != self.token:
             raise InvalidAuthenticationToken("The access token is invalid.")
+        return str(claims_of(match.group(1)).get("oid", ""))
 
     @staticmethod
     def _parse_body(raw_body: bytes) -> Any:
@@ -425,14 +460,26 @@ class Routes:
     def poll_status(self, request: Request, ns: str, loc: str, op: str) -> Reply:
         operation = self.state.operation(op)
         if (request.param("monitor") or "").lower() == "true":
-            return self._result_reply(operation)
-        return Reply(200, operation.status_body())
+            return self._paced(operation, self._result_reply(operation))
+        return self._paced(operation, Reply(200, operation.status_body()))
 
     def poll_result(self, request: Request, ns: str, loc: str, op: str) -> Reply:
-        return self._result_reply(self.state.operation(op))
+        operation = self.state.operation(op)
+        return self._paced(operation, self._result_reply(operation))
 
     def poll_group_operation(self, request: Request, op: str) -> Reply:
-        return self._result_reply(self.state.operation(op))
+        operation = self.state.operation(op)
+        return self._paced(operation, self._result_reply(operation))
+
+    def _paced(self, operation: Operation, reply: Reply) -> Reply:
+        """While the operation runs, the Retry-After its kind asks for (FakeARM.pace): Azure's status
+        responses may carry one, "the number of seconds to wait before checking the status of the
+        asynchronous operation" (https://learn.microsoft.com/azure/azure-resource-manager/management/
+        async-operations)."""
+        seconds = self.state.pace_of(operation.kind)
+        if seconds and operation.status == "InProgress":
+            reply.headers["Retry-After"] = str(seconds)
+        return reply
 
     @staticmethod
     def _result_reply(operation: Operation) -> Reply:
@@ -534,3 +581,35 @@ class Routes:
             raise NotImplementedInFake(f"The fake ARM does not delete '{spec.kind}'.")
         result = spec.delete(rg, name, request.failure)
         return self._delete_reply(request, result, with_status_url=spec.delete_has_async_header)
+
+    # -- Microsoft.Authorization at any scope (authorization.py) ------------------------------------
+
+    def get_permissions(self, request: Request, scope: str) -> Reply:
+        return Reply(200, self.authorization.permissions(request.principal, scope))
+
+    def put_role_definition(self, request: Request, scope: str, guid: str) -> Reply:
+        created, body = self.authorization.put_definition(scope, guid, request.body or {})
+        return Reply(201 if created else 200, body)
+
+    def get_role_definition(self, request: Request, scope: str, guid: str) -> Reply:
+        return Reply(200, self.authorization.get_definition(scope, guid))
+
+    def delete_role_definition(self, request: Request, scope: str, guid: str) -> Reply:
+        found = self.authorization.delete_definition(scope, guid)
+        return Reply(200, found) if found else Reply(204)
+
+    def list_role_assignments(self, request: Request, scope: str) -> Reply:
+        if request.param("$filter"):
+            raise NotImplementedInFake("The fake ARM lists role assignments without $filter only.")
+        return Reply(200, self.authorization.list_assignments(scope))
+
+    def put_role_assignment(self, request: Request, scope: str, guid: str) -> Reply:
+        created, body = self.authorization.put_assignment(scope, guid, request.body or {}, request.principal)
+        return Reply(201 if created else 200, body)
+
+    def get_role_assignment(self, request: Request, scope: str, guid: str) -> Reply:
+        return Reply(200, self.authorization.get_assignment(scope, guid))
+
+    def delete_role_assignment(self, request: Request, scope: str, guid: str) -> Reply:
+        found = self.authorization.delete_assignment(scope, guid)
+        return Reply(200, found) if found else Reply(204)
