@@ -230,8 +230,11 @@ def _open_client(
     timeout: float,
     on_wait: Callable[[str], None] | None,
     cancel: threading.Event | None = None,
+    through: Callable[[], paramiko.Channel] | None = None,
 ) -> paramiko.SSHClient:
-    """An authenticated SSHClient, retrying (with capped backoff) while SSH is not up yet, until `cancel` is set."""
+    """An authenticated SSHClient, retrying (with capped backoff) while SSH is not up yet, until `cancel` is set;
+    over a channel that `through` opens (to endpoint's host and port, from a jump host) instead of a TCP connection
+    if given."""
     pinned = _parse_host_key(endpoint.host_key)
     pkey = _load_client_key(endpoint.key_path)
     where = f"{endpoint.host}:{endpoint.port}"
@@ -252,6 +255,7 @@ def _open_client(
             client.connect(
                 endpoint.host,
                 endpoint.port,
+                sock=through() if through else None,
                 username=endpoint.user,
                 pkey=pkey,
                 timeout=attempt_timeout,
@@ -320,15 +324,38 @@ def connect(
     return SSHRemote(endpoint, _open_client(endpoint, timeout, on_wait, cancel))
 
 
+def connect_through(
+    head: SSHRemote, endpoint: Endpoint, *, timeout: float = 300, on_wait: Callable[[str], None] | None = None
+) -> SSHRemote:
+    """Connect to a machine only `head` can reach (a node at its private address): SSH over a direct-tcpip
+    channel of the head's connection, as OpenSSH's ProxyJump does; the machine's own host key pinned.
+    No connection to endpoint.host is made from here."""
+
+    def channel() -> paramiko.Channel:
+        return head._session(
+            lambda transport: transport.open_channel(
+                "direct-tcpip", (endpoint.host, endpoint.port), ("127.0.0.1", 0), timeout=_CHANNEL_OPEN_TIMEOUT
+            )
+        )
+
+    return SSHRemote(endpoint, _open_client(endpoint, timeout, on_wait, through=channel), channel)
+
+
 class SSHRemote:
     """The Remote protocol over one SSH connection (exec channels, SFTP, direct-tcpip)."""
 
     connections_opened = 0  # every SSH connection any SSHRemote opened, reconnections included
     _count_lock = threading.Lock()
 
-    def __init__(self, endpoint: Endpoint, client: paramiko.SSHClient):
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        client: paramiko.SSHClient,
+        through: Callable[[], paramiko.Channel] | None = None,
+    ):
         self.endpoint = endpoint
         self._client = client
+        self._through = through  # opens the channel a machine behind a jump host is reached by
         self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.RLock()
         self._sftp_lock = threading.Lock()  # one SFTP request at a time; exec channels run side by side
@@ -350,7 +377,7 @@ class SSHRemote:
                 return current
             self._client.close()
             self._sftp = None
-            self._client = _open_client(self.endpoint, RECONNECT_TIMEOUT, None)
+            self._client = _open_client(self.endpoint, RECONNECT_TIMEOUT, None, through=self._through)
             self._count()
             return self._client.get_transport()
 
@@ -396,6 +423,18 @@ class SSHRemote:
         """Run `command` in the user's shell on the machine."""
         result = self._session(lambda transport: self._exec(transport, command, stdin, timeout, step))
         return _check(result, check, step, command)
+
+    def open_command(self, command: str) -> paramiko.Channel:
+        """Start `command` and hand back its channel (stderr merged into stdout) to read as it runs."""
+
+        def start(transport: paramiko.Transport) -> paramiko.Channel:
+            channel = transport.open_session(timeout=_CHANNEL_OPEN_TIMEOUT)
+            channel.set_combine_stderr(True)
+            channel.exec_command(command)
+            channel.shutdown_write()
+            return channel
+
+        return self._session(start)
 
     @staticmethod
     def _exec(

@@ -6,6 +6,7 @@ costs neither the Azure SDK nor paramiko.
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -83,6 +84,9 @@ HostKey = Annotated[str | None, typer.Option(help="Host key of an ssh:// target 
 Identity = Annotated[str | None, typer.Option(help="Private SSH key for an ssh:// target.")]
 Dataset = Annotated[str | None, typer.Option(help="Notebook check dataset: cifar10, digits or synthetic.")]
 Epochs = Annotated[int | None, typer.Option(help="Epochs of the notebook check [default: 2].")]
+Nodes = Annotated[
+    int | None, typer.Option(help="GPU VMs in one private network, the first the head (Azure only) [default: 1].")
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Port = Annotated[int, typer.Option("--port", help="Local port for the tunnel [default: a free one].")]
@@ -155,6 +159,7 @@ def up(
     identity: Identity = None,
     dataset: Dataset = None,
     epochs: Epochs = None,
+    nodes: Nodes = None,
     skip_check: Annotated[bool, typer.Option("--skip-check", help="Do not run the GPU check.")] = False,
     check: Annotated[
         bool, typer.Option("--check", help="Run the GPU check again on a deployment whose check passed.")
@@ -298,6 +303,7 @@ def plan(
     trusted_launch: TrustedLaunch = False,
     spot: Spot = False,
     max_price: MaxPrice = None,
+    nodes: Nodes = None,
     json: Json = False,
 ) -> None:
     """What `up` would create on Azure and what it costs, for review; sends no request to Azure."""
@@ -355,6 +361,39 @@ def ssh(
 
     argv = ssh_argv(_store(), _name(name), command or [])
     os.execvp(argv[0], argv)
+
+
+@app.command("run", context_settings={"allow_interspersed_args": False})
+def run_job(
+    words: Annotated[list[str], typer.Argument(help="[NAME] SCRIPT [ARGS...] (put -- before the script's options).")],
+    workdir: Annotated[
+        Path | None, typer.Option(help="Directory copied to every node [default: the script's].")
+    ] = None,
+    nproc_per_node: Annotated[
+        int | None, typer.Option(help="Processes per node [default: its GPUs, or 2 on a CPU].")
+    ] = None,
+    torchrun_args: Annotated[
+        str | None, typer.Option("--torchrun", help="More torchrun options, as one string: '--max-restarts 1'.")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run a script with torchrun on every node; every rank's output here; Ctrl-C stops it everywhere."""
+    import shlex
+
+    from provision.run import RunOptions
+    from provision.run import run as run_script
+
+    name = None
+    if len(words) > 1 and not Path(words[0]).is_file() and not words[0].endswith(".py"):
+        name, words = words[0], words[1:]
+    options = RunOptions(
+        script=Path(words[0]),
+        args=tuple(words[1:]),
+        workdir=workdir,
+        nproc_per_node=nproc_per_node,
+        torchrun_args=tuple(shlex.split(torchrun_args or "")),
+    )
+    run_script(_name(name), options, _store(), Output(quiet=quiet))
 
 
 @app.command("ssh-config")

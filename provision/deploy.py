@@ -17,7 +17,10 @@ from provision.state import Journal, Record, StateStore
 from provision.targets import NOT_A_CLOUD_MACHINE, RUNNING, Machine, Target, target_for
 
 # The settings a record keeps, so that later commands act on what `up` made.
-RECORDED = ("subscription", "cloud", "arm_endpoint", "image", "admin_user", "access", "jupyter_port", "spot")
+RECORDED = (
+    *("subscription", "cloud", "arm_endpoint", "image", "admin_user", "access", "jupyter_port", "spot"),
+    "nodes",
+)
 
 
 @dataclass(frozen=True)

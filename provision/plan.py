@@ -3,7 +3,7 @@
 import base64
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from provision.keys import KeyPair, fingerprint
@@ -26,6 +26,7 @@ class Names:
     vm: str
     os_disk: str
     dns_label: str
+    placement_group: str = ""
 
 
 def names_for(name: str, subscription: str) -> Names:
@@ -41,7 +42,16 @@ def names_for(name: str, subscription: str) -> Names:
         vm=name,
         os_disk=f"{name}-osdisk",
         dns_label=f"{name}-{digest}",
+        placement_group=f"{name}-ppg",
     )
+
+
+def node_names(names: Names, node: int) -> Names:
+    """Names of node `node`: the head (0) keeps the deployment's; worker k is `<name>-k` with its NIC and disk."""
+    if node == 0:
+        return names
+    vm = f"{names.vm}-{node}"
+    return replace(names, vm=vm, nic=f"{vm}-nic", os_disk=f"{vm}-osdisk")
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,7 @@ def is_ours(tags: dict[str, str] | None, name: str) -> bool:
 class Step:
     """One resource to create: `kind` says which API, `body` is the REST-shaped request."""
 
-    kind: str  # resource_group | vnet | nsg | public_ip | nic | vm
+    kind: str  # resource_group | vnet | nsg | public_ip | placement_group | nic | vm
     name: str
     id: str
     body: dict
@@ -105,6 +115,8 @@ class Plan:
     host_key: KeyPair
     spot: bool = False  # priority Spot, deallocated on eviction
     max_price: float = -1.0  # Spot's billingProfile.maxPrice in $/hour; -1: up to pay-as-you-go
+    nodes: int = 1  # VMs in the deployment; with more than one, all in one proximity placement group
+    node: int = 0  # which of them this plan's NIC and VM are: 0 is the head, the only one with a public IP
     managed_identity: bool = False  # a system-assigned identity, with which the VM deallocates itself when idle
 
     @property
@@ -123,6 +135,26 @@ class Plan:
     def vm_id(self) -> str:
         return f"{self.group_id}/providers/Microsoft.Compute/virtualMachines/{self.names.vm}"
 
+    @property
+    def placement_group_id(self) -> str:
+        return f"{self.group_id}/providers/Microsoft.Compute/proximityPlacementGroups/{self.names.placement_group}"
+
+    def for_node(self, node: int, host_key: KeyPair) -> "Plan":
+        """The plan of node `node` (its NIC and VM, with its own host key); the shared resources are the same."""
+        return replace(self, node=node, host_key=host_key, names=node_names(self.names, node))
+
+    def placement_step(self) -> Step | None:
+        """The proximity placement group that keeps several nodes close (none for one node)."""
+        if self.nodes == 1:
+            return None
+        # ProximityPlacementGroup_CreateOrUpdate.json; the intent lets Azure place the group where the size is.
+        body = {
+            "location": self.region,
+            "tags": self.tags,
+            "properties": {"proximityPlacementGroupType": "Standard", "intent": {"vmSizes": [self.size]}},
+        }
+        return Step("placement_group", self.names.placement_group, self.placement_group_id, body)
+
     def steps(self) -> list[Step]:
         """Every resource in creation order: group; VNet, NSG, IP (concurrently); NIC; VM."""
         n = self.names
@@ -139,6 +171,15 @@ class Plan:
             Step("nic", n.nic, self.network_id("networkInterfaces", n.nic), self._nic_body()),
             Step("vm", n.vm, self.vm_id, self._vm_body()),
         ]
+
+    def every_step(self) -> list[Step]:
+        """steps(), then for several nodes the placement group and each worker's NIC and VM (shown with the head's
+        host key: each worker gets its own when `up` makes it)."""
+        placement = self.placement_step()
+        if placement is None:
+            return self.steps()
+        workers = [step for k in range(1, self.nodes) for step in self.for_node(k, self.host_key).steps()[-2:]]
+        return [*self.steps(), placement, *workers]
 
     def _group_body(self) -> dict:
         return {"location": self.region, "tags": self.tags}
@@ -181,8 +222,8 @@ class Plan:
                         "name": "ipconfig1",
                         "properties": {
                             "subnet": {"id": self.subnet_id},
-                            "publicIPAddress": {"id": self.network_id("publicIPAddresses", self.names.public_ip)},
                             "privateIPAllocationMethod": "Dynamic",
+                            **self._public_address(),
                         },
                     }
                 ],
@@ -190,6 +231,12 @@ class Plan:
                 "enableAcceleratedNetworking": self.accelerated_networking,
             },
         }
+
+    def _public_address(self) -> dict:
+        """Only the head has a public IP; workers are reached through it, on their private addresses."""
+        if self.node:
+            return {}
+        return {"publicIPAddress": {"id": self.network_id("publicIPAddresses", self.names.public_ip)}}
 
     def _vm_body(self) -> dict:
         publisher, offer, sku, version = self.image
@@ -247,6 +294,8 @@ class Plan:
             body["properties"].update(
                 priority="Spot", evictionPolicy="Deallocate", billingProfile={"maxPrice": self.max_price}
             )
+        if self.nodes > 1:
+            body["properties"]["proximityPlacementGroup"] = {"id": self.placement_group_id}
         if self.image_plan:
             body["plan"] = self.image_plan
         if self.zone:
@@ -345,6 +394,7 @@ def make_plan(
         host_key=host_key,
         spot=settings.spot,
         max_price=settings.max_price,
+        nodes=settings.nodes,
         managed_identity=settings.idle_stop is not None,
     )
 
@@ -374,6 +424,26 @@ def summary_rows(plan: Plan) -> list[tuple[str, str, str]]:
             f"({fingerprint(plan.ssh_public_key)}); host key pinned "
             f"({fingerprint(plan.host_key.public_openssh)}); security type {plan.security_type}; boot diagnostics on"
             + _spot_text(plan),
+        ),
+        *_nodes_rows(plan),
+    ]
+
+
+def _nodes_rows(plan: Plan) -> list[tuple[str, str, str]]:
+    if plan.nodes == 1:
+        return []
+    workers = [node_names(plan.names, k).vm for k in range(1, plan.nodes)]
+    return [
+        (
+            "proximity placement group",
+            plan.names.placement_group,
+            f"Standard, for {plan.size}; holds all {plan.nodes} nodes close together",
+        ),
+        (
+            "worker VMs",
+            ", ".join(workers),
+            f"like {plan.names.vm}, each with its own NIC (private address only, reached through "
+            f"{plan.names.vm}), disk and pinned host key",
         ),
     ]
 

@@ -47,6 +47,7 @@ SSH_TARGET = re.compile(
 HOST_KEY_TYPE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521))$")
 BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 OPEN_TO_ALL = ("*", "Internet", "0.0.0.0/0")
+MAX_NODES = 16  # a sane bound for one proximity placement group made by hand
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Settings:
     host_key: str | None = None  # pinned key of an ssh:// target: "ssh-ed25519 AAAA..."
     identity: str | None = None  # private key for an ssh:// target
     dataset: str = "synthetic"  # the check's data: made on the device, no download to fail
+    nodes: int = 1  # VMs of one size in one VNet and proximity placement group; the first is the head
     epochs: int = 2
     check_timeout: int = 1800
     poll_interval: float = 5.0  # the longest wait between polls of an operation (see targets/azure/polling.py)
@@ -146,6 +148,7 @@ ENVIRONMENT = {
     "host_key": "PROVISION_HOST_KEY",
     "identity": "PROVISION_IDENTITY",
     "dataset": "PROVISION_DATASET",
+    "nodes": "PROVISION_NODES",
     "epochs": "PROVISION_EPOCHS",
     "check_timeout": "PROVISION_CHECK_TIMEOUT",
     "poll_interval": "PROVISION_POLL_INTERVAL",
@@ -251,7 +254,7 @@ def validate(raw: Mapping[str, Any]) -> Settings:
     for key in ("regions", "sizes"):
         if key in values:
             values[key] = _as_list(values[key])
-    for key in ("os_disk_gb", "ssh_port", "jupyter_port", "epochs", "check_timeout"):
+    for key in ("os_disk_gb", "ssh_port", "jupyter_port", "epochs", "check_timeout", "nodes"):
         if key in values:
             values[key] = _as_int(key, values[key])
     if "idle_stop" in values:
@@ -426,6 +429,17 @@ def _check_numbers(s: Settings) -> None:
         raise UsageError(f"PROVISION_POLL_INTERVAL must not be negative, not {s.poll_interval}")
 
 
+def _check_nodes(s: Settings) -> None:
+    """Several nodes need a cloud that makes them in one private network: Azure only."""
+    if not 1 <= s.nodes <= MAX_NODES:
+        raise UsageError(f"nodes must be between 1 and {MAX_NODES}, not {s.nodes}")
+    if s.nodes > 1 and not s.is_azure:
+        raise UsageError(
+            f"--nodes {s.nodes} needs --target azure, which makes the nodes in one private network; "
+            f"{s.target} is one machine"
+        )
+
+
 def _check_spot(s: Settings) -> None:
     """maxPrice is -1 or above zero, and for Spot only (learn.microsoft.com/azure/virtual-machines/error-codes-spot:
     MaxPriceValueInvalid)."""
@@ -502,6 +516,7 @@ CHECKS = (
     _check_admin_user,
     _check_numbers,
     _check_spot,
+    _check_nodes,
     _check_cloud,
     _check_identity,
     _check_idle,

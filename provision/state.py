@@ -54,6 +54,7 @@ class Record:
     phase: str = "creating"  # creating | created | ready | failed (power state: see `power`)
     resources: list[Resource] = field(default_factory=list)
     machine: dict | None = None  # host, port, user, key_path, host_key, fqdn, public_ip
+    nodes: list[dict] = field(default_factory=list)  # several nodes: every machine, head (= machine) first
     jupyter: dict | None = None  # remote port, pid, python, root
     tunnel: dict | None = None  # pid and local port of a detached tunnel
     check: dict | None = None  # the last GPU check: passed, summary, when

@@ -98,7 +98,7 @@ def cloud(state_dir, monkeypatch):
     At teardown nothing may be left: no user, no sshd, no process of ours.
     """
     vms = FakeVMs()
-    with vms, FakeARM(booter=vms) as fake:
+    with vms, FakeARM(booter=vms, loopback_private_ips=True) as fake:
         env = {
             **arm_env(fake, state_dir),
             "PROVISION_SSH_PORT": str(free_port()),

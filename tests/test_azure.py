@@ -53,8 +53,12 @@ def lower(ids):
     return sorted(i.lower() for i in ids)
 
 
+AUTHORIZATION = "/providers/microsoft.authorization/"
+
+
 def puts(arm):
-    return [r for r in arm.requests if r.method == "PUT"]
+    """PUTs of the deployment's resources (not of the idle-stop role, which Azure does not let carry tags)."""
+    return [r for r in arm.requests if r.method == "PUT" and AUTHORIZATION not in r.path.lower()]
 
 
 def replan(arm, state_dir, record):
@@ -88,6 +92,10 @@ def test_up_creates_exactly_the_planned_resources(arm, azure_env, state_dir, boo
         path = step.id.lower()
         assert sent[path] == step.body, step.kind
     assert len(sent) == len(plan.steps())
+    # Idle stop (on by default): one custom role and its assignment at the VM's own scope, nothing more.
+    granted = [r.path.lower() for r in arm.requests if r.method == "PUT" and AUTHORIZATION in r.path.lower()]
+    assert [p.split(AUTHORIZATION)[1].split("/")[0] for p in granted] == ["roledefinitions", "roleassignments"]
+    assert granted[1].startswith(plan.vm_id.lower() + AUTHORIZATION)
 
     assert record.phase == "created"
     assert [(r.kind, r.state) for r in record.resources] == [
@@ -95,7 +103,9 @@ def test_up_creates_exactly_the_planned_resources(arm, azure_env, state_dir, boo
         *sorted([("vnet", "created"), ("nsg", "created"), ("public_ip", "created")]),
         ("nic", "created"),
         ("vm", "created"),
-    ] or sorted(r.state for r in record.resources) == ["created"] * 6
+        ("role_definition", "created"),
+        ("role_assignment", "created"),
+    ] or sorted(r.state for r in record.resources) == ["created"] * 8
     assert record.machine["host"] == "127.0.0.1"
     fqdn = arm.resource(plan.network_id("publicIPAddresses", plan.names.public_ip))["properties"]["dnsSettings"]["fqdn"]
     assert record.machine["fqdn"] == fqdn == f"{plan.names.dns_label}.eastus.cloudapp.azure.com"

@@ -225,6 +225,7 @@ def test_stack_is_created_and_read_back_in_rest_shape(arm, az, booter):
         ssh_public_keys=[SSH_KEY],
         custom_data=CLOUD_INIT,
         public_ip="127.0.0.1",
+        private_ip="10.0.0.4",  # the subnet's first address Azure gives (its first four are reserved)
     )
     assert power_state(az) == "PowerState/running"
 

@@ -6,6 +6,7 @@ response must carry the fields the example's response has.
 """
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ IMAGE = {"publisher": "microsoft-dsvm", "offer": "ubuntu-2204", "sku": "2204-gen
 RG = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
 NET = RG + "/providers/Microsoft.Network"
 VM = RG + "/providers/Microsoft.Compute/virtualMachines/{vmName}"
+PPG = RG + "/providers/Microsoft.Compute/proximityPlacementGroups/{proximityPlacementGroupName}"
 LOCATION = "/subscriptions/{subscriptionId}/providers/Microsoft.Compute/locations/{location}"
 TERMS = (
     "/subscriptions/{subscriptionId}/providers/Microsoft.MarketplaceOrdering/offerTypes/{offerType}"
@@ -129,6 +131,9 @@ REQUESTS = {
         "GET",
         "/{scope}/providers/Microsoft.Authorization/roleAssignments",
     ),
+    "Microsoft.Compute/2025-04-01/ProximityPlacementGroup_CreateOrUpdate.json": ("PUT", PPG),
+    "Microsoft.Compute/2025-11-01/ProximityPlacementGroup_Get.json": ("GET", PPG),
+    "Microsoft.Compute/2025-11-01/ProximityPlacementGroup_Delete.json": ("DELETE", PPG),
     "Microsoft.MarketplaceOrdering/2021-01-01/GetMarketplaceTerms.json": ("GET", TERMS),
     "Microsoft.MarketplaceOrdering/2021-01-01/SetMarketplaceTerms.json": ("PUT", TERMS),
 }
@@ -146,9 +151,6 @@ NOT_YET_MODELLED = {
     ),
     **dict.fromkeys(
         [
-            "Microsoft.Compute/2025-04-01/ProximityPlacementGroup_CreateOrUpdate.json",
-            "Microsoft.Compute/2025-11-01/ProximityPlacementGroup_Delete.json",
-            "Microsoft.Compute/2025-11-01/ProximityPlacementGroup_Get.json",
             "Microsoft.Compute/2025-11-01/VirtualMachine_Create_WithNetworkInterfaceConfiguration.json",
         ],
         _NODES,
@@ -202,6 +204,7 @@ CREATED_BY = {
     "PublicIpAddress": "PublicIpAddressCreateDns",
     "NetworkInterface": "NetworkInterfaceCreate",
     "GlobalSchedules_": "GlobalSchedules_CreateOrUpdate",
+    "ProximityPlacementGroup_": "../2025-04-01/ProximityPlacementGroup_CreateOrUpdate",  # published one version back
 }
 
 
@@ -236,7 +239,7 @@ def arrange(client: Client, sub: str, example: str, params: dict) -> None:
     creator = next((c for prefix, c in CREATED_BY.items() if name.startswith(prefix) and "Create" not in name), None)
     if creator:
         source = json.loads((EXAMPLES / folder / f"{creator}.json").read_text())
-        _, template = REQUESTS[f"{folder}/{creator}.json"]
+        _, template = REQUESTS[os.path.normpath(f"{folder}/{creator}.json")]
         body = next(v for v in source["parameters"].values() if isinstance(v, dict))
         client.put(template.format(**{**source["parameters"], **params}), fix_body(body, sub))
 

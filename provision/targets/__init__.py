@@ -25,6 +25,8 @@ class Machine:
     fqdn: str | None = None
     local: bool = False
     ssh_from: str | None = None  # the source address the cloud's firewall admits to SSH, if it has one
+    private_ip: str | None = None  # its address in the deployment's network (several nodes only)
+    via_head: bool = False  # a worker node: reached only through the head's SSH connection, at private_ip
 
     def to_dict(self) -> dict:
         return asdict(self)

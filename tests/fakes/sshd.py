@@ -55,7 +55,7 @@ def free_port() -> int:
 
 
 class SSHD:
-    """`sshd -D -e` on 127.0.0.1:port with its own host key and config; a context manager.
+    """`sshd -D -e` on address:port (127.0.0.1 unless given) with its own host key and config; a context manager.
 
     Users log in with the keys in their ~/.ssh/authorized_keys (or `authorized_keys_file`,
     an sshd_config pattern). `set_env` adds SetEnv lines (e.g. PATH) to every session.
@@ -69,8 +69,10 @@ class SSHD:
         workdir: Path | None = None,
         authorized_keys_file: str = ".ssh/authorized_keys",
         set_env: dict[str, str] | None = None,
+        address: str = "127.0.0.1",
     ):
         self.port = port
+        self.address = address
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="fake-sshd-"))
         self.config = self.workdir / "sshd_config"
@@ -79,7 +81,7 @@ class SSHD:
         self.set_host_key(host_key_openssh)
         lines = [
             f"Port {port}",
-            "ListenAddress 127.0.0.1",
+            f"ListenAddress {address}",
             f"HostKey {self._host_key}",
             f"PidFile {self.workdir / 'sshd.pid'}",
             f"AuthorizedKeysFile {authorized_keys_file}",
@@ -121,7 +123,7 @@ class SSHD:
                 self._process = None
                 raise RuntimeError(f"sshd exited at start: {self.log()[-2000:]}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                socket.create_connection((self.address, self.port), timeout=1).close()
                 return self
             except OSError:
                 if time.monotonic() > deadline:

@@ -192,8 +192,9 @@ class _VM:
 
 
 class FakeVMs:
-    """Implements the fake ARM's Booter: one running VM at a time, its sshd on 127.0.0.1 at the
-    port its customData configures. A port this machine cannot give it (taken, or 22 without
+    """Implements the fake ARM's Booter: each VM's sshd on its public IP (127.0.0.1), or, for a node with none,
+    on its private address (a loopback address with FakeARM(loopback_private_ips=True)), at the
+    port its customData configures. The nodes of one deployment share their admin user and its home. A port this machine cannot give it (taken, or 22 without
     the right to bind it) fails the boot with a message that says so, as the VM would never
     answer SSH there.
 
@@ -221,21 +222,21 @@ class FakeVMs:
         with self._lock:
             if spec.vm_id in self._vms:
                 return
-            if self._vms:
-                raise RuntimeError(f"FakeVMs runs one VM at a time; {list(self._vms)} is running")
             port = ssh_port_from_custom_data(spec.custom_data)
-            _require_free(port)
+            address = spec.public_ip or spec.private_ip or "127.0.0.1"
+            _require_free(address, port)
             kept = self._disks.pop(spec.vm_id, None)
+            shared = self._user_in_use(spec.admin_username)  # another node of the deployment: same user and home
             created = kept.created_user if kept else _ensure_user(spec.admin_username)
             try:
-                if kept is None:
+                if kept is None and not shared:
                     keys = [new_ed25519_key().public_line] if self.refuse_client_key else spec.ssh_public_keys
                     _write_authorized_keys(spec.admin_username, keys)
                     _prepend_to_bashrc(spec.admin_username, self.traps.bashrc_line)
                     _link_conda(spec.admin_username)
                 host_key = self.present_host_key or host_key_from_custom_data(spec.custom_data)
                 path = f"{Path(self.python).parent}:/usr/local/bin:/usr/bin:/bin"
-                sshd = SSHD(port, host_key, set_env={"PATH": path})
+                sshd = SSHD(port, host_key, set_env={"PATH": path}, address=address)
                 vm = self._vms[spec.vm_id] = _VM(spec.admin_username, created, sshd)
                 if self.sshd_delay:
                     vm.late_start = threading.Timer(self.sshd_delay, self._start_sshd, (vm,))
@@ -271,7 +272,18 @@ class FakeVMs:
             with self._lock:
                 self._disks[vm_id] = vm
         elif vm.created_user:
-            _remove_user(vm.user)
+            with self._lock:
+                heir = next((other for other in self._booted() if other.user == vm.user), None)
+                if heir is not None:  # another node still uses the user: the last to go removes it
+                    heir.created_user = True
+            if heir is None:
+                _remove_user(vm.user)
+
+    def _booted(self) -> list[_VM]:
+        return [*self._vms.values(), *self._disks.values()]
+
+    def _user_in_use(self, user: str) -> bool:
+        return any(vm.user == user for vm in self._booted())
 
     def running(self) -> list[str]:
         return [vm_id for vm_id, vm in self._vms.items() if vm.sshd.pid is not None]
@@ -343,16 +355,16 @@ class FakeVMs:
         self.close()
 
 
-def _require_free(port: int) -> None:
+def _require_free(address: str, port: int) -> None:
     """Refuse a boot whose sshd could not listen (taken, or no right to bind it): sshd would exit,
     and a probe of the port would reach whatever holds it instead. SO_REUSEADDR, as sshd sets it."""
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(("127.0.0.1", port))
+            probe.bind((address, port))
         except OSError as e:
             raise RuntimeError(
-                f"the fake VM's sshd cannot listen on 127.0.0.1:{port}, the port its customData "
+                f"the fake VM's sshd cannot listen on {address}:{port}, the port its customData "
                 f"configures (22 when it names none): {e.strerror}"
             ) from None
 

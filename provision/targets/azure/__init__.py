@@ -16,7 +16,7 @@ from provision.prices import Prices, Quote
 from provision.settings import Settings
 from provision.state import CLIENT_KEY_FILE, Journal, Record
 from provision.targets import Machine
-from provision.targets.azure import idle, preflight
+from provision.targets.azure import idle, nodes, preflight
 from provision.targets.azure.caller import detect_public_ip
 from provision.targets.azure.clients import Clients
 from provision.targets.azure.errors import AzureError, explain
@@ -238,6 +238,7 @@ class AzureTarget:
             os_disk_gb=settings.os_disk_gb,
             trusted_launch=settings.trusted_launch,
             spot=settings.spot,
+            nodes=settings.nodes,
         )
         if offer.image_plan:
             assert settings.subscription
@@ -273,20 +274,69 @@ class AzureTarget:
             accelerated_networking=offer.accelerated_networking,
         )
         self._build_network(journal, out, plan)
+        plans = nodes.plans(plan)
         zone: str | None = None
         for next_zone in offer.zones:
             started = time.monotonic()
             try:
-                return self._build_vm(journal, out, replace(plan, zone=zone), on_address)
+                return self._build_nodes(journal, out, [replace(p, zone=zone) for p in plans], on_address)
             except AzureError as e:
                 if not e.is_capacity:
                     raise
                 where = f"{offer.size} in {offer.region}, " + (f"zone {zone}" if zone else "any zone")
                 out.warn(_failed_attempt(where, e, started))
-                self._delete_vm(journal, out, plan, e)
+                for node_plan in plans:
+                    self._delete_vm(journal, out, node_plan, e)
             out.note(f"trying {offer.size} in zone {next_zone} of {offer.region}")
             zone = next_zone
-        return self._build_vm(journal, out, replace(plan, zone=zone), on_address)
+        return self._build_nodes(journal, out, [replace(p, zone=zone) for p in plans], on_address)
+
+    def _build_nodes(
+        self, journal: Journal, out: Output, plans: list[Plan], on_address: Callable[[Machine], None] | None
+    ) -> Machine:
+        """The head's VM (`_build_vm`) and, for several nodes, the workers' at the same time; all or an error."""
+        if len(plans) == 1:
+            return self._build_vm(journal, out, plans[0], on_address)
+        _, _ = self.clients.network, self.clients.compute  # made once here, before the threads share them
+        out.note(f"{len(plans) - 1} worker node(s) beside the head: " + ", ".join(p.names.vm for p in plans[1:]))
+        with ThreadPoolExecutor(len(plans)) as pool:
+            head = pool.submit(self._build_vm, journal, out, plans[0], on_address)
+            workers = [pool.submit(self._build_worker, journal, p) for p in plans[1:]]
+        errors = [f.exception() for f in [head, *workers] if f.exception()]
+        if errors:
+            raise errors[0]
+        machine = replace(head.result(), private_ip=self._private_ip(plans[0]))
+        journal.record.machine = machine.to_dict()
+        journal.record.nodes = [machine.to_dict(), *(f.result().to_dict() for f in workers)]
+        journal.save()
+        return machine
+
+    def _build_worker(self, journal: Journal, plan: Plan) -> Machine:
+        """A worker's NIC (no public IP) and VM; the machine at its private address, reached through the head."""
+        *_, nic, vm = plan.steps()
+        self._create(journal, plan, nic)
+        self._create(journal, plan, vm)
+        address = self._private_ip(plan)
+        key_path = str(journal.store.path(journal.record.name, CLIENT_KEY_FILE))
+        return Machine(
+            address,
+            plan.ssh_port,
+            plan.admin_user,
+            key_path,
+            plan.host_key.public_openssh,
+            private_ip=address,
+            via_head=True,
+        )
+
+    def _private_ip(self, plan: Plan) -> str:
+        """The private address Azure gave the node's NIC."""
+        nic = self._call(
+            f"read NIC {plan.names.nic}",
+            self.clients.network.network_interfaces.get,
+            plan.names.resource_group,
+            plan.names.nic,
+        )
+        return nic.ip_configurations[0].private_ip_address
 
     def _build_network(self, journal: Journal, out: Output, plan: Plan) -> None:
         """The group and what in it is regional (VNet, security group, public IP), each recorded as it goes."""
@@ -304,8 +354,11 @@ class AzureTarget:
                 group.name,
                 group.body,
             )
-        with out.step("Network: virtual network, security group and public IP"):
-            self._create_concurrently(journal, plan, [vnet, nsg, public_ip])
+        placement = plan.placement_step()
+        with out.step(
+            "Network: virtual network, security group and public IP" + (", placement group" * bool(placement))
+        ):
+            self._create_concurrently(journal, plan, [vnet, nsg, public_ip, *([placement] if placement else [])])
 
     def _build_vm(
         self, journal: Journal, out: Output, plan: Plan, on_address: Callable[[Machine], None] | None = None
@@ -377,6 +430,10 @@ class AzureTarget:
     def _create(self, journal: Journal, plan: Plan, step: Step) -> None:
         action = f"create {step.kind.replace('_', ' ')} {step.name}"
         with journal.creating(step.kind, step.id):
+            if step.kind == "placement_group":  # synchronous: 200 or 201 with the group (ProximityPlacementGroup_*)
+                groups = self.clients.compute.proximity_placement_groups
+                self._call(action, groups.create_or_update, plan.names.resource_group, step.name, step.body)
+                return
             poller = self._call(action, self._begin, plan, step)
             self._finish(action, poller, CREATE_WAIT.get(step.kind, CREATE_WAIT_DEFAULT))
 
@@ -391,7 +448,7 @@ class AzureTarget:
         self._call(action, poller.result)
 
     def _create_concurrently(self, journal: Journal, plan: Plan, steps: list[Step]) -> None:
-        _ = self.clients.network  # made once here, before the threads share it
+        _, _ = self.clients.network, self.clients.compute  # made once here, before the threads share them
         with ThreadPoolExecutor(len(steps)) as pool:
             futures = [pool.submit(self._create, journal, plan, step) for step in steps]
         errors = [f.exception() for f in futures if f.exception()]
@@ -476,34 +533,32 @@ class AzureTarget:
 
     # -- stop, start -----------------------------------------------------------------------
 
+    def _vms(self) -> list[str]:
+        """Every node's VM name, head first (one for a single node)."""
+        assert self.settings.subscription
+        return nodes.vm_names(self.settings.name, self.settings.subscription, self.settings.nodes)
+
+    def _power(self, verb: str, begin: Callable[..., Any], group: str) -> None:
+        """Start the power action on every node's VM at once, then wait for each."""
+        vms = self._vms()
+        pollers = [(vm, self._call(f"{verb} VM {vm}", begin, group, vm, polling=self.clients.polling())) for vm in vms]
+        for vm, poller in pollers:
+            self._finish(f"{verb} VM {vm}", poller, POWER_WAIT)
+
     def stop(self, record: Record, out: Output) -> None:
-        """Deallocate the VM: its compute stops billing; its disk and static public IP stay (and bill)."""
-        vm = self.settings.name
-        with out.step(f"Deallocating VM {vm}"):
-            poller = self._call(
-                f"deallocate VM {vm}",
-                self.clients.compute.virtual_machines.begin_deallocate,
-                self._group_name(record),
-                vm,
-                polling=self.clients.polling(),
-            )
-            self._finish(f"deallocate VM {vm}", poller, POWER_WAIT)
+        """Deallocate the VM (every node's): its compute stops billing; its disk and static IP stay (and bill)."""
+        vms = self._vms()
+        with out.step(f"Deallocating VM {', '.join(vms)}"):
+            self._power("deallocate", self.clients.compute.virtual_machines.begin_deallocate, self._group_name(record))
 
     def start(self, journal: Journal, out: Output) -> Machine:
-        """Start the deallocated VM; its address read again (a Static public IP keeps it). No capacity for
-        it now is one line that says to try later; the record stays as it was."""
-        record, vm = journal.record, self.settings.name
+        """Start the deallocated VM (every node's); its address read again (a Static public IP keeps it). No capacity
+        for it now is one line that says to try later; the record stays as it was."""
+        record, vms = journal.record, self._vms()
         group = self._group_name(record)
-        with out.step(f"Starting VM {vm}"):
+        with out.step(f"Starting VM {', '.join(vms)}"):
             try:
-                poller = self._call(
-                    f"start VM {vm}",
-                    self.clients.compute.virtual_machines.begin_start,
-                    group,
-                    vm,
-                    polling=self.clients.polling(),
-                )
-                self._finish(f"start VM {vm}", poller, POWER_WAIT)
+                self._power("start", self.clients.compute.virtual_machines.begin_start, group)
             except AzureError as e:
                 if not e.is_capacity:
                     raise
@@ -514,7 +569,11 @@ class AzureTarget:
                 ) from None
         assert self.settings.subscription
         public_ip = names_for(record.name, self.settings.subscription).public_ip
-        return self._addressed(journal, Machine.from_dict(record.machine or {}), group, public_ip)
+        machine = self._addressed(journal, Machine.from_dict(record.machine or {}), group, public_ip)
+        if record.nodes:
+            record.nodes[0] = machine.to_dict()
+            journal.save()
+        return machine
 
     def list_groups(self) -> list[dict]:
         """Every resource group in the subscription that dsvm-kit tagged as its own."""

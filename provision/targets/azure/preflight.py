@@ -42,11 +42,13 @@ def check(
     os_disk_gb: int,
     trusted_launch: bool,
     spot: bool = False,
+    nodes: int = 1,
 ) -> Offer:
     """The size is offered in the region (as Spot, when asked for), not restricted, within quota; the image
     exists, the size boots it, the OS disk holds it, and Trusted Launch (when asked for) is allowed for both.
 
-    `call(action, fn, *args)` runs an SDK call and turns its errors into AzureErrors.
+    `call(action, fn, *args)` runs an SDK call and turns its errors into AzureErrors. Several nodes need
+    `nodes` times the size's vCPUs within each quota.
     """
     skus = call(
         f"list VM sizes in {region}",
@@ -81,6 +83,7 @@ def check(
     if spot and capabilities.get("LowPriorityCapable", "").lower() != "true":
         raise AzureError(f"size {size} is not offered as Spot; drop --spot or choose another --size", "SkuNotAvailable")
     vcpus = int(capabilities.get("vCPUs", 0))
+    needed = vcpus * nodes
     usages = {_norm(u.name.value): u for u in call(f"read quotas in {region}", compute.usage.list, region)}
     free = []
     for key, label in _quotas(sku.family, spot):
@@ -89,10 +92,11 @@ def check(
             continue
         available = usage.limit - usage.current_value
         free.append(available)
-        if available < vcpus:
+        if available < needed:
+            nodes_text = f" ({nodes} nodes of {vcpus})" if nodes > 1 else ""
             raise AzureError(
-                f"quota: {label} in {region} allows {max(available, 0)} of the {vcpus} vCPUs "
-                f"needed; {QUOTA_FIX} or --size",
+                f"quota: {label} in {region} allows {max(available, 0)} of the {needed} vCPUs "
+                f"needed{nodes_text}; {QUOTA_FIX} or --size",
                 "QuotaExceeded",
             )
     found = _image(call, compute, region, image)

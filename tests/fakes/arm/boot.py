@@ -13,7 +13,8 @@ class BootSpec:
     admin_username: str  # osProfile.adminUsername
     ssh_public_keys: list[str]  # osProfile.linuxConfiguration.ssh.publicKeys[].keyData
     custom_data: bytes  # base64-decoded osProfile.customData (b"" if none)
-    public_ip: str  # ipAddress of the VM's public IP (the fake's public_ip)
+    public_ip: str | None  # ipAddress of the VM's public IP (the fake's public_ip); None: it has none
+    private_ip: str | None = None  # privateIPAddress of its primary NIC
 
 
 class Booter(Protocol):

@@ -29,6 +29,7 @@ from .models import (
     utc_now,
 )
 from .network import NetworkModel
+from .placement import PlacementModel
 
 VM = "Microsoft.Compute/virtualMachines"
 DISK = "Microsoft.Compute/disks"
@@ -121,6 +122,7 @@ class ComputeModel:
         self.images: dict[tuple[str, str, str], PlatformImage] = {i.key: i for i in catalog.default_images()}
         state.register(KindSpec(VM, put=self.put_vm, delete=self.delete_vm, view=self.vm_view, release=self.release_vm))
         state.register(KindSpec(DISK, put=None, delete=self.delete_disk, view=state.plain_view))
+        self.placement = PlacementModel(state)
 
     # -- catalog settings (FakeARM.set_quota / restrict_sku / set_image_plan) -------------------
 
@@ -265,6 +267,7 @@ class ComputeModel:
             location = entry.body["location"]
             self._check_sku(size, location)
             nics = self._resolve_nics(properties, entry.id)
+            self.placement.require_for(properties, entry.id, location)
             if existing is None:
                 os_profile = self._validate_os_profile(properties.get("osProfile"))
                 image = self._check_image(properties, body, entry.id)
@@ -640,17 +643,19 @@ class ComputeModel:
         properties = vm.body["properties"]
         os_profile = properties.get("osProfile") or {}
         keys = ((os_profile.get("linuxConfiguration") or {}).get("ssh") or {}).get("publicKeys") or []
-        address = None
+        address = private = None
         for reference in properties["networkProfile"]["networkInterfaces"]:
             nic = self.state.find(reference["id"])
             if nic is not None:
                 address = address or self.network.public_address_of(nic)
+                private = private or nic.properties["ipConfigurations"][0]["properties"].get("privateIPAddress")
         return BootSpec(
             vm_id=vm.id,
             admin_username=os_profile.get("adminUsername", ""),
             ssh_public_keys=[k["keyData"] for k in keys if k.get("keyData")],
             custom_data=vm.meta["custom_data"],
-            public_ip=address or self.state.public_ip,
+            public_ip=address,
+            private_ip=private,
         )
 
     def _boot(self, vm: Entry, spec: BootSpec) -> None:

@@ -40,10 +40,14 @@ class FakeARM:
         tenant_id: str = DEFAULT_TENANT,
         token: str | None = None,
         cloud: str = "public",
+        loopback_private_ips: bool = False,
     ):
-        """`cloud` (public, china, usgov) decides the DNS zone of public IPs' fqdn."""
+        """`cloud` (public, china, usgov) decides the DNS zone of public IPs' fqdn. With loopback_private_ips,
+        NICs get private addresses 127.0.0.2, 127.0.0.3, ... (where fake VMs' sshd can listen) for the subnet's."""
         self.subscription_id = subscription_id
         self._state = ArmState(subscription_id, public_ip, booter)
+        if loopback_private_ips:
+            self._state.loopback_private_ips = {"": public_ip}  # the public IP's address is never a NIC's
         self._network = NetworkModel(self._state, cloud)
         self._marketplace = MarketplaceModel(self._state)
         self._compute = ComputeModel(self._state, self._network, self._marketplace)

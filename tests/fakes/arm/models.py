@@ -160,6 +160,8 @@ class ArmState:
         self.paces: dict[str, int] = {}
         self.boot_after: float | None = None
         self.kinds: dict[str, KindSpec] = {}
+        # NIC id -> loopback address, when FakeARM(loopback_private_ips=True); the public IP's 127.0.0.1 stays out
+        self.loopback_private_ips: dict[str, str] | None = None
         self.register(KindSpec(SCHEDULE_KIND, self.put_schedule, self.delete_schedule, self.plain_view))
 
     # -- registry and ids ---------------------------------------------------------------------

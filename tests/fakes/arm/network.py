@@ -485,6 +485,12 @@ class NetworkModel:
     # -- network interfaces --------------------------------------------------------------------
 
     def _private_address(self, subnet: dict, nic_id: str) -> str:
+        """Azure's: the subnet's next free address from .4 (its first four are reserved). With the fake's
+        loopback_private_ips, a loopback address of the NIC's own instead (127.0.0.2, .3, ... kept for the NIC's
+        life), where a fake VM's sshd can listen, as a node does on its private address."""
+        if self.state.loopback_private_ips:
+            taken = self.state.loopback_private_ips
+            return taken.setdefault(nic_id.lower(), f"127.0.0.{len(taken) + 1}")
         prefix = subnet["properties"].get("addressPrefix") or subnet["properties"]["addressPrefixes"][0]
         others = [u for u in self._subnet_users(subnet["id"]) if not u.lower().startswith(nic_id.lower() + "/")]
         return str(ipaddress.ip_network(prefix, strict=False).network_address + 4 + len(others))

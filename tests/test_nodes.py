@@ -1,0 +1,87 @@
+"""Several nodes (`--nodes N`): N VMs in one VNet and proximity placement group through the real SDK against the
+fake ARM; only the head has a public IP; each node its own pinned host key; quota, rollback and down for the set."""
+
+import pytest
+
+from provision.state import StateStore
+from tests.conftest import provision
+
+PPG_KIND = "Microsoft.Compute/proximityPlacementGroups"
+
+
+def ids_of(arm, kind: str) -> list[str]:
+    return [i for i in arm.inventory() if f"/providers/{kind}/".lower() in i.lower()]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--nodes", "0"], "nodes must be between 1 and 16, not 0"),
+        (["--nodes", "17"], "nodes must be between 1 and 16, not 17"),
+        (["--nodes", "2", "--target", "local"], "--nodes 2 needs --target azure"),
+        (["--nodes", "2", "--target", "ssh://me@example.com"], "--nodes 2 needs --target azure"),
+    ],
+)
+def test_bad_node_counts_are_one_line_errors_before_any_write(azure_env, arm, state_dir, argv, message):
+    result = provision("up", "--name", "bad", *argv)
+    assert result.exit_code != 0
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert arm.inventory() == [] and not (state_dir / "bad").exists()
+
+
+def test_up_makes_four_nodes_in_one_placement_group_only_the_head_public(azure_env, arm, booter, state_dir):
+    result = provision("up", "--name", "quad", "--nodes", "4", "--no-bootstrap")
+    assert result.exit_code == 0, result.stderr
+    vms = ids_of(arm, "Microsoft.Compute/virtualMachines")
+    assert sorted(v.rsplit("/", 1)[1] for v in vms) == ["quad", "quad-1", "quad-2", "quad-3"]
+    [ppg] = ids_of(arm, PPG_KIND)
+    members = {m["id"].lower() for m in arm.resource(ppg)["properties"]["virtualMachines"]}
+    assert members == {v.lower() for v in vms}
+    assert len(ids_of(arm, "Microsoft.Network/publicIPAddresses")) == 1
+    nics = {n.rsplit("/", 1)[1]: arm.resource(n) for n in ids_of(arm, "Microsoft.Network/networkInterfaces")}
+    public = {
+        name
+        for name, nic in nics.items()
+        if "publicIPAddress" in nic["properties"]["ipConfigurations"][0]["properties"]
+    }
+    assert public == {"quad-nic"}
+    record = StateStore(state_dir).require("quad")
+    assert [n["via_head"] for n in record.nodes] == [False, True, True, True]
+    assert record.machine == record.nodes[0] and record.machine["host"] == "127.0.0.1"
+    private = [
+        nics[f"{vm.rsplit('/', 1)[1]}-nic"]["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"]
+        for vm in sorted(vms)
+    ]
+    assert [n["private_ip"] for n in record.nodes] == private
+    assert [n["host"] for n in record.nodes[1:]] == private[1:]  # workers are reached at their private address
+    assert len({n["host_key"] for n in record.nodes}) == 4  # a host key of its own for each node...
+    boots = {spec.private_ip: spec for event, spec in booter.events if event == "boot"}
+    for node in record.nodes:  # ...each handed to its own VM in customData
+        assert node["host_key"] in boots[node["private_ip"]].custom_data.decode()
+    assert {spec.public_ip for spec in boots.values()} == {"127.0.0.1", None}
+
+
+def test_preflight_counts_every_node_against_quota(azure_env, arm, state_dir):
+    arm.set_quota("eastus", "standardNCASv3_T4Family", limit=15)  # 4 nodes of 4 vCPUs need 16
+    result = provision("up", "--name", "quota", "--nodes", "4", "--no-bootstrap")
+    assert result.exit_code != 0
+    assert "allows 15 of the 16 vCPUs needed (4 nodes of 4)" in result.stderr, result.stderr
+    assert arm.inventory() == [] and StateStore(state_dir).load("quota") is None
+
+
+def test_node_3_of_4_failing_rolls_back_the_whole_set(azure_env, arm, booter, state_dir):
+    arm.inject("PUT", r"/virtualmachines/roll-2$", code="AllocationFailed", async_failure=True, times=99)
+    result = provision("up", "--name", "roll", "--nodes", "4", "--no-bootstrap")
+    assert result.exit_code != 0
+    assert "AllocationFailed" in result.stderr and "Traceback" not in result.stderr
+    assert arm.inventory() == [] and booter.running == set()
+    assert StateStore(state_dir).load("roll") is None
+
+
+def test_down_deletes_every_node(azure_env, arm, booter, state_dir):
+    assert provision("up", "--name", "gone", "--nodes", "3", "--no-bootstrap").exit_code == 0
+    assert len(booter.running) == 3
+    result = provision("down", "gone", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert arm.inventory() == [] and booter.running == set()
+    assert StateStore(state_dir).load("gone") is None

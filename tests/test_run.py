@@ -1,0 +1,86 @@
+"""`provision run` against the whole fake cloud: two nodes, each a real sshd on its own loopback address with its
+own host key, the worker reached only through the head; a real torchrun with gloo, 2 processes per node."""
+
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from provision.state import StateStore
+from tests.conftest import REPO, provision
+
+EXAMPLES = Path(REPO) / "examples"
+NODES = 2
+
+
+@pytest.fixture
+def two_nodes(cloud, state_dir):
+    result = provision("up", "--name", "pair", "--nodes", str(NODES), "--no-bootstrap")
+    assert result.exit_code == 0, result.stderr
+    record = StateStore(state_dir).require("pair")
+    yield record
+    assert provision("down", "pair", "--yes").exit_code == 0
+
+
+def test_each_node_is_its_own_sshd_and_workers_are_reached_only_through_the_head(cloud, two_nodes, monkeypatch):
+    head, worker = two_nodes.nodes
+    assert head["host"] == "127.0.0.1" and worker["host"] == worker["private_ip"] != head["private_ip"]
+    assert head["host_key"] != worker["host_key"]
+    sshds = [cloud.vms.sshd(vm_id) for vm_id in cloud.vms.running()]
+    assert sorted(s.address for s in sshds) == sorted(["127.0.0.1", worker["private_ip"]])
+    connected = []
+    real_connect = socket.socket.connect
+    monkeypatch.setattr(
+        socket.socket, "connect", lambda s, address: connected.append(address) or real_connect(s, address)
+    )
+    result = provision("run", "pair", str(EXAMPLES / "allreduce_check.py"))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert {address[0] for address in connected if address[0].startswith("127.")} == {"127.0.0.1"}
+    worker_log = next(s for s in sshds if s.address == worker["private_ip"]).log()
+    assert "Accepted publickey" in worker_log  # the kit did log in on the worker: through the head's channel
+
+
+def test_allreduce_sums_right_across_two_nodes_of_two_processes(two_nodes):
+    result = provision("run", "pair", str(EXAMPLES / "allreduce_check.py"))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    found = re.search(r"all-reduce passed: (\d+) processes \(gloo\), sum (\S+) \(expected (\S+)\)", result.stdout)
+    assert found, result.stdout
+    assert found.groups() == ("4", "10", "10")  # ranks contribute 1+2+3+4
+    assert re.search(r"^node0 \[rank0\]:all-reduce passed", result.stdout, re.M)  # prefixed by node and rank
+    assert re.search(r"^node1 \[rank[23]\]:", result.stdout, re.M) or "node1 " in result.stdout
+
+
+def test_the_ddp_example_trains(two_nodes):
+    result = provision("run", "pair", str(EXAMPLES / "ddp_train.py"), "--epochs", "3", "--train-size", "2000")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    losses = [float(x) for x in re.findall(r"mean loss ([\d.]+) over 4 processes", result.stdout)]
+    assert len(losses) == 3 and losses[-1] < losses[0], result.stdout
+    accuracy = float(re.search(r"test accuracy ([\d.]+)%", result.stdout).group(1))
+    assert accuracy > 20, result.stdout
+
+
+def test_a_failing_rank_fails_the_run_and_is_named(two_nodes, tmp_path):
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "fail.py").write_text(
+        "import os, sys, time\n"
+        "import torch.distributed as dist\n"
+        "dist.init_process_group('gloo')\n"
+        "if dist.get_rank() == 3:\n"
+        "    sys.exit(7)\n"
+        "time.sleep(60)\n"
+    )
+    started = time.monotonic()
+    result = provision("run", "pair", str(job / "fail.py"))
+    assert result.exit_code != 0
+    assert "the job failed: rank 3 on node 1" in result.stderr, result.stdout + result.stderr
+    assert time.monotonic() - started < 55  # the other node was stopped, not waited for
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_script_is_one_line_before_anything_runs(cloud, state_dir):
+    result = provision("run", "pair", "no-such-script.py")
+    assert result.exit_code != 0
+    assert result.stderr.strip() == "error: script no-such-script.py does not exist (or is not a file)"
