@@ -1,13 +1,17 @@
 """What `status` and `start` say about idle stop: the policy, what the agent on the VM last wrote (read over
 SSH in one command, only while the VM runs), and why a VM the kit did not stop is deallocated."""
 
-from datetime import UTC, datetime
+from __future__ import annotations
 
-from bootstrap import idle
-from bootstrap.remote import BootstrapError, Remote, connect
-from provision import power, session
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from provision import power
 from provision.state import Record
 from provision.targets import RUNNING, Machine
+
+if TYPE_CHECKING:
+    from bootstrap.remote import Remote
 
 NOT_BY_THE_KIT = "not by the kit: idle stop, the schedule or Azure"
 STATUS_SSH_WAIT = 10  # seconds `status` waits for SSH before it shows "unknown"
@@ -35,6 +39,10 @@ def agent_facts(record: Record, live: str) -> dict:
     answer or the agent has written nothing yet. Never raises."""
     if live != RUNNING or not (record.idle or {}).get("agent") or not record.machine:
         return {}
+    from bootstrap import idle  # SSH only here: `plan` and `list` need none of it
+    from bootstrap.remote import BootstrapError, connect
+    from provision import session
+
     try:
         remote = connect(session._endpoint(Machine.from_dict(record.machine)), timeout=STATUS_SSH_WAIT)
         try:
@@ -57,6 +65,8 @@ def note_stop(record: Record, remote: Remote) -> bool:
     says so; else what the kit cannot tell apart. Whether the record changed."""
     if len(record.power) < 2 or record.power[-2]["state"] != RUNNING:
         return False
+    from bootstrap import idle
+
     started = record.power.pop()
     stopped = idle.read_state(remote).get("stopped") or {}
     since = datetime.fromisoformat(record.power[-1]["at"]).timestamp()
