@@ -44,7 +44,7 @@ def agent_facts(record: Record, live: str) -> dict:
     from provision import session
 
     try:
-        remote = connect(session._endpoint(Machine.from_dict(record.machine)), timeout=STATUS_SSH_WAIT)
+        remote = connect(session.endpoint(Machine.from_dict(record.machine)), timeout=STATUS_SSH_WAIT)
         try:
             state = idle.read_state(remote).get("state")
         finally:
