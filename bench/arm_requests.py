@@ -31,7 +31,8 @@ HELD = [
 ]
 
 
-def up_once(hold: float, poll: float) -> tuple[float, list]:
+def up_once(hold: float, poll: float, nodes: int = 1) -> tuple[float, list]:
+    """One `up --no-bootstrap` of `nodes` VMs against a fresh fake ARM: its wall time and the requests it made."""
     with FakeARM(booter=RecordingBooter()) as arm, tempfile.TemporaryDirectory() as state:
         os.environ.update(
             PROVISION_ARM_ENDPOINT=arm.url,
@@ -41,12 +42,13 @@ def up_once(hold: float, poll: float) -> tuple[float, list]:
             PROVISION_ALLOW_IP="127.0.0.1/32",
             PROVISION_POLL_INTERVAL=str(poll),
             PROVISION_STATE_DIR=state,
+            PROVISION_YES="1",
         )
         for kind in HELD:
             arm.hold(kind, hold)
         started = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):
-            code = run(["up", "--name", "bench", "--no-bootstrap", "--quiet"])
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            code = run(["up", "--name", "bench", "--no-bootstrap", "--quiet", "--nodes", str(nodes)])
         elapsed = time.perf_counter() - started
         assert code == 0, f"up failed with exit code {code}"
         return elapsed, arm.requests
