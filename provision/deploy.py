@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bootstrap import jupyter
-from bootstrap.remote import BootstrapError, Remote
-from provision import power, prices, public, session, tunnel
+from bootstrap.remote import BootstrapError, Remote, SSHRemote
+from provision import allreduce, power, prices, public, session, tunnel
 from provision.errors import ProvisionError
 from provision.interrupts import sigterm_as_interrupt
 from provision.output import Output
@@ -83,7 +83,7 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
             return
         try:
             remote = early.remote(machine, out)
-            (server, token), _ = _bootstrap(remote, settings, journal, out, options, reused=not created_now)
+            (server, token), *_ = _bootstrap(remote, settings, journal, out, options, reused=not created_now)
         except KeyboardInterrupt:
             if created_now:
                 _undo(settings, journal, out, options)
@@ -272,12 +272,41 @@ def _bootstrap(
         session.install_idle_stop(remote, settings, journal, out, server.port)
         return server, token
 
-    return session.alongside(
+    steps = [
         jupyter_and_idle_agent,
         lambda: _check(
             remote, python, settings, journal, out, skip=options.skip_check, passed=passed and not options.check
         ),
-    )
+    ]
+    if len(record.nodes) > 1:
+        steps.append(lambda: _check_nodes(remote, settings, journal, out, options, reused=reused))
+    return session.alongside(*steps)
+
+
+def _check_nodes(
+    head: Remote, settings: Settings, journal: Journal, out: Output, options: UpOptions, *, reused: bool
+) -> None:
+    """Several nodes: the workers bootstrapped through the head, then the all-reduce across every process of
+    every node (beside the notebook's check on the head). A reused deployment whose check passed is not checked
+    again unless asked (--check)."""
+    done = journal.record.allreduce
+    if reused and done and done.get("passed") and not options.check:
+        out.note(f"the all-reduce check passed on these nodes ({done['at']}); --check runs it again")
+        return
+    assert isinstance(head, SSHRemote), "several nodes are always reached over SSH"
+    workers = allreduce.prepare_workers(head, settings, journal, out, allow_cpu=options.skip_check)
+    try:
+        if options.skip_check:
+            out.warn("all-reduce check skipped (--skip-check): the nodes have not been proven to reach each other")
+            return
+        verdict = allreduce.check([head, *workers], journal, out)
+    finally:
+        for worker in workers:
+            worker.close()
+    if not verdict.passed:
+        machine = Machine.from_dict(journal.record.machine or {})
+        raise ProvisionError(f"{verdict.summary}; {_still_running(settings.name, machine)}")
+    out.result(verdict.summary)
 
 
 def _check(

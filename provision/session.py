@@ -26,8 +26,14 @@ SSH_WAIT = 600  # seconds SSH may take to answer once Azure says the VM is creat
 
 def notebooks_dir() -> Path:
     """The notebooks to push: bundled in the wheel, or the repository's notebooks/."""
-    bundled = Path(bootstrap.__file__).parent / "bundled_notebooks"
-    return bundled if bundled.is_dir() else Path(__file__).resolve().parents[1] / "notebooks"
+    return shipped("notebooks")
+
+
+def shipped(folder: str) -> Path:
+    """A folder of the repository the kit pushes to machines (notebooks, examples): bundled in the wheel as
+    bootstrap/bundled_<folder>, else the repository's own."""
+    bundled = Path(bootstrap.__file__).parent / f"bundled_{folder}"
+    return bundled if bundled.is_dir() else Path(__file__).resolve().parents[1] / folder
 
 
 def _endpoint(machine: Machine) -> Endpoint:

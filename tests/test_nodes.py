@@ -85,3 +85,20 @@ def test_down_deletes_every_node(azure_env, arm, booter, state_dir):
     assert result.exit_code == 0, result.stderr
     assert arm.inventory() == [] and booter.running == set()
     assert StateStore(state_dir).load("gone") is None
+
+
+def test_the_all_reduce_verdict_fails_on_a_wrong_sum_a_failed_rank_or_no_line():
+    from provision.allreduce import judge
+
+    passed = (
+        "[rank0]:all-reduce passed: 4 processes (gloo), sum 10 (expected 10), 32 MiB in 9.0 ms, bus bandwidth 5.59 GB/s"
+    )
+    assert judge(passed, None).passed and judge(passed, None).summary == passed.removeprefix("[rank0]:")
+    wrong = (
+        "[rank0]:all-reduce FAILED: 4 processes (gloo), sum 9 (expected 10), 32 MiB in 9.0 ms, bus bandwidth 5.59 GB/s"
+    )
+    verdict = judge(wrong, "the job failed: node 0 (torchrun exited with 1); it ended with: ...")
+    assert not verdict.passed and verdict.summary.startswith("all-reduce FAILED: 4 processes (gloo), sum 9")
+    verdict = judge("", "the job failed: rank 2 on node 1 (torchrun exited with 1); it ended with: boom")
+    assert not verdict.passed and verdict.summary.startswith("the all-reduce check failed: rank 2 on node 1")
+    assert not judge("[rank0]:hello", None).passed

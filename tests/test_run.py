@@ -84,3 +84,33 @@ def test_a_missing_script_is_one_line_before_anything_runs(cloud, state_dir):
     result = provision("run", "pair", "no-such-script.py")
     assert result.exit_code != 0
     assert result.stderr.strip() == "error: script no-such-script.py does not exist (or is not a file)"
+
+
+def test_up_on_two_nodes_proves_the_all_reduce_before_the_url(cloud, state_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("PYTHONPATH", REPO)  # the detached tunnel imports this checkout
+    up = provision("up", "--name", "duo", "--nodes", "2", "--detach", "--allow-cpu")
+    assert up.exit_code == 0, up.stdout + up.stderr
+    found = re.search(
+        r"^all-reduce passed: 4 processes \(gloo\), sum 10 \(expected 10\), .* bus bandwidth (\S+) GB/s",
+        up.stdout,
+        re.M,
+    )
+    assert found and float(found.group(1)) > 0, up.stdout
+    assert "CPU run accepted (--allow-cpu)" in up.stdout  # beside the notebook's verdict on the head
+    record = StateStore(state_dir).require("duo")
+    assert record.allreduce["passed"] and record.nodes[1]["python"], record
+    # a rank that fails: `up --check` fails, keeps the machine, names `provision down`
+    broken = tmp_path / "examples"
+    broken.mkdir()
+    (broken / "allreduce_check.py").write_text(
+        "import sys\nimport torch.distributed as dist\n"
+        "dist.init_process_group('gloo')\nsys.exit(3 if dist.get_rank() == 2 else 0)\n"
+    )
+    monkeypatch.setattr("provision.allreduce.session.shipped", lambda folder: broken)
+    again = provision("up", "--name", "duo", "--detach", "--allow-cpu", "--check")
+    assert again.exit_code != 0
+    error = again.stderr.strip().splitlines()[-1]
+    assert "the all-reduce check failed: rank 2 on node 1" in error and "`provision down duo`" in error, again.stderr
+    assert "Traceback" not in again.stderr
+    assert StateStore(state_dir).require("duo").allreduce["passed"] is False
+    assert provision("down", "duo", "--yes").exit_code == 0
