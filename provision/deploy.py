@@ -66,7 +66,7 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
         try:
             if machine is None:
                 machine = target.create(journal, out, on_address=early.start if options.bootstrap else None)
-                write_known_hosts(store, settings.name, machine)
+                write_known_hosts(store, settings.name, machine, _workers(journal.record))
                 journal.record.phase = "created"
                 _record_price(journal.record, quotes, spot=settings.spot)
                 power.note(journal.record, RUNNING, "created")
@@ -201,8 +201,13 @@ def _power_on(target: Target, journal: Journal, out: Output) -> Machine:
     machine = target.start(journal, out)
     power.note(journal.record, RUNNING, "started")
     journal.save()
-    write_known_hosts(journal.store, journal.record.name, machine)
+    write_known_hosts(journal.store, journal.record.name, machine, _workers(journal.record))
     return machine
+
+
+def _workers(record: Record) -> list[Machine]:
+    """The worker nodes of a deployment of several (none for one)."""
+    return [Machine.from_dict(node) for node in record.nodes[1:]]
 
 
 def _undo(settings: Settings, journal: Journal, out: Output, options: UpOptions) -> None:

@@ -102,3 +102,39 @@ def test_the_all_reduce_verdict_fails_on_a_wrong_sum_a_failed_rank_or_no_line():
     verdict = judge("", "the job failed: rank 2 on node 1 (torchrun exited with 1); it ended with: boom")
     assert not verdict.passed and verdict.summary.startswith("the all-reduce check failed: rank 2 on node 1")
     assert not judge("[rank0]:hello", None).passed
+
+
+def _two_node_record(state_dir):
+    from provision.state import Record
+
+    store = StateStore(state_dir)
+    head = {"host": "203.0.113.9", "port": 2222, "user": "me", "key_path": "/k", "host_key": "ssh-ed25519 HEAD"}
+    worker = {**head, "host": "10.0.0.5", "host_key": "ssh-ed25519 WORKER", "private_ip": "10.0.0.5", "via_head": True}
+    record = Record(name="two", target="azure", created="now", machine=head, nodes=[head, worker])
+    store.save(record)
+    return store, record
+
+
+def test_ssh_to_a_worker_jumps_through_the_head_with_every_key_pinned(state_dir):
+    import shlex
+
+    from provision.sshfiles import ssh_argv, ssh_config_block, write_known_hosts
+    from provision.targets import Machine
+
+    store, record = _two_node_record(state_dir)
+    head, worker = (Machine.from_dict(n) for n in record.nodes)
+    write_known_hosts(store, "two", head, [worker])
+    known = (state_dir / "two" / "known_hosts").read_text().splitlines()
+    assert known == ["[203.0.113.9]:2222 ssh-ed25519 HEAD", "[10.0.0.5]:2222 ssh-ed25519 WORKER"]
+    argv = ssh_argv(store, "two", ["hostname"], node=1)
+    assert argv[-2:] == ["10.0.0.5", "hostname"]
+    [proxy] = [a.removeprefix("ProxyCommand=") for a in argv if a.startswith("ProxyCommand=")]
+    jump = shlex.split(proxy)
+    assert jump[-3:] == ["-W", "%h:%p", "203.0.113.9"] and "StrictHostKeyChecking=yes" in jump and "Port=2222" in jump
+    assert ssh_argv(store, "two", [])[-1] == "203.0.113.9" and not any("Proxy" in a for a in ssh_argv(store, "two", []))
+    with pytest.raises(Exception, match="has no node 2: its nodes are 0 \\(the head\\) to 1"):
+        ssh_argv(store, "two", [], node=2)
+    head_block, worker_block = ssh_config_block(store, "two").split("\n\n")
+    assert head_block.startswith("Host dsvm-two\n") and "ProxyJump" not in head_block
+    assert worker_block.startswith("Host dsvm-two-node1\n")
+    assert "    HostName 10.0.0.5" in worker_block and "    ProxyJump dsvm-two" in worker_block

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from provision.state import StateStore
-from tests.conftest import REPO, provision
+from tests.conftest import REPO, console, provision
 
 EXAMPLES = Path(REPO) / "examples"
 NODES = 2
@@ -114,3 +114,13 @@ def test_up_on_two_nodes_proves_the_all_reduce_before_the_url(cloud, state_dir, 
     assert "Traceback" not in again.stderr
     assert StateStore(state_dir).require("duo").allreduce["passed"] is False
     assert provision("down", "duo", "--yes").exit_code == 0
+
+
+def test_plain_openssh_reaches_the_worker_through_the_head(cloud, two_nodes):
+    """`provision ssh NAME --node 1`: OpenSSH's own client, every host key pinned, the worker through the head."""
+    worker = two_nodes.nodes[1]["private_ip"]
+    ssh = console("ssh", "pair", "--node", "1", "--", "echo connected to $SSH_CONNECTION", env=cloud.env, timeout=60)
+    assert ssh.exit_code == 0, ssh.stderr
+    assert ssh.stdout.split()[:2] == ["connected", "to"] and ssh.stdout.split()[4] == worker, ssh.stdout
+    head = console("ssh", "--node", "0", "pair", "--", "echo connected to $SSH_CONNECTION", env=cloud.env, timeout=60)
+    assert head.exit_code == 0 and head.stdout.split()[4] == "127.0.0.1", head.stdout + head.stderr
