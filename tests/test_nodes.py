@@ -138,3 +138,16 @@ def test_ssh_to_a_worker_jumps_through_the_head_with_every_key_pinned(state_dir)
     assert head_block.startswith("Host dsvm-two\n") and "ProxyJump" not in head_block
     assert worker_block.startswith("Host dsvm-two-node1\n")
     assert "    HostName 10.0.0.5" in worker_block and "    ProxyJump dsvm-two" in worker_block
+
+
+def test_status_and_list_show_every_node_and_its_private_address(azure_env, arm, booter, state_dir):
+    import json
+
+    assert provision("up", "--name", "duo", "--nodes", "2", "--no-bootstrap").exit_code == 0
+    head, worker = StateStore(state_dir).require("duo").nodes
+    shown = f"2: head {head['private_ip']}, node1 {worker['private_ip']}"
+    status = json.loads(provision("status", "duo", "--json").stdout)
+    assert status["nodes"] == shown and status["last_allreduce"] == "never run"
+    [row] = json.loads(provision("list", "--json").stdout)
+    assert row["nodes"] == shown
+    assert provision("down", "duo", "--yes").exit_code == 0
