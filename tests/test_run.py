@@ -1,8 +1,15 @@
 """`provision run` against the whole fake cloud: two nodes, each a real sshd on its own loopback address with its
 own host key, the worker reached only through the head; a real torchrun with gloo, 2 processes per node."""
 
+import os
+import pwd
+import queue
 import re
+import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -10,6 +17,7 @@ import pytest
 
 from provision.state import StateStore
 from tests.conftest import REPO, console, provision
+from tests.fakes import processes
 
 EXAMPLES = Path(REPO) / "examples"
 NODES = 2
@@ -124,3 +132,52 @@ def test_plain_openssh_reaches_the_worker_through_the_head(cloud, two_nodes):
     assert ssh.stdout.split()[:2] == ["connected", "to"] and ssh.stdout.split()[4] == worker, ssh.stdout
     head = console("ssh", "--node", "0", "pair", "--", "echo connected to $SSH_CONNECTION", env=cloud.env, timeout=60)
     assert head.exit_code == 0 and head.stdout.split()[4] == "127.0.0.1", head.stdout + head.stderr
+
+
+def test_ctrl_c_stops_the_job_on_every_node_and_leaves_no_process(cloud, two_nodes, tmp_path):
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "long.py").write_text(
+        "import time\nimport torch.distributed as dist\ndist.init_process_group('gloo')\n"
+        "print('started', dist.get_rank(), flush=True)\ntime.sleep(600)\n"
+    )
+    script = os.path.join(os.path.dirname(sys.executable), "provision")
+    run = subprocess.Popen(
+        [script, "run", "pair", str(job / "long.py")],
+        env={**os.environ, "PYTHONPATH": REPO},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in run.stdout], daemon=True).start()
+    seen, ranks = [], set()
+    try:
+        while len(ranks) < 4:
+            try:
+                line = lines.get(timeout=120)
+            except queue.Empty:
+                pytest.fail(f"not every rank started in 120 s: {''.join(seen)}")
+            seen.append(line)
+            if found := re.search(r"^node\d \[rank(\d)\]:started (\d)$", line.rstrip("\n")):
+                ranks.add(found.group(1))
+        uid = pwd.getpwnam(cloud.user).pw_uid
+        assert len(_job_processes(uid)) >= 6, seen  # a torchrun agent on each node and its 2 workers
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=60) == 130, "".join(seen)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert _job_processes(uid) == []
+
+
+def _job_processes(uid: int) -> list[str]:
+    """The command lines of the VM user's torchrun and Python processes, on any node (they share the user)."""
+    found = []
+    for pid in processes.pids_of_user(uid):
+        line = processes.command_line(pid)
+        if "torch.distributed.run" in line or "python" in line.split(" ", 1)[0]:
+            found.append(line)
+    return found
