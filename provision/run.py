@@ -29,6 +29,7 @@ from provision.targets import Machine
 JOBS_DIR = "~/jobs"
 CPU_PROCS = 2  # processes per node when a node has no GPU (gloo on the CPU)
 STOP_GRACE = 15.0  # seconds torchrun has to stop its workers after SIGTERM before its group is killed
+PGID_WAIT = 5.0  # seconds stop() waits for a node's first line (its group's id), printed as torchrun starts
 ROOT_CAUSE_RANK = re.compile(r"Root Cause.*?rank\s*:\s*(\d+)", re.S)
 
 
@@ -211,6 +212,11 @@ class Launch:
 
     def stop(self) -> None:
         """SIGTERM every node's torchrun group (torchrun stops its workers), then SIGKILL what is left."""
+        deadline = time.monotonic() + PGID_WAIT  # a Ctrl-C at once: a group's id may not have arrived yet
+        while time.monotonic() < deadline and any(
+            n.pgid is None and t.is_alive() for n, t in zip(self.nodes, self._threads, strict=True)
+        ):
+            time.sleep(0.05)
         for signal_name, wait in (("TERM", STOP_GRACE), ("KILL", 0)):
             for node in self.nodes:
                 if node.pgid is not None:
