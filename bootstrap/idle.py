@@ -14,7 +14,9 @@ from bootstrap.remote import Remote, expand
 AGENT_DIR = "~/.dsvm-kit/idle"
 UNIT = "dsvm-kit-idle.service"
 _HERE = Path(__file__).parent
-_STOP_DETACHED = 'if [ -f {d}/pid ]; then kill "$(cat {d}/pid)" 2>/dev/null; fi'
+# The pid file may outlive its process (a deallocation kills everything): kill only a live agent, never a pid
+# that a reboot gave to another program, and do not fail when there is none.
+_STOP_DETACHED = 'pid=$(cat {d}/pid 2>/dev/null) && grep -qs agent.py /proc/"$pid"/cmdline && kill "$pid"; true'
 _HAS_SYSTEMD = "command -v systemctl >/dev/null && [ -d /run/systemd/system ] && sudo -n true 2>/dev/null"
 
 
