@@ -298,6 +298,7 @@ def install_idle_stop(remote: Remote, settings: Settings, journal: Journal, out:
         "probe": min(settings.idle_probe, window),
         "warn": min(300.0, window / 2),
         "jupyter_port": port,
+        "workers": [f"{node['private_ip']}:{node['port']}" for node in journal.record.nodes[1:]],
     }
     ca_pem = Path(settings.arm_ca_bundle).read_text() if settings.arm_ca_bundle else None
     with out.step(f"Idle stop: the VM deallocates itself after {policy['idle_stop']:g} min without use"):

@@ -151,3 +151,22 @@ def test_status_and_list_show_every_node_and_its_private_address(azure_env, arm,
     [row] = json.loads(provision("list", "--json").stdout)
     assert row["nodes"] == shown
     assert provision("down", "duo", "--yes").exit_code == 0
+
+
+def test_the_head_agent_sees_a_connection_to_a_worker_sshd_in_proc_net_tcp():
+    import socket
+
+    from bootstrap.idle_agent import worker_connections
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.3", 0))  # a worker's private address, as the fake cloud gives it
+        server.listen()
+        worker = f"127.0.0.3:{server.getsockname()[1]}"
+        assert worker_connections([worker]) == 0  # listening only
+        with socket.create_connection(server.getsockname()) as client:
+            accepted, _ = server.accept()
+            with accepted:
+                assert worker_connections([worker]) == 1  # this end's row; the accepted end's remote is the client
+                assert worker_connections(["127.0.0.4:22"]) == 0 and worker_connections([]) == 0
+                client.close()
+    assert worker_connections([worker]) == 0

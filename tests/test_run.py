@@ -1,6 +1,7 @@
 """`provision run` against the whole fake cloud: two nodes, each a real sshd on its own loopback address with its
 own host key, the worker reached only through the head; a real torchrun with gloo, 2 processes per node."""
 
+import json
 import os
 import pwd
 import queue
@@ -96,6 +97,7 @@ def test_a_missing_script_is_one_line_before_anything_runs(cloud, state_dir):
 
 def test_up_on_two_nodes_proves_the_all_reduce_before_the_url(cloud, state_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("PYTHONPATH", REPO)  # the detached tunnel imports this checkout
+    monkeypatch.setenv("PROVISION_IDLE_PROBE", "1")
     up = provision("up", "--name", "duo", "--nodes", "2", "--detach", "--allow-cpu")
     assert up.exit_code == 0, up.stdout + up.stderr
     found = re.search(
@@ -107,6 +109,7 @@ def test_up_on_two_nodes_proves_the_all_reduce_before_the_url(cloud, state_dir, 
     assert "CPU run accepted (--allow-cpu)" in up.stdout  # beside the notebook's verdict on the head
     record = StateStore(state_dir).require("duo")
     assert record.allreduce["passed"] and record.nodes[1]["python"], record
+    _the_head_agent_counts_a_session_on_a_worker(cloud, record)
     # a rank that fails: `up --check` fails, keeps the machine, names `provision down`
     broken = tmp_path / "examples"
     broken.mkdir()
@@ -122,6 +125,25 @@ def test_up_on_two_nodes_proves_the_all_reduce_before_the_url(cloud, state_dir, 
     assert "Traceback" not in again.stderr
     assert StateStore(state_dir).require("duo").allreduce["passed"] is False
     assert provision("down", "duo", "--yes").exit_code == 0
+
+
+def _the_head_agent_counts_a_session_on_a_worker(cloud, record) -> None:
+    """The idle agent runs on the head; a session on a worker (`provision ssh --node 1`, OpenSSH) keeps it awake."""
+    agent_dir = Path(pwd.getpwnam(cloud.user).pw_dir) / ".dsvm-kit" / "idle"
+    worker = record.nodes[1]
+    assert json.loads((agent_dir / "config.json").read_text())["workers"] == [
+        f"{worker['private_ip']}:{worker['port']}"
+    ]
+    log = agent_dir / "agent.log"
+    before = log.read_text().count("SSH connection(s) to worker nodes")
+    script = os.path.join(os.path.dirname(sys.executable), "provision")
+    with subprocess.Popen([script, "ssh", "duo", "--node", "1", "--", "cat >/dev/null"], stdin=subprocess.PIPE) as session:
+        deadline = time.monotonic() + 60
+        while log.read_text().count("SSH connection(s) to worker nodes") == before and time.monotonic() < deadline:
+            time.sleep(0.5)
+        session.stdin.close()  # the remote `cat` ends, and the session with it
+        assert session.wait(timeout=30) == 0
+    assert log.read_text().count("SSH connection(s) to worker nodes") > before, log.read_text()
 
 
 def test_plain_openssh_reaches_the_worker_through_the_head(cloud, two_nodes):
