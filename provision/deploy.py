@@ -83,7 +83,7 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
             return
         try:
             remote = early.remote(machine, out)
-            (server, token), *_ = _bootstrap(remote, settings, journal, out, options, reused=not created_now)
+            (_, token), *_ = _bootstrap(remote, settings, journal, out, options, reused=not created_now)
         except KeyboardInterrupt:
             if created_now:
                 _undo(settings, journal, out, options)
@@ -97,11 +97,7 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
             raise ProvisionError(f"{e}; {_still_running(settings.name, machine)}") from None
         journal.record.phase = "ready"
         journal.save()
-    if settings.access == "public":
-        remote.close()
-        public.show(journal.record, token, store, out)
-        return
-    _serve(remote, machine, server.port, token, store, settings.name, out, options)
+    serve(journal.record, token, store, out, local_port=options.local_port, detach=options.detach, remote=remote)
 
 
 def _confirm_price(target: Target, settings: Settings, out: Output) -> list[Quote]:
@@ -332,29 +328,6 @@ def _check(
     out.result(verdict.summary)
 
 
-def _serve(
-    remote: Remote,
-    machine: Machine,
-    remote_port: int,
-    token: str,
-    store: StateStore,
-    name: str,
-    out: Output,
-    options: UpOptions,
-) -> None:
-    """Give the user the URL: direct for local, else through a tunnel held here or detached."""
-    if machine.local:
-        remote.close()
-        out.result(tunnel.lab_url(remote_port, token))
-    elif options.detach:
-        remote.close()
-        _detach(store, name, token, out, options.local_port)
-    elif _show_running_tunnel(store, name, token, out):
-        remote.close()
-    else:
-        hold_tunnel(remote, remote_port, token, store, name, out, options.local_port)
-
-
 def _show_running_tunnel(store: StateStore, name: str, token: str, out: Output) -> bool:
     """Print the URL of the tunnel that already serves `name`, if one runs; True if one does."""
     found = tunnel.running(store, name)
@@ -415,16 +388,37 @@ def reopen_tunnel(
     token = session.read_token(store, name)
     if record.jupyter is None or token is None:
         raise ProvisionError(f"Jupyter was never started on {name!r}; run `provision up --name {name}`")
+    serve(record, token, store, out, local_port=local_port, detach=detach, show_url=show_url)
+
+
+def serve(
+    record: Record,
+    token: str,
+    store: StateStore,
+    out: Output,
+    *,
+    local_port: int = 0,
+    detach: bool = False,
+    show_url: bool = True,
+    remote: Remote | None = None,
+) -> None:
+    """Give the user the URL, the way this deployment is reached: public (TLS), directly on this machine,
+    through the tunnel that already runs, a detached tunnel, or one held here until Ctrl-C.
+    `remote` is an open connection to reuse (closed here); without one, one is opened only to hold a tunnel."""
     machine = Machine.from_dict(record.machine or {})
+    name, port = record.name, record.jupyter["port"]
     if record.settings.get("access") == "public":
         public.show(record, token, store, out)
     elif machine.local:
-        out.result(tunnel.lab_url(record.jupyter["port"], token))
+        out.result(tunnel.lab_url(port, token))
     elif detach:
         _detach(store, name, token, out, local_port)
     elif not _show_running_tunnel(store, name, token, out):
-        remote = session.open_remote(machine, out, timeout=30)
-        hold_tunnel(remote, record.jupyter["port"], token, store, name, out, local_port, show_url)
+        remote = remote or session.open_remote(machine, out, timeout=30)
+        hold_tunnel(remote, port, token, store, name, out, local_port, show_url)  # closes the connection
+        return
+    if remote is not None:
+        remote.close()
 
 
 def check(name: str, flags: dict[str, Any], store: StateStore, out: Output) -> None:
@@ -498,11 +492,7 @@ def start(name: str, store: StateStore, out: Output, options: UpOptions) -> None
         except BootstrapError as e:
             remote.close()
             raise ProvisionError(f"{e}; {_still_running(name, machine)}") from None
-    if settings.access == "public":
-        remote.close()
-        public.show(journal.record, token, store, out)
-        return
-    _serve(remote, machine, server.port, token, store, name, out, options)
+    serve(journal.record, token, store, out, local_port=options.local_port, detach=options.detach, remote=remote)
 
 
 def down(name: str, flags: dict[str, Any], store: StateStore, out: Output, *, wait: bool, yes: bool) -> None:
