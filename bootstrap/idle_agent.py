@@ -169,10 +169,10 @@ def run(config):
         now = time.time()
         busy, kernel_latest = kernels_activity(config, now)
         sessions = ssh_sessions_at_work(config["user"])
-        reasons = [r for r, on in (("busy kernel", busy), (f"{sessions} SSH session(s)", sessions)) if on]
-        reasons += ["busy GPU"] if gpu_busy() else []
         links = worker_connections(config.get("workers") or [])
-        reasons += [f"{links} SSH connection(s) to worker nodes"] if links else []
+        found = (("busy kernel", busy), (f"{sessions} SSH session(s)", sessions), (f"{links} SSH to workers", links))
+        reasons = [r for r, on in found if on]
+        reasons += ["busy GPU"] if gpu_busy() else []
         if reasons:
             idle_since, warned = now, False
         if reasons != last_reasons:

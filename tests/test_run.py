@@ -135,15 +135,17 @@ def _the_head_agent_counts_a_session_on_a_worker(cloud, record) -> None:
         f"{worker['private_ip']}:{worker['port']}"
     ]
     log = agent_dir / "agent.log"
-    before = log.read_text().count("SSH connection(s) to worker nodes")
+    before = log.read_text().count("SSH to workers")
     script = os.path.join(os.path.dirname(sys.executable), "provision")
-    with subprocess.Popen([script, "ssh", "duo", "--node", "1", "--", "cat >/dev/null"], stdin=subprocess.PIPE) as session:
+    with subprocess.Popen(
+        [script, "ssh", "duo", "--node", "1", "--", "cat >/dev/null"], stdin=subprocess.PIPE
+    ) as session:
         deadline = time.monotonic() + 60
-        while log.read_text().count("SSH connection(s) to worker nodes") == before and time.monotonic() < deadline:
+        while log.read_text().count("SSH to workers") == before and time.monotonic() < deadline:
             time.sleep(0.5)
         session.stdin.close()  # the remote `cat` ends, and the session with it
         assert session.wait(timeout=30) == 0
-    assert log.read_text().count("SSH connection(s) to worker nodes") > before, log.read_text()
+    assert log.read_text().count("SSH to workers") > before, log.read_text()
 
 
 def test_plain_openssh_reaches_the_worker_through_the_head(cloud, two_nodes):
