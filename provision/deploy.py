@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bootstrap import jupyter
-from bootstrap.remote import BootstrapError, Remote, SSHRemote
-from provision import allreduce, power, prices, public, session, tunnel
+from bootstrap.remote import BootstrapError, Remote
+from provision import power, prices, public, session, tunnel
 from provision.errors import ProvisionError
 from provision.interrupts import sigterm_as_interrupt
 from provision.output import Output
@@ -290,6 +290,9 @@ def _check_nodes(
     """Several nodes: the workers bootstrapped through the head, then the all-reduce across every process of
     every node (beside the notebook's check on the head). A reused deployment whose check passed is not checked
     again unless asked (--check)."""
+    from bootstrap.remote import SSHRemote
+    from provision import allreduce  # only a deployment of several nodes needs it
+
     done = journal.record.allreduce
     if reused and done and done.get("passed") and not options.check:
         out.note(f"the all-reduce check passed on these nodes ({done['at']}); --check runs it again")
