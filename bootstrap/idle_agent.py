@@ -1,5 +1,5 @@
 """dsvm-kit's idle agent, run on the VM (Python standard library only): deallocates the VM after a window
-with no activity, with the VM's own managed identity.
+with no activity, with the VM's own managed identity; on the head of several nodes, every node.
 
 Activity, looked at every probe interval (README, "Idle stop"):
   - a Jupyter kernel that is busy, or whose last_activity (its last message: an execution, an output) lies
@@ -140,7 +140,8 @@ def http(request, config):
 
 
 def deallocate(config):
-    """Token from the instance metadata service, then ARM's deallocate of this VM; raises on failure."""
+    """Token from the instance metadata service, then ARM's deallocate of this VM (and, on the head of several
+    nodes, of every worker first: config "vm_ids", head first); raises on failure."""
     token_url = (
         f"{config['imds_url']}/metadata/identity/oauth2/token?api-version=2018-02-01"
         "&resource=https://management.azure.com/"
@@ -148,10 +149,13 @@ def deallocate(config):
     request = urllib.request.Request(token_url, headers={"Metadata": "true"})
     with urllib.request.urlopen(request, timeout=30) as response:
         token = json.load(response)["access_token"]
-    url = f"{config['arm_endpoint'].rstrip('/')}{config['vm_id']}/deallocate?api-version={config['compute_api']}"
-    request = urllib.request.Request(url, data=b"", method="POST", headers={"Authorization": f"Bearer {token}"})
-    with http(request, config) as response:
-        return response.status
+    head, *workers = config.get("vm_ids") or [config["vm_id"]]
+    for vm_id in [*workers, head]:  # this VM last: its deallocation ends this agent
+        url = f"{config['arm_endpoint'].rstrip('/')}{vm_id}/deallocate?api-version={config['compute_api']}"
+        request = urllib.request.Request(url, data=b"", method="POST", headers={"Authorization": f"Bearer {token}"})
+        with http(request, config) as response:
+            status = response.status
+    return status
 
 
 def tell(config, message):

@@ -291,6 +291,7 @@ def install_idle_stop(remote: Remote, settings: Settings, journal: Journal, out:
     window = float(policy["idle_stop"]) * 60
     config = {
         "vm_id": policy["vm_id"],
+        "vm_ids": policy.get("vm_ids") or [policy["vm_id"]],
         "imds_url": settings.imds_url,
         "arm_endpoint": settings.arm_endpoint,
         "compute_api": policy["compute_api"],

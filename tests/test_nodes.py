@@ -1,6 +1,8 @@
 """Several nodes (`--nodes N`): N VMs in one VNet and proximity placement group through the real SDK against the
 fake ARM; only the head has a public IP; each node its own pinned host key; quota, rollback and down for the set."""
 
+from pathlib import Path
+
 import pytest
 
 from provision.state import StateStore
@@ -170,3 +172,33 @@ def test_the_head_agent_sees_a_connection_to_a_worker_sshd_in_proc_net_tcp():
                 assert worker_connections(["127.0.0.4:22"]) == 0 and worker_connections([]) == 0
                 client.close()
     assert worker_connections([worker]) == 0
+
+
+def test_an_idle_deployment_of_two_nodes_deallocates_both_with_the_heads_identity(cloud, state_dir):
+    from tests.conftest import console
+    from tests.test_idle_stop import WINDOW_MIN, idle_env, wait_deallocated
+
+    env = idle_env(cloud, PROVISION_IDLE_STOP=WINDOW_MIN)
+    up = console("up", "--name", "idp", "--nodes", "2", "--detach", "--skip-check", env=env, timeout=600)
+    assert up.exit_code == 0, up.stderr
+    (role,) = cloud.arm.role_definitions()
+    assignments = cloud.arm.role_assignments()
+    scopes = sorted(a["properties"]["scope"] for a in assignments)
+    assert [scope.rsplit("/", 1)[-1] for scope in scopes] == ["idp", "idp-1"]  # each node's VM, nothing above
+    assert sorted(role["properties"]["assignableScopes"]) == scopes
+    head = cloud.arm.resource(scopes[0])
+    assert {a["properties"]["principalId"] for a in assignments} == {head["identity"]["principalId"]}
+    assert "identity" not in cloud.arm.resource(scopes[1])  # a worker needs none
+    took = wait_deallocated(cloud, int(cloud.env["PROVISION_SSH_PORT"]), limit=90)
+    agent_dir = Path(f"/home/{cloud.user}/.dsvm-kit/idle")
+    logs = {f.name: f.read_text() for f in (agent_dir / "agent.log", agent_dir / "agent.out") if f.exists()}
+    assert took is not None, f"still running: {cloud.vms.running()}; {logs}"
+    posts = {
+        r.path.lower().rsplit("/", 2)[-2]: r.status
+        for r in cloud.arm.requests
+        if r.method == "POST" and r.path.lower().endswith("/deallocate")
+    }
+    assert posts == {"idp": 202, "idp-1": 202}
+    down = console("down", "idp", "--yes", env=env, timeout=600)
+    assert down.exit_code == 0, down.stderr
+    assert cloud.arm.role_definitions() == [] and cloud.arm.role_assignments() == []
