@@ -57,12 +57,13 @@ def install(remote: Remote, config: dict, jupyter_token: str, ca_pem: str | None
 
 
 def read_state(remote: Remote) -> dict:
-    """What the agent last wrote: state.json (idle_s, checked_at, last_error) and stopped.json, if any."""
-    d = expand(remote, AGENT_DIR)
+    """What the agent last wrote, in one command: state.json (idle_s, checked_at, last_error) and stopped.json."""
+    d = shlex.quote(expand(remote, AGENT_DIR))
+    result = remote.run(f"for n in state stopped; do printf '%s ' $n; cat {d}/$n.json 2>/dev/null; echo; done")
     found = {}
-    for name in ("state", "stopped"):
-        result = remote.run(f"cat {shlex.quote(d)}/{name}.json", check=False)
-        if result.exit_code == 0:
-            with contextlib.suppress(ValueError):
-                found[name] = json.loads(result.stdout)
+    for line in result.stdout.splitlines():
+        name, _, text = line.partition(" ")
+        with contextlib.suppress(ValueError):
+            if text.strip():
+                found[name] = json.loads(text)
     return found

@@ -177,8 +177,8 @@ def run(config):
         found = (("busy kernel", busy), (f"{sessions} SSH session(s)", sessions), (f"{links} SSH to workers", links))
         reasons = [r for r, on in found if on]
         reasons += ["busy GPU"] if gpu_busy() else []
-        if reasons:
-            idle_since, warned = now, False
+        if reasons or last_reasons:  # active, or seen ended only now: the window starts when it is seen gone,
+            idle_since, warned = now, False  # so that it is never cut short by up to a probe interval
         if reasons != last_reasons:
             log(state_dir, "active: " + ", ".join(reasons) if reasons else "no activity")
             last_reasons = reasons

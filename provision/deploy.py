@@ -6,7 +6,7 @@ from typing import Any
 
 from bootstrap import jupyter
 from bootstrap.remote import BootstrapError, Remote
-from provision import power, prices, public, session, tunnel
+from provision import idle_view, power, prices, public, session, tunnel
 from provision.errors import ProvisionError
 from provision.interrupts import sigterm_as_interrupt
 from provision.output import Output
@@ -488,6 +488,8 @@ def start(name: str, store: StateStore, out: Output, options: UpOptions) -> None
             return
         remote = session.open_remote(machine, out)
         try:
+            if idle_view.note_stop(journal.record, remote):
+                journal.save()
             # The Python `up` chose and judged; the check is not run again (`provision check` does).
             same = replace(settings, remote_python=record.jupyter["python"])
             server, token = session.start_jupyter(remote, same, journal, out, allow_cpu=True)

@@ -1,9 +1,8 @@
 """The nodes of a deployment as the laptop reaches them: the head directly, each worker through the head."""
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from bootstrap.remote import Endpoint, SSHRemote, connect_through
+from bootstrap.remote import SSHRemote, connect_through
 from provision import session
 from provision.errors import ProvisionError
 from provision.output import Output
@@ -47,7 +46,7 @@ def connect_workers(head: SSHRemote, workers: list[Machine], out: Output) -> lis
         return []
     with out.step(f"SSH to {len(workers)} worker node(s) through the head (host keys pinned)"):
         with ThreadPoolExecutor(len(workers)) as pool:
-            futures = [pool.submit(connect_through, head, endpoint(m), timeout=SSH_WAIT) for m in workers]
+            futures = [pool.submit(connect_through, head, session.endpoint(m), timeout=SSH_WAIT) for m in workers]
         failed = [f.exception() for f in futures if f.exception()]
         if failed:
             for f in futures:
@@ -55,8 +54,3 @@ def connect_workers(head: SSHRemote, workers: list[Machine], out: Output) -> lis
                     f.result().close()
             raise failed[0]
     return [f.result() for f in futures]
-
-
-def endpoint(machine: Machine) -> Endpoint:
-    assert machine.key_path and machine.host_key, "a node always has a key and a pinned host key"
-    return Endpoint(machine.host, machine.port, machine.user, Path(machine.key_path), machine.host_key)

@@ -3,7 +3,7 @@
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from provision import power
+from provision import idle_view, power
 from provision.errors import ProvisionError
 from provision.output import Output
 from provision.plan import Owner, redacted, summary_rows
@@ -46,9 +46,13 @@ def status(name: str, store: StateStore) -> dict:
         "tunnel": "open" if tunnel.is_alive(store, name) else "closed",
         "last_check": (record.check or {}).get("summary", "never run"),
     }
+    if record.idle is not None:
+        facts["idle_policy"] = idle_view.policy(record)
     if record.machine:
         live = target_for(settings_for(record)).status(record)
-        facts.update(live, power_state=_observed(store, record, live.get("power_state", "")))
+        shown = _observed(store, record, live.get("power_state", ""))
+        facts.update(live, power_state=idle_view.shown_state(record, shown))
+        facts.update(idle_view.agent_facts(record, shown))
     facts.update(_costs(record))
     facts.update(_nodes(record))
     return facts

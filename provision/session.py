@@ -36,7 +36,8 @@ def shipped(folder: str) -> Path:
     return bundled if bundled.is_dir() else Path(__file__).resolve().parents[1] / folder
 
 
-def _endpoint(machine: Machine) -> Endpoint:
+def endpoint(machine: Machine) -> Endpoint:
+    """How to reach the machine over SSH, its host key pinned."""
     assert machine.key_path and machine.host_key, "an SSH machine always has a key and a host key"
     return Endpoint(
         host=machine.host,
@@ -66,7 +67,7 @@ def open_remote(machine: Machine, out: Output, *, timeout: float = SSH_WAIT) -> 
         return LocalRemote()
     with out.step(_ssh_step(machine)) as step:
         try:
-            return connect(_endpoint(machine), timeout=timeout, on_wait=step.update)
+            return connect(endpoint(machine), timeout=timeout, on_wait=step.update)
         except ConnectTimeout as e:
             raise _with_address_hint(e, machine) from None
 
@@ -118,7 +119,7 @@ class _Dial:
 
     def _run(self) -> None:
         try:
-            remote = connect(_endpoint(self.machine), timeout=math.inf, on_wait=self._waiting, cancel=self._cancel)
+            remote = connect(endpoint(self.machine), timeout=math.inf, on_wait=self._waiting, cancel=self._cancel)
         except BaseException as e:  # handed to whoever waits for the result
             self._error = e
         else:
@@ -304,4 +305,6 @@ def install_idle_stop(remote: Remote, settings: Settings, journal: Journal, out:
     ca_pem = Path(settings.arm_ca_bundle).read_text() if settings.arm_ca_bundle else None
     with out.step(f"Idle stop: the VM deallocates itself after {policy['idle_stop']:g} min without use"):
         how = idle.install(remote, config, _token(journal), ca_pem)
+        journal.record.idle = {**policy, "agent": how}
+        journal.save()
         out.note(f"agent runs as a {'systemd service' if how == 'systemd' else 'detached process'}")

@@ -773,6 +773,14 @@ def test_auto_shutdown_schedule_by_id(arm, az):
     az.resource.resources.begin_delete_by_id(schedule_id, api_version="2018-09-15").result()
     assert created.id not in arm.inventory()
 
+    # Azure ties a VM's auto-shutdown schedule to its name: another name is a 400 (tests/fakes/arm/models.py).
+    with pytest.raises(HttpResponseError) as wrong:
+        az.resource.resources.begin_create_or_update_by_id(
+            schedule_id.replace("shutdown-computevm-dsvm", "nightly-dsvm"), body, api_version="2018-09-15"
+        ).result()
+    assert wrong.value.status_code == 400 and "shutdown-computevm-dsvm" in str(wrong.value)
+    assert not [entry for entry in arm.inventory() if "schedules" in entry.lower()]
+
 
 # -- catalog: usages, SKUs, images, subscription ------------------------------------------------
 

@@ -1,13 +1,23 @@
 """Idle stop end to end: the agent on a fake VM (real sshd, real Jupyter) deallocates the VM through the fake ARM
 with the VM's own managed-identity token from the fake IMDS; the window and probe scaled to seconds."""
 
+import asyncio
+import json
+import os
+import pty
+import re
 import subprocess
+import sys
 import time
+import urllib.request
+import uuid
+from datetime import datetime
 from pathlib import Path
 
 from bootstrap.idle_agent import ssh_sessions_at_work
-from tests.conftest import console
-from tests.test_e2e import port_open
+from provision.state import StateStore
+from tests.conftest import REPO, console
+from tests.test_e2e import URL, port_open
 
 WINDOW_MIN = "0.15"  # 9 s
 PROBE_S = "1"
@@ -64,9 +74,145 @@ def test_an_idle_vm_deallocates_itself_with_its_own_identity_and_down_leaves_no_
     assert deallocations and deallocations[-1].status == 202
     print(f"deallocated {took:.1f} s after up returned")
 
+    # status: the policy, and a deallocation the kit did not make; start then learns why from the agent.
+    stopped = status_of("idl", env)
+    assert stopped["idle_policy"] == "idle stop after 0.15 min"
+    assert stopped["power_state"] == "deallocated (not by the kit: idle stop, the schedule or Azure)"
+    assert "idle_minutes" not in stopped  # no SSH to a deallocated VM
+    start = console("start", "idl", "--detach", env=env, timeout=600)
+    assert start.exit_code == 0, start.stderr
+    history = StateStore(state_dir).require("idl").power
+    assert [entry["state"] for entry in history] == ["running", "deallocated", "running"]
+    assert re.fullmatch(r"idle stop after 0\.[12] min without use", history[1]["reason"]), history
+
     down = console("down", "idl", "--yes", env=env, timeout=600)
     assert down.exit_code == 0, down.stderr
     assert cloud.arm.role_definitions() == [] and cloud.arm.role_assignments() == []
+
+
+ACTIVE_WINDOW_MIN = "0.3"  # 18 s; each kind of activity below lasts longer than that on its own
+PHASE_S = 25
+
+
+async def execute(port: str, token: str, kernel: str, code: str) -> list[str]:
+    """Run `code` in a kernel over its websocket, as JupyterLab does; its stream outputs."""
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    session = uuid.uuid4().hex
+    url = f"ws://127.0.0.1:{port}/api/kernels/{kernel}/channels?session_id={session}"
+    ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
+    msg_id = uuid.uuid4().hex
+    header = {"msg_id": msg_id, "session": session, "username": "t", "msg_type": "execute_request", "version": "5.3"}
+    content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False}
+    ws.write_message(
+        json.dumps(
+            {
+                "header": header,
+                "parent_header": {},
+                "metadata": {},
+                "content": content,
+                "channel": "shell",
+                "buffers": [],
+            }
+        )
+    )
+    outputs = []
+    while True:
+        message = json.loads(await ws.read_message())
+        if message.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        if message["msg_type"] == "stream":
+            outputs.append(message["content"]["text"])
+        if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":  # outputs precede it
+            ws.close()
+            return outputs
+
+
+def kernels_api(port: str, token: str, method: str, path: str = "") -> tuple[int, dict | None]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/kernels{path}", data=b"{}" if method == "POST" else None, method=method
+    )
+    request.add_header("Authorization", f"token {token}")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = response.read()
+        return response.status, json.loads(body) if body else None
+
+
+def status_of(name: str, env: dict) -> dict:
+    done = console("status", name, "--json", env=env, timeout=120)
+    assert done.exit_code == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def deallocations_by(cloud, principal: str) -> list:
+    return [
+        r
+        for r in cloud.arm.requests
+        if r.method == "POST" and r.path.lower().endswith("/deallocate") and r.principal == principal
+    ]
+
+
+def test_a_busy_kernel_a_kernel_that_printed_and_an_interactive_shell_each_keep_the_vm_running(cloud, state_dir):
+    env = idle_env(cloud, PROVISION_IDLE_STOP=ACTIVE_WINDOW_MIN)
+    up = console("up", "--name", "act", "--detach", "--skip-check", env=env, timeout=600)
+    assert up.exit_code == 0, up.stderr
+    port, token = URL.search(up.stdout).groups()
+    vm_id = f"/subscriptions/{cloud.arm.subscription_id}/resourceGroups/dsvm-act/providers/Microsoft.Compute/virtualMachines/act"
+    principal = cloud.arm.resource(vm_id)["identity"]["principalId"]
+    agent_dir = Path(f"/home/{cloud.user}/.dsvm-kit/idle")
+
+    def still_running(what: str) -> None:
+        cloud.arm.inventory()
+        assert deallocations_by(cloud, principal) == [], (
+            f"deallocated during {what}: {(agent_dir / 'agent.log').read_text()}"
+        )
+        assert cloud.vms.running(), what
+
+    # 1. A kernel busy with silent work (no output at all) for longer than the window.
+    status, body = kernels_api(port, token, "POST")
+    assert status == 201, body
+    kernel = body["id"]
+    asyncio.run(execute(port, token, kernel, f"import time; time.sleep({PHASE_S})"))
+    still_running("a busy kernel")
+    # 2. A kernel idle between short executions that print: its last_activity stays within the window.
+    until = time.monotonic() + PHASE_S
+    while time.monotonic() < until:
+        assert asyncio.run(execute(port, token, kernel, "print('still here')")) == ["still here\n"]
+        time.sleep(4)
+    still_running("a kernel that printed recently")
+    assert kernels_api(port, token, "DELETE", f"/{kernel}")[0] == 204
+    # 3. An interactive shell through `provision ssh` (a pty): nothing else happens meanwhile.
+    controller, terminal = pty.openpty()
+    shell = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "provision"), "ssh", "act"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={**os.environ, **env, "PYTHONPATH": REPO},
+        start_new_session=True,
+    )
+    os.close(terminal)
+    try:
+        time.sleep(PHASE_S)
+        still_running("an interactive SSH session")
+        busy = status_of("act", env)  # what the agent wrote, read over SSH
+        assert (busy["idle_policy"], busy["idle_agent_error"]) == ("idle stop after 0.3 min", "none")
+        assert busy["idle_minutes"] == "0.0 of 0.3"
+        os.write(controller, b"exit\n")
+        assert shell.wait(timeout=30) == 0
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+        os.close(controller)
+    log = (agent_dir / "agent.log").read_text()
+    assert "active: busy kernel" in log and "active: 1 SSH session(s)" in log, log
+
+    # Activity over (the tunnel stays open): the VM deallocates itself, with its own identity.
+    took = wait_deallocated(cloud, int(cloud.env["PROVISION_SSH_PORT"]), limit=90)
+    assert took is not None, f"still running: {power_of(cloud, 'act')}; {(agent_dir / 'agent.log').read_text()}"
+    assert [r.status for r in deallocations_by(cloud, principal)] == [202]
+    assert console("down", "act", "--yes", env=env, timeout=600).exit_code == 0
 
 
 def test_a_plain_contributor_gets_one_warning_no_idle_stop_and_the_daily_schedule(cloud):
@@ -118,3 +264,95 @@ def test_ssh_sessions_count_only_when_they_run_a_process():
     assert ssh_sessions_at_work("ana", table) == 1
     del table[33]
     assert ssh_sessions_at_work("ana", table) == 0
+
+
+def test_policy_and_a_stop_the_kit_did_not_make(tmp_path, monkeypatch):
+    from provision import idle_view, power
+    from provision.state import Record
+    from tests.conftest import free_port
+
+    record = Record("x", "azure", "2026-01-01T00:00:00+00:00", idle={"idle_stop": 60.0, "auto_shutdown": None})
+    assert idle_view.policy(record) == "idle stop after 60 min"
+    record.idle = {"idle_stop": None, "auto_shutdown": "19:00", "time_zone": "W. Europe Standard Time"}
+    assert idle_view.policy(record) == "off: auto-shutdown 19:00 W. Europe Standard Time"
+    power.note(record, "running", "created")
+    assert idle_view.shown_state(record, "deallocated").startswith("deallocated (not by the kit")
+    power.note(record, "deallocated", "by hand")
+    assert idle_view.shown_state(record, "deallocated") == "deallocated"
+
+    # SSH that does not answer: status shows "unknown" and does not fail.
+    monkeypatch.setattr(idle_view, "STATUS_SSH_WAIT", 1)
+    key = tmp_path / "key"
+    key.write_text("not a key")
+    record.idle = {"idle_stop": 60.0, "agent": "detached"}
+    record.machine = {
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "user": "u",
+        "key_path": str(key),
+        "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB",
+    }
+    assert idle_view.agent_facts(record, "running") == {"idle_minutes": "unknown", "idle_agent_error": "unknown"}
+    assert idle_view.agent_facts(record, "deallocated") == {}
+
+
+class AgentFiles:
+    """A Remote whose idle agent wrote `files` (name -> JSON text)."""
+
+    home = "/home/u"
+
+    def __init__(self, files: dict):
+        self.files = files
+
+    def run(self, command: str, **_):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(stdout="".join(f"{n} {self.files.get(n, '')}\n" for n in ("state", "stopped")))
+
+
+def test_start_records_why_the_vm_stopped():
+    from provision import idle_view, power
+    from provision.state import Record
+
+    record = Record("x", "azure", "2026-01-01T00:00:00+00:00")
+    power.note(record, "running", "created", datetime.fromisoformat("2026-01-01T00:00:00+00:00"))
+    power.note(record, "running", "started", datetime.fromisoformat("2026-01-01T05:00:00+00:00"))
+    stopped_at = datetime.fromisoformat("2026-01-01T01:30:00+00:00").timestamp()
+    idle_stop = AgentFiles({"stopped": json.dumps({"reason": "idle", "at": stopped_at, "idle_s": 3600})})
+    assert idle_view.note_stop(record, idle_stop)
+    assert [(e["state"], e["at"][11:16], e["reason"]) for e in record.power] == [
+        ("running", "00:00", "created"),
+        ("deallocated", "01:30", "idle stop after 60.0 min without use"),
+        ("running", "05:00", "started"),
+    ]
+    assert not idle_view.note_stop(record, idle_stop)  # already known
+    record.power = record.power[:1] + record.power[2:]
+    assert idle_view.note_stop(record, AgentFiles({}))  # no word from the agent: the schedule, Azure...
+    assert record.power[1]["reason"].startswith("seen at start: not by the kit")
+    assert power.running_hours(record, datetime.fromisoformat("2026-01-01T05:00:00+00:00")) == 5.0
+
+
+def test_a_refused_deallocate_is_retried_and_status_shows_the_error(cloud, state_dir):
+    env = idle_env(cloud, PROVISION_IDLE_STOP="0.1")  # 6 s
+    # ARM refuses the VM's deallocate as it does while a new role assignment replicates.
+    refused = cloud.arm.inject(
+        "POST", r"/virtualmachines/err/deallocate$", status=403, code="AuthorizationFailed", times=100
+    )
+    up = console("up", "--name", "err", "--detach", "--skip-check", env=env, timeout=600)
+    assert up.exit_code == 0, up.stderr
+    limit = time.monotonic() + 60
+    while refused.fired < 2 and time.monotonic() < limit:
+        time.sleep(0.5)
+    assert refused.fired >= 2  # retried
+    shown = status_of("err", env)
+    assert shown["idle_agent_error"] == "HTTPError: 403" and shown["idle_minutes"] != "unknown", shown
+    assert shown["power_state"] == "running"
+
+    cloud.arm.clear_faults()  # the role has replicated: the next retry goes through
+    took = wait_deallocated(cloud, int(cloud.env["PROVISION_SSH_PORT"]), limit=90)
+    log = (Path(f"/home/{cloud.user}/.dsvm-kit/idle") / "agent.log").read_text()
+    assert took is not None, log
+    assert "deallocate failed (HTTPError: 403); retrying" in log
+    statuses = [r.status for r in cloud.arm.requests if r.method == "POST" and r.path.lower().endswith("/deallocate")]
+    assert statuses[-1] == 202 and set(statuses[:-1]) == {403}, statuses
+    assert console("down", "err", "--yes", env=env, timeout=600).exit_code == 0

@@ -164,7 +164,7 @@ class AzureTarget:
             with out.step("Idle stop: a role that lets the VM deallocate itself, and nothing else"):
                 self._grant_deallocate(journal, vm_ids)
         if shutdown != "off":
-            zone = idle.windows_time_zone()
+            zone = record.idle["time_zone"] = idle.windows_time_zone()
             with out.step(f"Daily auto-shutdown at {shutdown} ({zone})"):
                 group_id = vm_id.split("/providers/")[0]
                 schedule = idle.schedule_id(group_id, settings.name)

@@ -481,6 +481,8 @@ class ArmState:
         properties = body.get("properties")
         if not isinstance(properties, dict) or not properties.get("taskType"):
             raise InvalidParameter("The schedule must have properties.taskType.", target="taskType")
+        if properties["taskType"] == "ComputeVmShutdownTask":
+            _check_vm_shutdown_name(name, properties)
         with self.lock:
             found = self.require_group(group, for_write=True)
             existing = self.lookup(group, SCHEDULE_KIND, name)
@@ -512,3 +514,19 @@ class ArmState:
                 return DeleteResult(False)
             self.remove(entry)
             return DeleteResult(True)
+
+
+def _check_vm_shutdown_name(name: str, properties: dict) -> None:
+    """A VM's auto-shutdown schedule is named `shutdown-computevm-{vmName}` after the VM it targets: Azure answers
+    400 to any other name (DESIGN.md section 8; github.com/Azure/terraform-azurerm-avm-res-compute-virtualmachine
+    pull 422: "Azure returns a 400 for a compute VM shutdown schedule under any name other than
+    shutdown-computevm-<machine name>"). Azure's exact code and message are published nowhere: ARM's generic
+    BadRequest here."""
+    target = properties.get("targetResourceId") or ""
+    if "/providers/microsoft.compute/virtualmachines/" not in target.lower():
+        raise InvalidParameter(
+            "A ComputeVmShutdownTask needs the VM's id in targetResourceId.", target="targetResourceId"
+        )
+    expected = f"shutdown-computevm-{target.rstrip('/').rsplit('/', 1)[-1]}"
+    if name.lower() != expected.lower():
+        raise ArmError(f"The schedule of virtual machine '{target}' must be named '{expected}', not '{name}'.")

@@ -48,6 +48,7 @@ class LoggedRequest:
     status: int | None  # None: the connection was dropped without a response
     is_poll: bool
     at: float = 0.0  # time.monotonic() when it was answered
+    principal: str = ""  # who sent it: the bearer token's oid (a VM's identity for its own deallocate)
 
 
 @dataclass
@@ -239,7 +240,7 @@ class Routes:
         split = urlsplit(raw_path)
         path = unquote(split.path).rstrip("/") or "/"
         query = {key: values[-1] for key, values in parse_qs(split.query, keep_blank_values=True).items()}
-        body = None
+        body, principal = None, ""
         route, params = self._match(method, path)
         try:
             principal = self._authenticate(headers.get("Authorization"))
@@ -268,6 +269,7 @@ class Routes:
                     None if reply.drop else reply.status,
                     bool(route and route.poll),
                     time.monotonic(),
+                    principal,
                 )
             )
         return reply
