@@ -1,5 +1,5 @@
 """dsvm-kit's idle agent, run on the VM (Python standard library only): deallocates the VM after a window
-with no activity, with the VM's own managed identity.
+with no activity, with the VM's own managed identity; on the head of several nodes, every node.
 
 Activity, looked at every probe interval (README, "Idle stop"):
   - a Jupyter kernel that is busy, or whose last_activity (its last message: an execution, an output) lies
@@ -8,7 +8,10 @@ Activity, looked at every probe interval (README, "Idle stop"):
     of sshd (`sshd: USER@pts/N`, `sshd: USER@notty`; `sshd-session: ...` from OpenSSH 9.8) with a child
     other than an SFTP server. A session that only forwards
     ports (`ssh -N -L`, the kit's tunnel) has no child and does not count;
-  - a GPU busier than GPU_BUSY_PERCENT (nvidia-smi), where there is one.
+  - a GPU busier than GPU_BUSY_PERCENT (nvidia-smi), where there is one;
+  - several nodes (the agent runs on the head): an established connection from here to a worker's sshd
+    (config "workers", ADDRESS:PORT). Workers have no public address: every SSH session on one (`provision
+    ssh --node K`, ProxyJump, `provision run`) is such a connection of the head's sshd.
 After `window` seconds without any, it gets a token from the instance metadata service and POSTs ARM's
 deallocate for its own VM; `warn` seconds before, it writes to every terminal (`wall`) and to the notice file.
 Failures (403 while the role replicates, 429, the network) are logged and retried with backoff.
@@ -20,7 +23,9 @@ import json
 import os
 import re
 import shutil
+import socket
 import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -31,6 +36,7 @@ from datetime import UTC, datetime
 GPU_BUSY_PERCENT = 5
 SESSION = re.compile(r"^sshd(-session)?: (?P<user>\S+)@(pts/\d+|notty)")
 NOT_WORK = ("sftp-server", "@internal-sftp")  # file transfers (the kit's own bootstrap)
+TCP_ESTABLISHED = "01"  # the st column of /proc/net/tcp (include/net/tcp_states.h)
 
 
 def log(state_dir, message):
@@ -96,6 +102,22 @@ def ssh_sessions_at_work(user, table=None):
     return len(working)
 
 
+def worker_connections(workers, tcp_table="/proc/net/tcp"):
+    """How many established IPv4 TCP connections this machine holds to the worker nodes' sshd ("IP:PORT")."""
+    wanted = set()
+    for worker in workers:
+        address, port = worker.rsplit(":", 1)
+        wanted.add(f"{struct.unpack('=I', socket.inet_aton(address))[0]:08X}:{int(port):04X}")  # /proc's notation
+    if not wanted:
+        return 0
+    try:
+        with open(tcp_table) as f:
+            rows = [line.split() for line in f.readlines()[1:]]
+    except OSError:
+        return 0
+    return sum(1 for row in rows if len(row) > 3 and row[3] == TCP_ESTABLISHED and row[2] in wanted)
+
+
 def gpu_busy():
     if shutil.which("nvidia-smi") is None:
         return False
@@ -118,7 +140,8 @@ def http(request, config):
 
 
 def deallocate(config):
-    """Token from the instance metadata service, then ARM's deallocate of this VM; raises on failure."""
+    """Token from the instance metadata service, then ARM's deallocate of this VM (and, on the head of several
+    nodes, of every worker first: config "vm_ids", head first); raises on failure."""
     token_url = (
         f"{config['imds_url']}/metadata/identity/oauth2/token?api-version=2018-02-01"
         "&resource=https://management.azure.com/"
@@ -126,10 +149,13 @@ def deallocate(config):
     request = urllib.request.Request(token_url, headers={"Metadata": "true"})
     with urllib.request.urlopen(request, timeout=30) as response:
         token = json.load(response)["access_token"]
-    url = f"{config['arm_endpoint'].rstrip('/')}{config['vm_id']}/deallocate?api-version={config['compute_api']}"
-    request = urllib.request.Request(url, data=b"", method="POST", headers={"Authorization": f"Bearer {token}"})
-    with http(request, config) as response:
-        return response.status
+    head, *workers = config.get("vm_ids") or [config["vm_id"]]
+    for vm_id in [*workers, head]:  # this VM last: its deallocation ends this agent
+        url = f"{config['arm_endpoint'].rstrip('/')}{vm_id}/deallocate?api-version={config['compute_api']}"
+        request = urllib.request.Request(url, data=b"", method="POST", headers={"Authorization": f"Bearer {token}"})
+        with http(request, config) as response:
+            status = response.status
+    return status
 
 
 def tell(config, message):
@@ -147,7 +173,9 @@ def run(config):
         now = time.time()
         busy, kernel_latest = kernels_activity(config, now)
         sessions = ssh_sessions_at_work(config["user"])
-        reasons = [r for r, on in (("busy kernel", busy), (f"{sessions} SSH session(s)", sessions)) if on]
+        links = worker_connections(config.get("workers") or [])
+        found = (("busy kernel", busy), (f"{sessions} SSH session(s)", sessions), (f"{links} SSH to workers", links))
+        reasons = [r for r, on in found if on]
         reasons += ["busy GPU"] if gpu_busy() else []
         if reasons or last_reasons:  # active, or seen ended only now: the window starts when it is seen gone,
             idle_since, warned = now, False  # so that it is never cut short by up to a probe interval

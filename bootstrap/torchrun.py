@@ -10,6 +10,9 @@ from dataclasses import dataclass
 # NC sizes have no InfiniBand: NCCL must use the VM's Ethernet (DESIGN.md 8, "Several nodes").
 AZURE_NCCL = {"NCCL_SOCKET_IFNAME": "eth0", "NCCL_IB_DISABLE": "1"}
 RANK_PREFIX = "[rank${rank}]:"  # torchrun's log line prefix template: each line of each rank, with its global rank
+# Every line as it is printed: torchrun's stdout (where --tee copies its workers' lines) is the SSH channel, a pipe,
+# which Python buffers by blocks; a line of a long job would wait there until torchrun exits. Its workers too.
+UNBUFFERED = {"PYTHONUNBUFFERED": "1"}
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,8 @@ def command(job: Job, node_rank: int, env: dict[str, str]) -> str:
         *job.args,
     ]
     exports = " ".join(
-        f"{k}={shlex.quote(v)}" for k, v in {**env, "TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE": RANK_PREFIX}.items()
+        f"{k}={shlex.quote(v)}"
+        for k, v in {**env, **UNBUFFERED, "TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE": RANK_PREFIX}.items()
     )
     inner = f"echo $$; cd {shlex.quote(job.workdir)} && exec env {exports} {shlex.join(argv)}"
     return f"exec setsid -w sh -c {shlex.quote(inner)} 2>&1"

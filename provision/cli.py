@@ -355,11 +355,17 @@ def tunnel(
 def ssh(
     name: NameArg = None,
     command: Annotated[list[str] | None, typer.Argument(help="Command to run (after --).")] = None,
+    node: Annotated[int, typer.Option(help="Which node of several: 0 the head, K a worker (through the head).")] = 0,
 ) -> None:
     """Open a shell on the machine (or run a command) with its pinned host key."""
     from provision.sshfiles import ssh_argv
 
-    argv = ssh_argv(_store(), _name(name), command or [])
+    words = command or []
+    if words[:1] == ["--node"]:  # `ssh NAME --node K -- CMD`: the option after the name
+        if len(words) < 2 or not words[1].isdigit():
+            raise ProvisionError("--node takes a node number: 0 (the head), 1, 2...")
+        node, words = int(words[1]), words[2:]
+    argv = ssh_argv(_store(), _name(name), words[1:] if words[:1] == ["--"] else words, node)
     os.execvp(argv[0], argv)
 
 

@@ -66,7 +66,7 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
         try:
             if machine is None:
                 machine = target.create(journal, out, on_address=early.start if options.bootstrap else None)
-                write_known_hosts(store, settings.name, machine)
+                write_known_hosts(store, settings.name, machine, _workers(journal.record))
                 journal.record.phase = "created"
                 _record_price(journal.record, quotes, spot=settings.spot)
                 power.note(journal.record, RUNNING, "created")
@@ -83,7 +83,7 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
             return
         try:
             remote = early.remote(machine, out)
-            (_, token), _ = _bootstrap(remote, settings, journal, out, options, reused=not created_now)
+            (_, token), *_ = _bootstrap(remote, settings, journal, out, options, reused=not created_now)
         except KeyboardInterrupt:
             if created_now:
                 _undo(settings, journal, out, options)
@@ -197,8 +197,13 @@ def _power_on(target: Target, journal: Journal, out: Output) -> Machine:
     machine = target.start(journal, out)
     power.note(journal.record, RUNNING, "started")
     journal.save()
-    write_known_hosts(journal.store, journal.record.name, machine)
+    write_known_hosts(journal.store, journal.record.name, machine, _workers(journal.record))
     return machine
+
+
+def _workers(record: Record) -> list[Machine]:
+    """The worker nodes of a deployment of several (none for one)."""
+    return [Machine.from_dict(node) for node in record.nodes[1:]]
 
 
 def _undo(settings: Settings, journal: Journal, out: Output, options: UpOptions) -> None:
@@ -268,12 +273,44 @@ def _bootstrap(
         session.install_idle_stop(remote, settings, journal, out, server.port)
         return server, token
 
-    return session.alongside(
+    steps = [
         jupyter_and_idle_agent,
         lambda: _check(
             remote, python, settings, journal, out, skip=options.skip_check, passed=passed and not options.check
         ),
-    )
+    ]
+    if len(record.nodes) > 1:
+        steps.append(lambda: _check_nodes(remote, settings, journal, out, options, reused=reused))
+    return session.alongside(*steps)
+
+
+def _check_nodes(
+    head: Remote, settings: Settings, journal: Journal, out: Output, options: UpOptions, *, reused: bool
+) -> None:
+    """Several nodes: the workers bootstrapped through the head, then the all-reduce across every process of
+    every node (beside the notebook's check on the head). A reused deployment whose check passed is not checked
+    again unless asked (--check)."""
+    from bootstrap.remote import SSHRemote
+    from provision import allreduce  # only a deployment of several nodes needs it
+
+    done = journal.record.allreduce
+    if reused and done and done.get("passed") and not options.check:
+        out.note(f"the all-reduce check passed on these nodes ({done['at']}); --check runs it again")
+        return
+    assert isinstance(head, SSHRemote), "several nodes are always reached over SSH"
+    workers = allreduce.prepare_workers(head, settings, journal, out, allow_cpu=options.skip_check)
+    try:
+        if options.skip_check:
+            out.warn("all-reduce check skipped (--skip-check): the nodes have not been proven to reach each other")
+            return
+        verdict = allreduce.check([head, *workers], journal, out)
+    finally:
+        for worker in workers:
+            worker.close()
+    if not verdict.passed:
+        machine = Machine.from_dict(journal.record.machine or {})
+        raise ProvisionError(f"{verdict.summary}; {_still_running(settings.name, machine)}")
+    out.result(verdict.summary)
 
 
 def _check(

@@ -21,14 +21,29 @@ def machines(record: Record) -> list[Machine]:
     return [Machine.from_dict(record.machine)]
 
 
+def pythons(record: Record) -> list[str]:
+    """Each node's Python, head first: the one its bootstrap chose (a worker's own, else the head's)."""
+    head = (record.jupyter or {}).get("python") or "python3"
+    return [node.get("python") or head for node in record.nodes] or [head]
+
+
 def connect_all(record: Record, out: Output) -> list[SSHRemote]:
     """A connection to every node: the head's, then each worker's over a channel of it (never directly)."""
     head_machine, *workers = machines(record)
     head = session.open_remote(head_machine, out, timeout=60)
     if not isinstance(head, SSHRemote):
         raise ProvisionError(f"{record.name!r} is this machine: `provision run` needs an SSH machine")
+    try:
+        return [head, *connect_workers(head, workers, out)]
+    except BaseException:
+        head.close()
+        raise
+
+
+def connect_workers(head: SSHRemote, workers: list[Machine], out: Output) -> list[SSHRemote]:
+    """A connection to each worker over a channel of the head's (at once); all or, closing what opened, none."""
     if not workers:
-        return [head]
+        return []
     with out.step(f"SSH to {len(workers)} worker node(s) through the head (host keys pinned)"):
         with ThreadPoolExecutor(len(workers)) as pool:
             futures = [pool.submit(connect_through, head, session.endpoint(m), timeout=SSH_WAIT) for m in workers]
@@ -37,6 +52,5 @@ def connect_all(record: Record, out: Output) -> list[SSHRemote]:
             for f in futures:
                 if not f.exception():
                     f.result().close()
-            head.close()
             raise failed[0]
-    return [head, *(f.result() for f in futures)]
+    return [f.result() for f in futures]

@@ -140,8 +140,9 @@ class Plan:
         return f"{self.group_id}/providers/Microsoft.Compute/proximityPlacementGroups/{self.names.placement_group}"
 
     def for_node(self, node: int, host_key: KeyPair) -> "Plan":
-        """The plan of node `node` (its NIC and VM, with its own host key); the shared resources are the same."""
-        return replace(self, node=node, host_key=host_key, names=node_names(self.names, node))
+        """The plan of node `node` (its NIC and VM, with its own host key); the shared resources are the same.
+        No managed identity: the head's deallocates every node when idle, a worker needs none."""
+        return replace(self, node=node, host_key=host_key, names=node_names(self.names, node), managed_identity=False)
 
     def placement_step(self) -> Step | None:
         """The proximity placement group that keeps several nodes close (none for one node)."""

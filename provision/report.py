@@ -54,7 +54,26 @@ def status(name: str, store: StateStore) -> dict:
         facts.update(live, power_state=idle_view.shown_state(record, shown))
         facts.update(idle_view.agent_facts(record, shown))
     facts.update(_costs(record))
+    facts.update(_nodes(record))
     return facts
+
+
+def _nodes(record: Record) -> dict:
+    """Several nodes: each one's private address (head first) and the last all-reduce check across them."""
+    if len(record.nodes) < 2:
+        return {}
+    return {
+        "nodes": node_addresses(record),
+        "last_allreduce": (record.allreduce or {}).get("summary", "never run"),
+    }
+
+
+def node_addresses(record: Record) -> str:
+    """ "2: head 10.0.0.4, node1 10.0.0.5"; "1" for a single machine."""
+    if len(record.nodes) < 2:
+        return "1"
+    named = (f"{'head' if k == 0 else f'node{k}'} {n.get('private_ip') or '?'}" for k, n in enumerate(record.nodes))
+    return f"{len(record.nodes)}: {', '.join(named)}"
 
 
 def _observed(store: StateStore, record: Record, live: str) -> str:
@@ -104,6 +123,7 @@ def deployments(store: StateStore, *, cloud: bool) -> list[dict]:
                 "usd_per_hour": power.hourly(record) or "",
                 "age": age(record.created),
                 "check": "passed" if (record.check or {}).get("passed") else "-",
+                "nodes": node_addresses(record),
             }
         )
     if cloud:
@@ -123,6 +143,7 @@ def deployments(store: StateStore, *, cloud: bool) -> list[dict]:
                         "usd_per_hour": "",
                         "age": age(group["created"]) if group["created"] else "",
                         "check": "-",
+                        "nodes": "",
                     }
                 )
     return rows

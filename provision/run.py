@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bootstrap import torchrun
@@ -29,6 +29,7 @@ from provision.targets import Machine
 JOBS_DIR = "~/jobs"
 CPU_PROCS = 2  # processes per node when a node has no GPU (gloo on the CPU)
 STOP_GRACE = 15.0  # seconds torchrun has to stop its workers after SIGTERM before its group is killed
+PGID_WAIT = 5.0  # seconds stop() waits for a node's first line (its group's id), printed as torchrun starts
 ROOT_CAUSE_RANK = re.compile(r"Root Cause.*?rank\s*:\s*(\d+)", re.S)
 
 
@@ -62,20 +63,34 @@ def run(name: str, options: RunOptions, store: StateStore, out: Output) -> None:
     machines = nodes.machines(record)
     remotes = nodes.connect_all(record, out)
     try:
-        python = (record.jupyter or {}).get("python") or "python3"
-        remote_dir = _copy(remotes, workdir, out)
-        job = _job(remotes, machines, python, remote_dir, script, options)
-        out.note(
-            f"torchrun on {job.nodes} node(s) x {job.procs_per_node} process(es), "
-            f"rendezvous {job.master_addr}:{job.master_port}"
-        )
-        failure = Launch(remotes, job, _environments(remotes, machines)).wait()
+        failure = start(remotes, machines, nodes.pythons(record), workdir, script, options, out).wait()
     finally:
         for remote in remotes:
             remote.close()
     if failure:
         raise ProvisionError(failure)
     out.result(f"the job finished on all {len(remotes)} node(s)")
+
+
+def start(
+    remotes: list[SSHRemote],
+    machines: list[Machine],
+    pythons: list[str],
+    workdir: Path,
+    script: str,
+    options: RunOptions,
+    out: Output,
+    *,
+    echo: bool = True,
+) -> "Launch":
+    """`workdir` copied to every node and torchrun started on each with its own Python; wait() on what it returns."""
+    remote_dir = _copy(remotes, workdir, out)
+    job = _job(remotes, machines, pythons[0], remote_dir, script, options)
+    out.note(
+        f"torchrun on {job.nodes} node(s) x {job.procs_per_node} process(es), "
+        f"rendezvous {job.master_addr}:{job.master_port}"
+    )
+    return Launch(remotes, job, _environments(remotes, machines), pythons, echo=echo)
 
 
 def _copy(remotes: list[SSHRemote], workdir: Path, out: Output) -> str:
@@ -143,14 +158,24 @@ class _Node:
 
 
 class Launch:
-    """torchrun started on every node; wait() streams their output and returns None or what failed."""
+    """torchrun started on every node, each with its Python; wait() streams their output (here with `echo`, else
+    only into each node's `output`) and returns None or what failed."""
 
-    def __init__(self, remotes: list[SSHRemote], job: torchrun.Job, envs: list[dict[str, str]]):
+    def __init__(
+        self,
+        remotes: list[SSHRemote],
+        job: torchrun.Job,
+        envs: list[dict[str, str]],
+        pythons: list[str],
+        *,
+        echo: bool = True,
+    ):
         self.nodes = [_Node(rank, remote) for rank, remote in enumerate(remotes)]
+        self._echo = echo
         self._print = threading.Lock()
         self._threads = []
-        for node, env in zip(self.nodes, envs, strict=True):
-            channel = node.remote.open_command(torchrun.command(job, node.rank, env))
+        for node, env, python in zip(self.nodes, envs, pythons, strict=True):
+            channel = node.remote.open_command(torchrun.command(replace(job, python=python), node.rank, env))
             thread = threading.Thread(target=self._stream, args=(node, channel), daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -162,6 +187,8 @@ class Launch:
                 node.pgid = int(line)
                 continue
             node.output.write(line + "\n")
+            if not self._echo:
+                continue
             with self._print:
                 sys.stdout.write(f"node{node.rank} {line}\n")
                 sys.stdout.flush()
@@ -185,6 +212,11 @@ class Launch:
 
     def stop(self) -> None:
         """SIGTERM every node's torchrun group (torchrun stops its workers), then SIGKILL what is left."""
+        deadline = time.monotonic() + PGID_WAIT  # a Ctrl-C at once: a group's id may not have arrived yet
+        while time.monotonic() < deadline and any(
+            n.pgid is None and t.is_alive() for n, t in zip(self.nodes, self._threads, strict=True)
+        ):
+            time.sleep(0.05)
         for signal_name, wait in (("TERM", STOP_GRACE), ("KILL", 0)):
             for node in self.nodes:
                 if node.pgid is not None:
@@ -200,4 +232,7 @@ class Launch:
         first = failed[0]
         found = ROOT_CAUSE_RANK.search(first.output.getvalue())
         rank = f"rank {found.group(1)} on node {first.rank}" if found else f"node {first.rank}"
-        return f"the job failed: {rank} (torchrun exited with {first.status}); its output is above"
+        if self._echo:
+            return f"the job failed: {rank} (torchrun exited with {first.status}); its output is above"
+        last = " | ".join(first.output.getvalue().strip().splitlines()[-3:])
+        return f"the job failed: {rank} (torchrun exited with {first.status}); it ended with: {last}"

@@ -26,8 +26,14 @@ SSH_WAIT = 600  # seconds SSH may take to answer once Azure says the VM is creat
 
 def notebooks_dir() -> Path:
     """The notebooks to push: bundled in the wheel, or the repository's notebooks/."""
-    bundled = Path(bootstrap.__file__).parent / "bundled_notebooks"
-    return bundled if bundled.is_dir() else Path(__file__).resolve().parents[1] / "notebooks"
+    return shipped("notebooks")
+
+
+def shipped(folder: str) -> Path:
+    """A folder of the repository the kit pushes to machines (notebooks, examples): bundled in the wheel as
+    bootstrap/bundled_<folder>, else the repository's own."""
+    bundled = Path(bootstrap.__file__).parent / f"bundled_{folder}"
+    return bundled if bundled.is_dir() else Path(__file__).resolve().parents[1] / folder
 
 
 def endpoint(machine: Machine) -> Endpoint:
@@ -286,6 +292,7 @@ def install_idle_stop(remote: Remote, settings: Settings, journal: Journal, out:
     window = float(policy["idle_stop"]) * 60
     config = {
         "vm_id": policy["vm_id"],
+        "vm_ids": policy.get("vm_ids") or [policy["vm_id"]],
         "imds_url": settings.imds_url,
         "arm_endpoint": settings.arm_endpoint,
         "compute_api": policy["compute_api"],
@@ -293,6 +300,7 @@ def install_idle_stop(remote: Remote, settings: Settings, journal: Journal, out:
         "probe": min(settings.idle_probe, window),
         "warn": min(300.0, window / 2),
         "jupyter_port": port,
+        "workers": [f"{node['private_ip']}:{node['port']}" for node in journal.record.nodes[1:]],
     }
     ca_pem = Path(settings.arm_ca_bundle).read_text() if settings.arm_ca_bundle else None
     with out.step(f"Idle stop: the VM deallocates itself after {policy['idle_stop']:g} min without use"):

@@ -58,6 +58,7 @@ class Record:
     jupyter: dict | None = None  # remote port, pid, python, root
     tunnel: dict | None = None  # pid and local port of a detached tunnel
     check: dict | None = None  # the last GPU check: passed, summary, when
+    allreduce: dict | None = None  # several nodes: the last all-reduce check across them: passed, summary, when
     power: list[dict] = field(default_factory=list)  # power changes the kit saw: state, at, reason (provision.power)
     idle: dict | None = None  # idle_stop minutes (None: off), auto_shutdown HH:MM, vm_id, compute_api
     price: dict | None = None  # what the machine costs, as quoted when it was made: usd_per_hour, source, disk...

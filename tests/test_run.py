@@ -1,15 +1,24 @@
 """`provision run` against the whole fake cloud: two nodes, each a real sshd on its own loopback address with its
 own host key, the worker reached only through the head; a real torchrun with gloo, 2 processes per node."""
 
+import json
+import os
+import pwd
+import queue
 import re
+import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from provision.state import StateStore
-from tests.conftest import REPO, provision
+from tests.conftest import REPO, console, provision
+from tests.fakes import processes
 
 EXAMPLES = Path(REPO) / "examples"
 NODES = 2
@@ -84,3 +93,115 @@ def test_a_missing_script_is_one_line_before_anything_runs(cloud, state_dir):
     result = provision("run", "pair", "no-such-script.py")
     assert result.exit_code != 0
     assert result.stderr.strip() == "error: script no-such-script.py does not exist (or is not a file)"
+
+
+def test_up_on_two_nodes_proves_the_all_reduce_before_the_url(cloud, state_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("PYTHONPATH", REPO)  # the detached tunnel imports this checkout
+    monkeypatch.setenv("PROVISION_IDLE_PROBE", "1")
+    up = provision("up", "--name", "duo", "--nodes", "2", "--detach", "--allow-cpu")
+    assert up.exit_code == 0, up.stdout + up.stderr
+    found = re.search(
+        r"^all-reduce passed: 4 processes \(gloo\), sum 10 \(expected 10\), .* bus bandwidth (\S+) GB/s",
+        up.stdout,
+        re.M,
+    )
+    assert found and float(found.group(1)) > 0, up.stdout
+    assert "CPU run accepted (--allow-cpu)" in up.stdout  # beside the notebook's verdict on the head
+    record = StateStore(state_dir).require("duo")
+    assert record.allreduce["passed"] and record.nodes[1]["python"], record
+    _the_head_agent_counts_a_session_on_a_worker(cloud, record)
+    # a rank that fails: `up --check` fails, keeps the machine, names `provision down`
+    broken = tmp_path / "examples"
+    broken.mkdir()
+    (broken / "allreduce_check.py").write_text(
+        "import sys\nimport torch.distributed as dist\n"
+        "dist.init_process_group('gloo')\nsys.exit(3 if dist.get_rank() == 2 else 0)\n"
+    )
+    monkeypatch.setattr("provision.allreduce.session.shipped", lambda folder: broken)
+    again = provision("up", "--name", "duo", "--detach", "--allow-cpu", "--check")
+    assert again.exit_code != 0
+    error = again.stderr.strip().splitlines()[-1]
+    assert "the all-reduce check failed: rank 2 on node 1" in error and "`provision down duo`" in error, again.stderr
+    assert "Traceback" not in again.stderr
+    assert StateStore(state_dir).require("duo").allreduce["passed"] is False
+    assert provision("down", "duo", "--yes").exit_code == 0
+
+
+def _the_head_agent_counts_a_session_on_a_worker(cloud, record) -> None:
+    """The idle agent runs on the head; a session on a worker (`provision ssh --node 1`, OpenSSH) keeps it awake."""
+    agent_dir = Path(pwd.getpwnam(cloud.user).pw_dir) / ".dsvm-kit" / "idle"
+    worker = record.nodes[1]
+    assert json.loads((agent_dir / "config.json").read_text())["workers"] == [
+        f"{worker['private_ip']}:{worker['port']}"
+    ]
+    log = agent_dir / "agent.log"
+    before = log.read_text().count("SSH to workers")
+    script = os.path.join(os.path.dirname(sys.executable), "provision")
+    with subprocess.Popen(
+        [script, "ssh", "duo", "--node", "1", "--", "cat >/dev/null"], stdin=subprocess.PIPE
+    ) as session:
+        deadline = time.monotonic() + 60
+        while log.read_text().count("SSH to workers") == before and time.monotonic() < deadline:
+            time.sleep(0.5)
+        session.stdin.close()  # the remote `cat` ends, and the session with it
+        assert session.wait(timeout=30) == 0
+    assert log.read_text().count("SSH to workers") > before, log.read_text()
+
+
+def test_plain_openssh_reaches_the_worker_through_the_head(cloud, two_nodes):
+    """`provision ssh NAME --node 1`: OpenSSH's own client, every host key pinned, the worker through the head."""
+    worker = two_nodes.nodes[1]["private_ip"]
+    ssh = console("ssh", "pair", "--node", "1", "--", "echo connected to $SSH_CONNECTION", env=cloud.env, timeout=60)
+    assert ssh.exit_code == 0, ssh.stderr
+    assert ssh.stdout.split()[:2] == ["connected", "to"] and ssh.stdout.split()[4] == worker, ssh.stdout
+    head = console("ssh", "--node", "0", "pair", "--", "echo connected to $SSH_CONNECTION", env=cloud.env, timeout=60)
+    assert head.exit_code == 0 and head.stdout.split()[4] == "127.0.0.1", head.stdout + head.stderr
+
+
+def test_ctrl_c_stops_the_job_on_every_node_and_leaves_no_process(cloud, two_nodes, tmp_path):
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "long.py").write_text(
+        "import time\nimport torch.distributed as dist\ndist.init_process_group('gloo')\n"
+        "print('started', dist.get_rank(), flush=True)\ntime.sleep(600)\n"
+    )
+    script = os.path.join(os.path.dirname(sys.executable), "provision")
+    run = subprocess.Popen(
+        [script, "run", "pair", str(job / "long.py")],
+        env={**os.environ, "PYTHONPATH": REPO},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in run.stdout], daemon=True).start()
+    seen, ranks = [], set()
+    try:
+        while len(ranks) < 4:
+            try:
+                line = lines.get(timeout=120)
+            except queue.Empty:
+                pytest.fail(f"not every rank started in 120 s: {''.join(seen)}")
+            seen.append(line)
+            if found := re.search(r"^node\d \[rank(\d)\]:started (\d)$", line.rstrip("\n")):
+                ranks.add(found.group(1))
+        uid = pwd.getpwnam(cloud.user).pw_uid
+        assert len(_job_processes(uid)) >= 6, seen  # a torchrun agent on each node and its 2 workers
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=60) == 130, "".join(seen)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert _job_processes(uid) == []
+
+
+def _job_processes(uid: int) -> list[str]:
+    """The command lines of the VM user's torchrun and Python processes, on any node (they share the user)."""
+    found = []
+    for pid in processes.pids_of_user(uid):
+        line = processes.command_line(pid)
+        if "torch.distributed.run" in line or "python" in line.split(" ", 1)[0]:
+            found.append(line)
+    return found

@@ -156,12 +156,13 @@ class AzureTarget:
     def _guard_cost(self, journal: Journal, out: Output) -> None:
         """Once the VM exists: the role with which it deallocates itself, and the daily schedule if any."""
         record, settings = journal.record, self.settings
-        vm_id = next(r.id for r in record.resources if r.kind == "vm")
+        vm_ids = self._vm_ids(record)
+        vm_id = vm_ids[0]
         shutdown = settings.auto_shutdown or ("off" if settings.idle_stop is not None else idle.FALLBACK_SHUTDOWN)
         record.idle = {"idle_stop": settings.idle_stop, "auto_shutdown": None if shutdown == "off" else shutdown}
         if settings.idle_stop is not None:
             with out.step("Idle stop: a role that lets the VM deallocate itself, and nothing else"):
-                self._grant_deallocate(journal, vm_id)
+                self._grant_deallocate(journal, vm_ids)
         if shutdown != "off":
             zone = record.idle["time_zone"] = idle.windows_time_zone()
             with out.step(f"Daily auto-shutdown at {shutdown} ({zone})"):
@@ -179,7 +180,14 @@ class AzureTarget:
                     )
         journal.save()
 
-    def _grant_deallocate(self, journal: Journal, vm_id: str) -> None:
+    def _vm_ids(self, record: Record) -> list[str]:
+        """Every node's VM id, head first."""
+        by_name = {r.id.rsplit("/", 1)[-1].lower(): r.id for r in record.resources if r.kind == "vm"}
+        return [by_name[name.lower()] for name in self._vms()]
+
+    def _grant_deallocate(self, journal: Journal, vm_ids: list[str]) -> None:
+        """The head's identity may deallocate every node (the workers too: the head's agent stops them all)."""
+        vm_id = vm_ids[0]
         group, vm_name = vm_id.split("/")[4], vm_id.rsplit("/", 1)[-1]
         vm = self._call("read the VM's identity", self.clients.compute.virtual_machines.get, group, vm_name)
         principal = vm.identity.principal_id
@@ -192,17 +200,23 @@ class AzureTarget:
                 self.clients,
                 role,
                 idle.ROLE_API,
-                idle.role_body(vm_id, self.settings.name),
+                idle.role_body(vm_ids, self.settings.name),
             )
-        assignment = f"{vm_id}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}"
         body = idle.assignment_body(role, principal)
-        with journal.creating("role_assignment", assignment):
-            self._call(
-                "assign the idle-stop role to the VM",
-                idle.put_with_retries,
-                lambda: idle.put_by_id(self.clients, assignment, idle.ROLE_API, body),
-            )
-        journal.record.idle = {**(journal.record.idle or {}), "vm_id": vm_id, "compute_api": idle.COMPUTE_API}
+        for scope in vm_ids:
+            assignment = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}"
+            with journal.creating("role_assignment", assignment):
+                self._call(
+                    "assign the idle-stop role to the VM",
+                    idle.put_with_retries,
+                    lambda assignment=assignment: idle.put_by_id(self.clients, assignment, idle.ROLE_API, body),
+                )
+        journal.record.idle = {
+            **(journal.record.idle or {}),
+            "vm_id": vm_id,
+            **({"vm_ids": vm_ids} if len(vm_ids) > 1 else {}),
+            "compute_api": idle.COMPUTE_API,
+        }
 
     def _revoke(self, record: Record | None, out: Output) -> None:
         """The role assignment, then the role (a role still assigned cannot go): custom roles count against a

@@ -59,14 +59,15 @@ def role_definition_id(subscription: str, guid: str) -> str:
     return f"/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
 
 
-def role_body(vm_id: str, deployment: str) -> dict:
-    """A custom role that may read and deallocate this one VM, and nothing else: any code on the VM can get
-    the VM's token, so the role must allow nothing more."""
+def role_body(vm_ids: list[str], deployment: str) -> dict:
+    """A custom role that may read and deallocate these VMs (the deployment's nodes, head first), and nothing else:
+    any code on the head can get its token, so the role must allow nothing more."""
+    head = vm_ids[0]
     return {
         "properties": {
-            "roleName": f"dsvm-kit idle stop {vm_id.rsplit('/', 1)[-1]} {uuid.uuid5(uuid.NAMESPACE_URL, vm_id)}",
+            "roleName": f"dsvm-kit idle stop {head.rsplit('/', 1)[-1]} {uuid.uuid5(uuid.NAMESPACE_URL, head)}",
             "description": f"Lets deployment {deployment}'s VM deallocate itself when idle (dsvm-kit).",
-            "assignableScopes": [vm_id],
+            "assignableScopes": list(vm_ids),
             "permissions": [{"actions": [DEALLOCATE, READ], "notActions": [], "dataActions": [], "notDataActions": []}],
         }
     }

@@ -241,12 +241,16 @@ class FakeARM:
         return None
 
     def _identity_of_user(self, user: str) -> tuple[str, str | None] | None:
+        """The running VM of that admin user. The nodes of one deployment share their user (vm.py), so the IMDS
+        cannot tell them apart: it answers for the one with a system-assigned identity (the head; the kit gives
+        workers none), else for the first."""
         with self._state.lock:
-            for vm in self._vms():
-                admin = (vm.body["properties"].get("osProfile") or {}).get("adminUsername")
-                if admin == user and vm.meta.get("booted"):
-                    return vm.id, (vm.body.get("identity") or {}).get("principalId")
-        return None
+            found = [
+                (vm.id, (vm.body.get("identity") or {}).get("principalId"))
+                for vm in self._vms()
+                if (vm.body["properties"].get("osProfile") or {}).get("adminUsername") == user and vm.meta.get("booted")
+            ]
+        return next((f for f in found if f[1]), found[0] if found else None)
 
     def _scope_exists(self, scope: str) -> bool:
         parts = scope.strip("/").split("/")
