@@ -202,3 +202,12 @@ def test_an_idle_deployment_of_two_nodes_deallocates_both_with_the_heads_identit
     down = console("down", "idp", "--yes", env=env, timeout=600)
     assert down.exit_code == 0, down.stderr
     assert cloud.arm.role_definitions() == [] and cloud.arm.role_assignments() == []
+
+
+def test_the_daily_auto_shutdown_covers_every_node(azure_env, arm, booter, state_dir):
+    argv = ("--nodes", "3", "--no-bootstrap", "--idle-stop", "off", "--auto-shutdown", "19:30")
+    assert provision("up", "--name", "nightly", *argv).exit_code == 0
+    schedules = [r for r in arm.requests if r.method == "PUT" and "/microsoft.devtestlab/schedules/" in r.path.lower()]
+    targets = {s.body["properties"]["targetResourceId"].rsplit("/", 1)[-1] for s in schedules}
+    assert len(schedules) == len(targets) == 3, targets  # one schedule per VM, every VM one
+    assert {s.path.rsplit("/", 1)[-1] for s in schedules} == {f"shutdown-computevm-{vm}" for vm in targets}

@@ -157,7 +157,6 @@ class AzureTarget:
         """Once the VM exists: the role with which it deallocates itself, and the daily schedule if any."""
         record, settings = journal.record, self.settings
         vm_ids = self._vm_ids(record)
-        vm_id = vm_ids[0]
         shutdown = settings.auto_shutdown or ("off" if settings.idle_stop is not None else idle.FALLBACK_SHUTDOWN)
         record.idle = {"idle_stop": settings.idle_stop, "auto_shutdown": None if shutdown == "off" else shutdown}
         if settings.idle_stop is not None:
@@ -165,19 +164,20 @@ class AzureTarget:
                 self._grant_deallocate(journal, vm_ids)
         if shutdown != "off":
             zone = record.idle["time_zone"] = idle.windows_time_zone()
-            with out.step(f"Daily auto-shutdown at {shutdown} ({zone})"):
-                group_id = vm_id.split("/providers/")[0]
-                schedule = idle.schedule_id(group_id, settings.name)
-                body = idle.schedule_body(record.settings["region"], vm_id, shutdown, zone)
-                with journal.creating("schedule", schedule):
-                    self._call(
-                        "create the auto-shutdown schedule",
-                        idle.put_by_id,
-                        self.clients,
-                        schedule,
-                        idle.SCHEDULE_API,
-                        body,
-                    )
+            with out.step(f"Daily auto-shutdown at {shutdown} ({zone}), every node"):
+                for vm_id in vm_ids:  # one schedule per VM: Azure's schedules each target one
+                    group_id, vm_name = vm_id.split("/providers/")[0], vm_id.rsplit("/", 1)[-1]
+                    schedule = idle.schedule_id(group_id, vm_name)
+                    body = idle.schedule_body(record.settings["region"], vm_id, shutdown, zone)
+                    with journal.creating("schedule", schedule):
+                        self._call(
+                            "create the auto-shutdown schedule",
+                            idle.put_by_id,
+                            self.clients,
+                            schedule,
+                            idle.SCHEDULE_API,
+                            body,
+                        )
         journal.save()
 
     def _vm_ids(self, record: Record) -> list[str]:
