@@ -57,7 +57,7 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def render(url: str, tmp_path: Path) -> str:
+def render(url: str, tmp_path: Path, screenshot: str = "jupyterlab.png") -> str:
     """The page as headless Chromium renders it; a screenshot is kept in test-artifacts/."""
     common = [
         shutil.which("chromium") or "chromium",
@@ -75,7 +75,7 @@ def render(url: str, tmp_path: Path) -> str:
     ]
     ARTIFACTS.mkdir(exist_ok=True)
     subprocess.run(
-        [*common, f"--screenshot={ARTIFACTS / 'jupyterlab.png'}", url],
+        [*common, f"--screenshot={ARTIFACTS / screenshot}", url],
         capture_output=True,
         timeout=120,
         check=True,

@@ -13,7 +13,7 @@ from provision.settings import load
 from provision.state import Record, StateStore
 from provision.targets.ssh import SSHTarget
 from tests.conftest import console, provision
-from tests.test_e2e import URL, http, jupyter_pids, listing, port_open
+from tests.test_e2e import URL, http, jupyter_pids, listing, port_open, render
 
 VM_ID = "/subscriptions/{sub}/resourceGroups/dsvm-{name}/providers/Microsoft.Compute/virtualMachines/{name}"
 
@@ -28,7 +28,7 @@ def status_of(name: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_stop_deallocates_and_start_brings_back_the_same_machine_token_and_notebooks(cloud, state_dir):
+def test_stop_deallocates_and_start_brings_back_the_same_machine_token_and_notebooks(cloud, state_dir, tmp_path):
     up = console("up", "--name", "sst", "--detach", "--skip-check", env=cloud.env, timeout=600)
     assert up.exit_code == 0, up.stderr
     port, token = URL.search(up.stdout).groups()
@@ -57,6 +57,8 @@ def test_stop_deallocates_and_start_brings_back_the_same_machine_token_and_noteb
     assert http(int(port), "/api/status", token)[0] == 200
     assert http(int(port), "/api/status", "wrong-token")[0] == 403
     assert "mine.txt" in listing(int(port), "", token)  # the disk survived the deallocation
+    dom = render(URL.search(start.stdout).group(0), tmp_path, "jupyterlab-after-start.png")
+    assert "jp-NotebookPanel" in dom and "Train your first deep learning model" in dom  # the URL works in a browser
     assert (state_dir / "sst" / "known_hosts").read_text() == known_hosts
     ssh = console("ssh", "sst", "--", "echo", "pinned", env=cloud.env, timeout=60)  # OpenSSH, StrictHostKeyChecking
     assert (ssh.exit_code, ssh.stdout.strip()) == (0, "pinned"), ssh.stderr
