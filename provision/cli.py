@@ -416,11 +416,11 @@ def main() -> None:
 
 
 def _hoisted(argv: list[str]) -> list[str]:
-    """`provision up --verbose` as `provision --verbose up` (not past a `--`)."""
+    """`provision up --verbose` (or `-v`) as `provision --verbose up` (not past a `--`)."""
     end = argv.index("--") if "--" in argv else len(argv)
-    if VERBOSE not in argv[:end]:
+    if not {VERBOSE, "-v"} & set(argv[:end]):
         return argv
-    return [VERBOSE, *(arg for i, arg in enumerate(argv) if not (arg == VERBOSE and i < end))]
+    return [VERBOSE, *(arg for i, arg in enumerate(argv) if not (arg in (VERBOSE, "-v") and i < end))]
 
 
 def run(argv: list[str]) -> int:

@@ -139,14 +139,16 @@ def test_the_credential_and_subscription_are_read_first(arm, azure_env):
 
 
 def test_verbose_shows_the_error_chain(arm, azure_env):
-    arm.inject("GET", SUBSCRIPTION_PATH, status=403, code="AuthorizationFailed", message="no read access", times=2)
+    arm.inject("GET", SUBSCRIPTION_PATH, status=403, code="AuthorizationFailed", message="no read access", times=3)
     quiet = console("up", "--name", NAME, "--no-bootstrap", env=azure_env)
     loud = console("up", "--name", NAME, "--no-bootstrap", "--verbose", env=azure_env)
+    short = console("-v", "up", "--name", NAME, "--no-bootstrap", env=azure_env)
 
     assert "Traceback" not in quiet.stderr and "HttpResponseError" not in quiet.stderr
     assert "azure.core.exceptions.HttpResponseError" in loud.stderr and "Traceback" in loud.stderr
     assert "azure.core.pipeline.policies.http_logging_policy" in loud.stderr  # the SDK's own log
     assert error_lines(loud.stderr) == error_lines(quiet.stderr) != []
+    assert "Traceback" in short.stderr and "http_logging_policy" in short.stderr  # -v before the command too
 
 
 # -- commands on an existing deployment read only its name ------------------------------------------
