@@ -61,10 +61,11 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
         journal = Journal(store, record or _new_record(settings))
         machine = _reusable_machine(settings, record, target, journal, out)
         created_now = machine is None
-        quotes = _confirm_price(target, settings, out) if created_now else []
         early = session.EarlySSH()  # SSH begins as soon as the address is known, while the VM is made
         try:
             if machine is None:
+                target.check_access(out)  # a wrong sign-in is told before the price question, not after
+                quotes = _confirm_price(target, settings, out)
                 machine = target.create(journal, out, on_address=early.start if options.bootstrap else None)
                 write_known_hosts(store, settings.name, machine, _workers(journal.record))
                 journal.record.phase = "created"

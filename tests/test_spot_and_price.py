@@ -171,6 +171,15 @@ def test_a_terminal_answer_of_no_creates_nothing(arm, azure_env, state_dir, asks
     assert not (state_dir / NAME).exists()  # no record, no keys
 
 
+def test_a_failed_sign_in_is_told_before_the_price_question(arm, azure_env, asks, monkeypatch):
+    arm.inject("GET", r"^/subscriptions/[0-9a-f-]+$", status=401, code="InvalidAuthenticationToken", message="expired")
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    result = up()
+    assert result.exit_code == 1 and "InvalidAuthenticationToken" in result.stderr
+    assert "Create " not in result.stderr and "/h" not in result.stderr  # never asked to pay for what cannot be made
+    assert sys.stdin.read() == "y\n"
+
+
 def test_a_terminal_answer_of_yes_creates(arm, azure_env, asks, monkeypatch):
     monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
     assert up().exit_code == 0

@@ -53,6 +53,9 @@ class Target(Protocol):
     def start(self, journal: Journal, out: Output) -> Machine:
         """Power a stopped machine on again; the machine as it is now reached (recorded in the journal)."""
 
+    def check_access(self, out: Output) -> None:
+        """Prove, before anything is created or asked, that the kit may act there (credentials, account)."""
+
     def quotes(self) -> list[Quote]:
         """What each machine `create` may make costs, in the order it tries them; empty when free."""
 

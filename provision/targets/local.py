@@ -25,6 +25,9 @@ class LocalTarget:
     def destroy(self, record: Record | None, out: Output, *, wait: bool) -> None:
         """Nothing to delete: the caller stops Jupyter and removes the record."""
 
+    def check_access(self, out: Output) -> None:
+        """Nothing to sign in to: the machine is reached as it is."""
+
     def quotes(self) -> list:
         return []  # a machine that is already there costs nothing more
 

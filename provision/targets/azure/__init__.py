@@ -102,12 +102,8 @@ class AzureTarget:
         return public.strip()
 
     def create(self, journal: Journal, out: Output, *, on_address: Callable[[Machine], None] | None = None) -> Machine:
-        """Check the sign-in and the subscription with one read first. Then try each size, then
-        each region, in the order given (and each zone of a region); move on from quota and
-        capacity errors after deleting what the attempt made; stop at any other error."""
-        subscription = self.settings.subscription
-        with out.step(f"Azure sign-in and subscription {subscription}"):
-            self._call(f"read subscription {subscription}", self.clients.read_subscription)
+        """Try each size, then each region, in the order given (and each zone of a region); move on
+        from quota and capacity errors after deleting what the attempt made; stop at any other error."""
         self._idle_preflight(out)
         attempts = [(size, region) for size in self.settings.sizes for region in self.settings.regions]
         failures: list[tuple[str, AzureError]] = []
@@ -233,6 +229,12 @@ class AzureTarget:
                     resource.id,
                     idle.ROLE_API,
                 )
+
+    def check_access(self, out: Output) -> None:
+        """The sign-in and the subscription, proven with one cheap read before anything else is asked."""
+        subscription = self.settings.subscription
+        with out.step(f"Azure sign-in and subscription {subscription}"):
+            self._call(f"read subscription {subscription}", self.clients.read_subscription)
 
     def quotes(self, *, offline: bool = False) -> list[Quote]:
         """The price of each size and region `create` may try (its OS disk included), from provision.prices;
