@@ -11,7 +11,7 @@ from provision.errors import ProvisionError
 from provision.interrupts import sigterm_as_interrupt
 from provision.output import Output
 from provision.prices import Prices, Quote
-from provision.settings import Settings, for_deployment, load
+from provision.settings import WHERE, Settings, for_deployment, load
 from provision.sshfiles import write_known_hosts
 from provision.state import Journal, Record, StateStore
 from provision.targets import NOT_A_CLOUD_MACHINE, RUNNING, Machine, Target, target_for
@@ -504,7 +504,7 @@ def start(name: str, store: StateStore, out: Output, options: UpOptions) -> None
 def down(name: str, flags: dict[str, Any], store: StateStore, out: Output, *, wait: bool, yes: bool) -> None:
     """Delete everything `up` made for `name` and the record; already gone is success."""
     record = store.load(name)
-    settings = settings_for(record, flags) if record else load({**flags, "name": name, "target": "azure"})
+    settings = settings_for(record, flags) if record else load({**flags, "name": name, "target": "azure"}, only=WHERE)
     if not yes and not out.confirm(_down_question(name, record, settings)):
         raise ProvisionError("nothing deleted (answer yes, or pass --yes)")
     with store.lock(name, on_wait=out.note):

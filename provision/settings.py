@@ -8,7 +8,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -168,13 +168,17 @@ def load(
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    only: Collection[str] | None = None,
 ) -> Settings:
-    """Merge provision.toml, the environment and flags (None means not given); validate."""
+    """Merge provision.toml, the environment and flags (None means not given); validate.
+    With `only`, the other settings are not read, so that their values cannot stand in the way."""
     env = os.environ if env is None else env
     raw: dict[str, Any] = {}
     raw.update(_read_toml((cwd or Path.cwd()) / CONFIG_FILE))
     raw.update({key: env[var] for key, var in ENVIRONMENT.items() if env.get(var)})
     raw.update({key: value for key, value in (flags or {}).items() if value is not None})
+    if only is not None:
+        raw = {key: value for key, value in raw.items() if key in only}
     if "subscription" not in raw and raw.get("target", "azure") == "azure":
         raw["subscription"] = azure_cli_subscription(env)
     return validate(raw)
@@ -200,6 +204,8 @@ def deployment_name(given: str | None, *, env: Mapping[str, str] | None = None, 
 # What a command on an existing deployment still takes from the environment: credentials and
 # how to run the check. The rest comes from the deployment's record, so that an edited
 # provision.toml or environment can never stand in the way of `down`.
+# Where a deployment lives on Azure: all that `down` needs when its record is lost (it finds the group by tags).
+WHERE = ("name", "target", "subscription", "cloud", "arm_endpoint", "arm_ca_bundle", "arm_token", "poll_interval")
 RUNTIME = (
     "arm_token",
     "arm_ca_bundle",

@@ -13,6 +13,7 @@ instance metadata service at 169.254.169.254 (a CI machine in Azure could have a
 """
 
 import json
+import shutil
 import socket
 import urllib.request
 
@@ -176,6 +177,16 @@ def test_a_bad_name_alone_is_refused(tmp_path):
     (tmp_path / "provision.toml").write_text('name = "Not_A_Name"\n')
     result = provision("status")
     assert result.exit_code == 2 and "deployment name 'Not_A_Name'" in result.stderr
+
+
+def test_down_of_a_lost_record_reads_only_where_the_deployment_lives(arm, azure_env, state_dir, tmp_path, monkeypatch):
+    assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
+    shutil.rmtree(state_dir / NAME)  # the record is lost: `down` finds the group by its tags
+    (tmp_path / "provision.toml").write_text(REFUSED_BY_UP)
+    monkeypatch.setenv("PROVISION_ALLOW_IP", "not-an-address")
+    result = provision("down", NAME, "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert arm.inventory() == []
 
 
 # -- a running tunnel is found, not waited for --------------------------------------------------------
