@@ -181,9 +181,19 @@ def test_a_bad_name_alone_is_refused(tmp_path):
 
 def test_down_of_a_lost_record_reads_only_where_the_deployment_lives(arm, azure_env, state_dir, tmp_path, monkeypatch):
     assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
+    assert len(arm.role_definitions()) == 1  # idle stop's role, at subscription scope: it outlives the group
     shutil.rmtree(state_dir / NAME)  # the record is lost: `down` finds the group by its tags
     (tmp_path / "provision.toml").write_text(REFUSED_BY_UP)
     monkeypatch.setenv("PROVISION_ALLOW_IP", "not-an-address")
+    result = provision("down", NAME, "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert arm.inventory() == [] and arm.role_definitions() == [] and arm.role_assignments() == []
+
+
+def test_down_of_a_lost_record_by_a_caller_who_may_not_delete_roles_still_deletes_the_group(arm, azure_env, state_dir):
+    assert provision("up", "--name", NAME, "--no-bootstrap", "--idle-stop", "off").exit_code == 0
+    shutil.rmtree(state_dir / NAME)
+    arm.make_caller_contributor()  # Contributor: no Microsoft.Authorization/*/Delete, so it made no role either
     result = provision("down", NAME, "--yes")
     assert result.exit_code == 0, result.stderr
     assert arm.inventory() == []

@@ -188,7 +188,7 @@ class AzureTarget:
         vm = self._call("read the VM's identity", self.clients.compute.virtual_machines.get, group, vm_name)
         principal = vm.identity.principal_id
         assert self.settings.subscription
-        role = idle.role_definition_id(self.settings.subscription, str(uuid.uuid4()))
+        role = idle.role_definition_id(self.settings.subscription, vm_id)
         with journal.creating("role_definition", role):
             self._call(
                 "create the idle-stop role",
@@ -527,6 +527,20 @@ class AzureTarget:
             )
             if wait:
                 self._finish(f"delete resource group {group}", poller, DELETE_WAIT)
+        if wait and (record is None or record.idle is None):  # a lost (or unfinished) record may not list it
+            self._revoke_lost_role(group)
+
+    def _revoke_lost_role(self, group: str) -> None:
+        """The idle-stop role of a deployment whose record is lost: it outlives the group (subscription scope),
+        and its id follows from the head VM's (204 when there is none). Its assignments went with the group."""
+        assert self.settings.subscription
+        head = f"/subscriptions/{self.settings.subscription}/resourceGroups/{group}/providers/Microsoft.Compute"
+        role = idle.role_definition_id(self.settings.subscription, f"{head}/virtualMachines/{self.settings.name}")
+        try:
+            self._call("delete the idle-stop role", idle.delete_by_id, self.clients, role, idle.ROLE_API)
+        except AzureError as e:  # a caller who may not delete roles could not have made one
+            if e.code != "AuthorizationFailed":
+                raise
 
     def status(self, record: Record) -> dict:
         view = self._get_or_none(

@@ -55,7 +55,9 @@ def may_grant(clients: Any, scope: str) -> bool:
     return all(_allows(permissions, action) for action in GRANTS)
 
 
-def role_definition_id(subscription: str, guid: str) -> str:
+def role_definition_id(subscription: str, head_vm_id: str) -> str:
+    """The deployment's role, named after its head VM: `down` finds it again even when the record is lost."""
+    guid = uuid.uuid5(uuid.NAMESPACE_URL, head_vm_id.lower())
     return f"/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
 
 
@@ -65,7 +67,7 @@ def role_body(vm_ids: list[str], deployment: str) -> dict:
     head = vm_ids[0]
     return {
         "properties": {
-            "roleName": f"dsvm-kit idle stop {head.rsplit('/', 1)[-1]} {uuid.uuid5(uuid.NAMESPACE_URL, head)}",
+            "roleName": f"dsvm-kit idle stop {head.rsplit('/', 1)[-1]} {uuid.uuid5(uuid.NAMESPACE_URL, head.lower())}",
             "description": f"Lets deployment {deployment}'s VM deallocate itself when idle (dsvm-kit).",
             "assignableScopes": list(vm_ids),
             "permissions": [{"actions": [DEALLOCATE, READ], "notActions": [], "dataActions": [], "notDataActions": []}],
