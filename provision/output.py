@@ -55,8 +55,9 @@ class Step:
 class Output:
     def __init__(self, *, quiet: bool = False, err: TextIO | None = None, out: TextIO | None = None):
         self.quiet = quiet
-        self.err = Console(file=err or sys.stderr, highlight=False, soft_wrap=True)
-        self.out = Console(file=out or sys.stdout, highlight=False, soft_wrap=True)
+        # emoji=False: rich would print a fingerprint's ":CD:" as a CD emoji, and ":ab:" as another.
+        self.err = Console(file=err or sys.stderr, highlight=False, soft_wrap=True, emoji=False)
+        self.out = Console(file=out or sys.stdout, highlight=False, soft_wrap=True, emoji=False)
 
     @contextmanager
     def step(self, label: str) -> Iterator[Step]:

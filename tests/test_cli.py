@@ -149,3 +149,16 @@ def test_a_subscription_azure_does_not_know(arm, azure_env):
     assert result.exit_code == 1
     assert "SubscriptionNotFound" in result.stderr and "check AZURE_SUBSCRIPTION_ID" in result.stderr
     assert arm.inventory() == []
+
+
+def test_output_prints_text_as_given_no_emoji_codes():
+    import io
+
+    from provision.output import Output
+
+    out, err = io.StringIO(), io.StringIO()
+    fingerprint = "F3:AB:CE:CD:C8:16:EF:CD:AB"  # ":CD:" and ":ab:" are emoji codes to rich
+    Output(out=out, err=err).result(f"fingerprint is {fingerprint}")
+    Output(out=out, err=err).warn(f"fingerprint is {fingerprint}")
+    assert out.getvalue() == f"fingerprint is {fingerprint}\n"
+    assert err.getvalue() == f"warning: fingerprint is {fingerprint}\n"

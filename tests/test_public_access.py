@@ -255,7 +255,8 @@ def test_up_public_serves_tls_to_the_allowed_source_only_then_down(cloud, state_
     )
     assert url, up.stdout
     token = url.group(1)
-    assert "http://" not in up.stdout and f"fingerprint is {fingerprint}" in up.stdout
+    assert "http://" not in up.stdout, up.stdout
+    assert f"fingerprint is {fingerprint}" in up.stdout, (fingerprint, up.stdout)
     assert record.settings["access"] == "public" and record.jupyter["port"] == port
 
     # The security group admits SSH and Jupyter from the allowed source alone.
