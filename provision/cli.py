@@ -1,6 +1,6 @@
 """The `provision` command: parse, call the core, print, and map errors to exit codes here only.
 
-The core (provision.deploy and friends) is imported inside each command so that `--help`
+The core (provision.commands and friends) is imported inside each command so that `--help`
 costs neither the Azure SDK nor paramiko.
 """
 
@@ -177,8 +177,8 @@ def up(
 ) -> None:
     """Create the GPU VM, start Jupyter, prove the notebook trains on the GPU, print the URL."""
     flags = _flags(locals())  # first, while the parameters are the only locals
-    from provision.deploy import UpOptions
-    from provision.deploy import up as run_up
+    from provision.commands.core import UpOptions
+    from provision.commands.up import up as run_up
     from provision.settings import load
 
     for option in ("skip_check", "check", "no_bootstrap", "detach", "keep_on_failure", "port", "quiet"):
@@ -203,7 +203,7 @@ def down(
     quiet: Quiet = False,
 ) -> None:
     """Delete everything `up` made for a deployment (only that), then its record."""
-    from provision.deploy import down as run_down
+    from provision.commands.down import down as run_down
 
     flags = _flags({"subscription": subscription})
     run_down(_name(name), flags, _store(), Output(quiet=quiet), wait=not no_wait, yes=yes)
@@ -212,7 +212,7 @@ def down(
 @app.command()
 def stop(name: NameArg = None, quiet: Quiet = False) -> None:
     """Deallocate a deployment's VM: its compute stops billing (its disk does not); `start` resumes it."""
-    from provision.deploy import stop as run_stop
+    from provision.commands.power import stop as run_stop
 
     run_stop(_name(name), _store(), Output(quiet=quiet))
 
@@ -228,8 +228,8 @@ def start(
     quiet: Quiet = False,
 ) -> None:
     """Start a stopped (or evicted) deployment: same host key, same Jupyter token and notebooks; print the URL."""
-    from provision.deploy import UpOptions
-    from provision.deploy import start as run_start
+    from provision.commands.core import UpOptions
+    from provision.commands.power import start as run_start
 
     run_start(_name(name), _store(), Output(quiet=quiet), UpOptions(detach=detach, local_port=port))
 
@@ -242,7 +242,7 @@ def gc(
     quiet: Quiet = False,
 ) -> None:
     """Find dsvm-kit resource groups that no record here knows, and delete them."""
-    from provision.deploy import gc as run_gc
+    from provision.commands.gc import gc as run_gc
 
     flags = _flags({"subscription": subscription})
     run_gc(flags, _store(), Output(quiet=quiet), yes=yes, everyone=everyone)
@@ -324,7 +324,7 @@ def check(
     quiet: Quiet = False,
 ) -> None:
     """Run the notebook again on a live deployment and judge whether it trained on the GPU."""
-    from provision.deploy import check as run_check
+    from provision.commands.check import check as run_check
 
     flags = _flags({"allow_cpu": allow_cpu, "dataset": dataset, "epochs": epochs})
     run_check(_name(name), flags, _store(), Output(quiet=quiet))
@@ -339,7 +339,7 @@ def tunnel(
     quiet: Quiet = False,
 ) -> None:
     """Reopen the SSH tunnel to a deployment's Jupyter and print its URL."""
-    from provision.deploy import reopen_tunnel
+    from provision.commands.tunnel import reopen_tunnel
 
     reopen_tunnel(
         _name(name),

@@ -4,6 +4,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from provision import idle_view, power
+from provision.deployment import settings_for
 from provision.errors import ProvisionError
 from provision.output import Output
 from provision.plan import Owner, redacted, summary_rows
@@ -25,7 +26,6 @@ def age(created: str, now: datetime | None = None) -> str:
 def status(name: str, store: StateStore) -> dict:
     """The record and the machine's live state, flat, for a table or JSON."""
     from provision import tunnel
-    from provision.deploy import settings_for
 
     record = store.require(name)
     machine = record.machine or {}
@@ -151,8 +151,6 @@ def deployments(store: StateStore, *, cloud: bool) -> list[dict]:
 
 def _state(store: StateStore, record: Record) -> str:
     """The machine's power state as its target reports it now (`evicted` included); "unknown" when it cannot."""
-    from provision.deploy import settings_for
-
     if record.machine is None:
         return "-"
     try:
