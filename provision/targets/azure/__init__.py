@@ -31,6 +31,8 @@ POWER_WAIT = 900.0  # deallocate takes a minute or two; start, at worst as long 
 
 
 class AzureTarget:
+    deletes_machine = True  # the VM goes with its resource group
+
     def __init__(self, settings: Settings):
         self.settings = settings
         self._clients: Clients | None = None
@@ -541,6 +543,10 @@ class AzureTarget:
         except AzureError as e:  # a caller who may not delete roles could not have made one
             if e.code != "AuthorizationFailed":
                 raise
+
+    def down_question(self, record: Record | None) -> str:
+        where = f" in {record.settings.get('region')}" if record else " (found by its tags)"
+        return f"Delete deployment {self.settings.name!r}{where}: its VM, disk, network and resource group?"
 
     def status(self, record: Record) -> dict:
         view = self._get_or_none(
