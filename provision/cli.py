@@ -310,9 +310,10 @@ def plan(
     flags = _flags(locals())  # first, while the parameters are the only locals
     from provision.report import plan_table
     from provision.settings import load
+    from provision.targets import CLOUD
 
     flags.pop("json", None)
-    plan_table(load({**flags, "target": "azure"}), Output(), as_json=json)
+    plan_table(load({**flags, "target": CLOUD}), Output(), as_json=json)
 
 
 @app.command()

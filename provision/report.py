@@ -11,7 +11,7 @@ from provision.plan import Owner, redacted, summary_rows
 from provision.prices import Price, Quote
 from provision.settings import Settings, load
 from provision.state import Record, StateStore
-from provision.targets import target_for
+from provision.targets import CLOUD, cloud_target, target_for
 
 
 def age(created: str, now: datetime | None = None) -> str:
@@ -127,15 +127,13 @@ def deployments(store: StateStore, *, cloud: bool) -> list[dict]:
             }
         )
     if cloud:
-        from provision.targets.azure import AzureTarget
-
         known = {row["name"] for row in rows}
-        for group in AzureTarget(load({"target": "azure"})).list_groups():
+        for group in cloud_target(load({"target": CLOUD})).list_groups():
             if group["deployment"] not in known:
                 rows.append(
                     {
                         "name": group["deployment"],
-                        "target": "azure",
+                        "target": CLOUD,
                         "region": group["region"],
                         "size": "",
                         "phase": f"no local record (group {group['resource_group']})",
@@ -175,15 +173,13 @@ SIGNED_IN_AT_UP = Owner("your Azure identity, read at `up`")
 def plan_table(settings: Settings, out: Output, *, as_json: bool) -> None:
     """What `up` would create and what it costs; sends nothing to Azure Resource Manager and does not look up
     this machine's address, nor to the prices API: prices come from the cache `up` keeps, or the shipped table."""
-    from provision.targets.azure import AzureTarget
-
-    plan = AzureTarget(replace(settings, allow_ip=settings.allow_ip or DETECTED_AT_UP)).plan(owner=SIGNED_IN_AT_UP)
+    plan = cloud_target(replace(settings, allow_ip=settings.allow_ip or DETECTED_AT_UP)).plan(owner=SIGNED_IN_AT_UP)
     if as_json:
         out.json([{"kind": s.kind, "name": s.name, "id": s.id, "body": redacted(s.body)} for s in plan.every_step()])
         return
     title = f"provision up would create, in subscription {plan.subscription}:"
     out.table(["resource", "name", "settings"], summary_rows(plan), title=title)
-    quotes = AzureTarget(settings).quotes(offline=True)
+    quotes = cloud_target(settings).quotes(offline=True)
     sources = sorted({quote.sources() for quote in quotes})
     columns = ["size", "region", "US$/hour", "spot US$/hour", "disk US$/month"] + ["source"] * (len(sources) > 1)
     out.table(

@@ -38,12 +38,13 @@ def workers(record: Record) -> list[Machine]:
 
 
 def teardown(record: Record, settings: Settings, store: StateStore, out: Output, *, wait: bool) -> None:
-    """Close the tunnel, stop Jupyter (not on Azure, where the VM goes), delete, forget."""
+    """Close the tunnel, stop Jupyter on a machine that stays (not one the target deletes), delete, forget."""
     if tunnel.stop(store, record.name):
         out.note("closed the SSH tunnel")
-    if record.machine and record.jupyter and not settings.is_azure:
+    target = target_for(settings)
+    if record.machine and record.jupyter and not target.deletes_machine:
         _stop_jupyter(Machine.from_dict(record.machine), out)
-    target_for(settings).destroy(record, out, wait=wait)
+    target.destroy(record, out, wait=wait)
     store.delete(record.name)
 
 
@@ -59,20 +60,9 @@ def _stop_jupyter(machine: Machine, out: Output) -> None:
         out.warn(f"could not stop Jupyter on {machine.host}: {e}; stop it there yourself")
 
 
-def print_machine(machine: Machine, out: Output) -> None:
-    where = f"{machine.user}@{machine.host}:{machine.port}"
-    if machine.local:
-        out.result("machine: this one (--target local)")
-    elif machine.fqdn:
-        out.result(f"VM ready: {where} ({machine.fqdn})")
-    else:
-        out.result(f"machine: {where}")
-
-
 def still_running(name: str, machine: Machine) -> str:
-    where = "this machine" if machine.local else f"the machine {machine.host}"
     return (
-        f"{where} is still running: fix this and re-run `provision up --name {name}`, "
+        f"{machine.label} is still running: fix this and re-run `provision up --name {name}`, "
         f"or delete it with `provision down {name}`"
     )
 

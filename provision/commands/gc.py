@@ -6,13 +6,12 @@ from provision.errors import ProvisionError
 from provision.output import Output
 from provision.settings import load
 from provision.state import Record, StateStore
+from provision.targets import CLOUD, cloud_target
 
 
 def gc(flags: dict[str, Any], store: StateStore, out: Output, *, yes: bool, everyone: bool) -> None:
     """Delete dsvm-kit resource groups that no record here knows (yours, unless everyone)."""
-    from provision.targets.azure import AzureTarget
-
-    target = AzureTarget(load({**flags, "target": "azure"}))
+    target = cloud_target(load({**flags, "target": CLOUD}))
     known, me = set(store.names()), None if everyone else target.owner
     orphans = [
         group
@@ -31,9 +30,9 @@ def gc(flags: dict[str, Any], store: StateStore, out: Output, *, yes: bool, ever
         name = group["deployment"]
         record = Record(
             name=name,
-            target="azure",
+            target=CLOUD,
             created=group["created"],
             settings={"resource_group": group["resource_group"]},
         )
-        AzureTarget(load({**flags, "target": "azure", "name": name})).destroy(record, out, wait=True)
+        cloud_target(load({**flags, "target": CLOUD, "name": name})).destroy(record, out, wait=True)
     out.result(f"deleted {len(orphans)} resource group(s)")

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from bootstrap.remote import BootstrapError
 from provision import idle_view, power, session, tunnel
-from provision.commands.core import UpOptions, power_on, print_machine, still_running
+from provision.commands.core import UpOptions, power_on, still_running
 from provision.commands.tunnel import serve
 from provision.deployment import settings_for
 from provision.errors import ProvisionError
@@ -58,7 +58,7 @@ def start(name: str, store: StateStore, out: Output, options: UpOptions) -> None
         if power.observe(record, target.status(record).get("power_state", ""))[1]:
             journal.save()
         machine = power_on(target, journal, out)
-        print_machine(machine, out)
+        out.result(machine.summary)
         if record.jupyter is None:
             out.note(f"Jupyter was never started on {name!r}: `provision up --name {name}` starts it")
             return

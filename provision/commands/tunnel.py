@@ -89,7 +89,7 @@ def serve(
     name, port = record.name, record.jupyter["port"]
     if record.settings.get("access") == "public":
         public.show(record, token, store, out)
-    elif machine.local:
+    elif not machine.over_ssh:
         out.result(tunnel.lab_url(port, token))
     elif detach:
         _detach(store, name, token, out, local_port)

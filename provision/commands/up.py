@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from bootstrap.remote import BootstrapError, Remote
 from provision import power, prices, public, session
-from provision.commands.core import UpOptions, gpu_check, power_on, print_machine, still_running, teardown, workers
+from provision.commands.core import UpOptions, gpu_check, power_on, still_running, teardown, workers
 from provision.commands.tunnel import serve
 from provision.deployment import new_record
 from provision.errors import ProvisionError
@@ -57,7 +57,7 @@ def up(settings: Settings, out: Output, store: StateStore, options: UpOptions) -
             else:  # nothing was asked of the cloud: forget the keys made for it too
                 store.delete(settings.name)
             raise
-        print_machine(machine, out)
+        out.result(machine.summary)
         if not options.bootstrap:
             return
         try:
