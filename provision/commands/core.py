@@ -1,10 +1,10 @@
-"""What several commands share: up's options, power on, the GPU check, delete and forget."""
+"""What several commands share: up's options, power on, bring the services back, the GPU check, delete and forget."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bootstrap import jupyter
 from bootstrap.remote import BootstrapError, Remote
-from provision import power, session, tunnel
+from provision import idle_view, power, session, tunnel
 from provision.errors import ProvisionError
 from provision.output import Output
 from provision.settings import Settings
@@ -58,6 +58,29 @@ def _stop_jupyter(machine: Machine, out: Output) -> None:
             remote.close()
     except BootstrapError as e:
         out.warn(f"could not stop Jupyter on {machine.host}: {e}; stop it there yourself")
+
+
+def bring_back(journal: Journal, settings: Settings, machine: Machine, out: Output) -> tuple[Remote, str] | None:
+    """Once the machine runs again (`start`; a resize): say where it is; SSH with the pinned host key; why it
+    stopped, when the kit did not stop it; Jupyter with the Python `up` chose, the same token and notebooks; the
+    idle agent. The open connection and the token, for `serve` once the deployment's lock is released (and for a
+    check before that); None when Jupyter was never started there."""
+    record, name = journal.record, journal.record.name
+    out.result(machine.summary)
+    if record.jupyter is None:
+        out.note(f"Jupyter was never started on {name!r}: `provision up --name {name}` starts it")
+        return None
+    remote = session.open_remote(machine, out)
+    try:
+        if idle_view.note_stop(record, remote):
+            journal.save()
+        same = replace(settings, remote_python=record.jupyter["python"])
+        server, token = session.start_jupyter(remote, same, journal, out, allow_cpu=True)
+        session.install_idle_stop(remote, same, journal, out, server.port)
+    except BootstrapError as e:
+        remote.close()
+        raise ProvisionError(f"{e}; {still_running(name, machine)}") from None
+    return remote, token
 
 
 def still_running(name: str, machine: Machine) -> str:

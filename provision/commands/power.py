@@ -1,10 +1,7 @@
 """`provision stop` and `provision start`: deallocate the machine, and bring it back as it was."""
 
-from dataclasses import replace
-
-from bootstrap.remote import BootstrapError
-from provision import idle_view, power, session, tunnel
-from provision.commands.core import UpOptions, power_on, still_running
+from provision import power, tunnel
+from provision.commands.core import UpOptions, bring_back, power_on
 from provision.commands.tunnel import serve
 from provision.deployment import settings_for
 from provision.errors import ProvisionError
@@ -58,19 +55,7 @@ def start(name: str, store: StateStore, out: Output, options: UpOptions) -> None
         if power.observe(record, target.status(record).get("power_state", ""))[1]:
             journal.save()
         machine = power_on(target, journal, out)
-        out.result(machine.summary)
-        if record.jupyter is None:
-            out.note(f"Jupyter was never started on {name!r}: `provision up --name {name}` starts it")
-            return
-        remote = session.open_remote(machine, out)
-        try:
-            if idle_view.note_stop(journal.record, remote):
-                journal.save()
-            # The Python `up` chose and judged; the check is not run again (`provision check` does).
-            same = replace(settings, remote_python=record.jupyter["python"])
-            server, token = session.start_jupyter(remote, same, journal, out, allow_cpu=True)
-            session.install_idle_stop(remote, same, journal, out, server.port)
-        except BootstrapError as e:
-            remote.close()
-            raise ProvisionError(f"{e}; {still_running(name, machine)}") from None
-    serve(journal.record, token, store, out, local_port=options.local_port, detach=options.detach, remote=remote)
+        back = bring_back(journal, settings, machine, out)  # the check is not run again (`provision check` does)
+    if back is not None:
+        remote, token = back
+        serve(journal.record, token, store, out, local_port=options.local_port, detach=options.detach, remote=remote)
