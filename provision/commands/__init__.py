@@ -1,0 +1,1 @@
+"""The commands' core: the CLI parses, these decide and act."""
