@@ -41,7 +41,7 @@ def show(settings: Settings, out: Output, *, sizes: tuple[str, ...] | None, all_
     out.table(
         COLUMNS,
         [_cells(row) for row in rows],
-        title=f"Quota of subscription {settings.subscription}, in vCPUs (`up` needs a VM's x {settings.nodes} node(s))",
+        title=f"Quota of subscription {settings.subscription}, in vCPUs (needs: a VM's x {settings.nodes} node(s))",
     )
     out.result(_advice(rows))
 
@@ -170,11 +170,13 @@ def _filed(store: StateStore) -> list[dict]:
     return json.loads(store.read_own(REQUESTS_FILE) or "[]")
 
 
-def _remember(store: StateStore, settings: Settings, found: quota.QuotaRequest, *, size: str = "") -> None:
-    """Keep the request (a new one, or its state as last read) in the state directory."""
+def _remember(store: StateStore, settings: Settings, found: quota.QuotaRequest, *, size: str | None = None) -> None:
+    """Keep a request filed here for `size` in the state directory, or the state last read of one kept."""
     with store.lock(REQUESTS_LOCK):
         entries = _filed(store)
         entry = next((e for e in entries if e["id"].lower() == found.id.lower()), None)
+        if entry is None and size is None:  # not filed from here
+            return
         if entry is None:
             entry = {
                 "id": found.id,

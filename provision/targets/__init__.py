@@ -54,7 +54,8 @@ class Target(Protocol):
         """Power a stopped machine on again; the machine as it is now reached (recorded in the journal)."""
 
     def check_access(self, out: Output) -> None:
-        """Prove, before anything is created or asked, that the kit may act there (credentials, account)."""
+        """Prove, before anything is created or asked, that the kit may act there (credentials, account; on Azure,
+        that some size and region has quota)."""
 
     def quotes(self) -> list[Quote]:
         """What each machine `create` may make costs, in the order it tries them; empty when free."""

@@ -24,8 +24,8 @@ from provision.targets.azure.errors import AzureError
 
 REGIONAL = "cores"
 SPOT = "lowPriorityCores"
-LABELS = {REGIONAL: "the regional vCPU total", SPOT: "the regional Spot (low-priority) vCPU total"}
-SHORT_LABELS = {REGIONAL: "regional total", SPOT: "Spot total"}
+LABELS = {"cores": "the regional vCPU total", "lowprioritycores": "the regional Spot (low-priority) vCPU total"}
+SHORT_LABELS = {"cores": "regional total", "lowprioritycores": "Spot total"}
 PENDING = {"Accepted", "InProgress"}  # QuotaRequestState values that are not an answer yet
 READERS = 16  # regions read at once
 
@@ -115,7 +115,7 @@ class Fit:
         if norm(usage.name) == norm(self.family):
             where, subject = f"{self.size}{kind} in {self.region}", f"family {self.family}"
         else:
-            where, subject = f"{self.size}{kind} (family {self.family}) in {self.region}", LABELS[usage.name]
+            where, subject = f"{self.size}{kind} (family {self.family}) in {self.region}", LABELS[norm(usage.name)]
         nodes = f" ({self.nodes} nodes of {self.vcpus})" if self.nodes > 1 else ""
         return (
             f"{where}: {subject} has a limit of {usage.limit} vCPUs, {usage.current} in use, "
@@ -141,7 +141,7 @@ class Fit:
         usage = self.short
         if usage is None:
             return "yes"
-        return "no: " + SHORT_LABELS.get(usage.name, "family quota")
+        return "no: " + SHORT_LABELS.get(norm(usage.name), "family quota")
 
     def quota_names(self) -> tuple[str, ...]:
         """The quotas the VMs count against, by Azure's names."""
@@ -152,46 +152,40 @@ def fit(region: Region, size: str, *, nodes: int = 1, spot: bool = False) -> Fit
     """How a size of `nodes` VMs fits a region's offer and quotas (a quota the region does not report is not
     checked)."""
     place = dict(size=size, region=region.name, nodes=nodes, spot=spot)
+
+    def cannot(why: str, message: str, code: str, sku: Any = None) -> Fit:
+        return Fit(**place, sku=sku, unavailable=AzureError(message, code), why=why)
+
     if not region.skus:
-        return Fit(
-            **place,
-            unavailable=AzureError(
-                f"region {region.name!r} offers no VM sizes to this subscription; check its name "
-                "(`az account list-locations -o table`)",
-                "LocationNotAvailable",
-            ),
-            why="no VM sizes here",
+        return cannot(
+            "no VM sizes here",
+            f"region {region.name!r} offers no VM sizes to this subscription; check its name "
+            "(`az account list-locations -o table`)",
+            "LocationNotAvailable",
         )
     sku = region.skus.get(size.lower())
     if sku is None:
-        return Fit(
-            **place,
-            unavailable=AzureError(
-                f"size {size} is not offered in {region.name}; try another --region or --size", "SkuNotAvailable"
-            ),
-            why="not offered",
+        return cannot(
+            "not offered",
+            f"size {size} is not offered in {region.name}; try another --region or --size",
+            "SkuNotAvailable",
         )
     for restriction in sku.restrictions or []:
         if restriction.type == "Location":
             reason = getattr(restriction.reason_code, "value", restriction.reason_code)
-            return Fit(
-                **place,
-                sku=sku,
-                unavailable=AzureError(
-                    f"size {size} is not available to this subscription in {region.name} ({reason}); try another "
-                    "--region or --size, or ask Azure support to enable it",
-                    "SkuNotAvailable",
-                ),
-                why=f"restricted ({reason})",
+            return cannot(
+                f"restricted ({reason})",
+                f"size {size} is not available to this subscription in {region.name} ({reason}); try another "
+                "--region or --size, or ask Azure support to enable it",
+                "SkuNotAvailable",
+                sku,
             )
     if spot and capabilities(sku).get("LowPriorityCapable", "").lower() != "true":
-        return Fit(
-            **place,
-            sku=sku,
-            unavailable=AzureError(
-                f"size {size} is not offered as Spot; drop --spot or choose another --size", "SkuNotAvailable"
-            ),
-            why="not offered as Spot",
+        return cannot(
+            "not offered as Spot",
+            f"size {size} is not offered as Spot; drop --spot or choose another --size",
+            "SkuNotAvailable",
+            sku,
         )
     offered = Fit(**place, sku=sku)
     return replace(offered, quotas=tuple(u for u in map(region.usage, offered.quota_names()) if u is not None))
