@@ -38,10 +38,11 @@ def show(settings: Settings, out: Output, *, sizes: tuple[str, ...] | None, all_
     if as_json:
         out.json(rows)
         return
+    nodes = f"{settings.nodes} nodes" if settings.nodes > 1 else "1 node"
     out.table(
         COLUMNS,
         [_cells(row) for row in rows],
-        title=f"Quota of subscription {settings.subscription}, in vCPUs (needs: a VM's x {settings.nodes} node(s))",
+        title=f"Quota of subscription {settings.subscription} in vCPUs (needs: one VM's x {nodes})",
     )
     out.result(_advice(rows))
 
