@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from provision.errors import ExitStatus, ProvisionError
+from provision.errors import ExitStatus, ProvisionError, UsageError
 from provision.output import Output, configure_logging, show_chain
 
 app = typer.Typer(
@@ -305,15 +305,20 @@ def plan(
     max_price: MaxPrice = None,
     nodes: Nodes = None,
     json: Json = False,
+    quota: Annotated[
+        bool,
+        typer.Option("--quota", help="Also sign in and read (only read) your quota: does `up` fit each choice?"),
+    ] = False,
 ) -> None:
-    """What `up` would create on Azure and what it costs, for review; sends no request to Azure."""
+    """What `up` would create on Azure and what it costs, for review; sends no request to Azure (--quota reads)."""
     flags = _flags(locals())  # first, while the parameters are the only locals
     from provision.report import plan_table
     from provision.settings import load
     from provision.targets import CLOUD
 
     flags.pop("json", None)
-    plan_table(load({**flags, "target": CLOUD}), Output(), as_json=json)
+    flags.pop("quota", None)
+    plan_table(load({**flags, "target": CLOUD}), Output(), as_json=json, with_quota=quota)
 
 
 @app.command()
@@ -409,6 +414,93 @@ def ssh_config(name: NameArg = None) -> None:
     from provision.sshfiles import ssh_config_block
 
     Output().result(ssh_config_block(_store(), _name(name)))
+
+
+# -- quota: where a GPU fits, and asking Azure for more (provision/commands/quota.py) ------------------------
+
+quota_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+app.add_typer(quota_app, name="quota")
+
+
+def _cloud(flags: dict[str, Any]):
+    """Settings for a quota command: the cloud, whatever provision.toml's target."""
+    from provision.settings import load
+    from provision.targets import CLOUD
+
+    return load({**_flags(flags), "target": CLOUD})
+
+
+def _words(values: list[str] | None) -> tuple[str, ...] | None:
+    """`--size a --size b` or `--size a,b`."""
+    found = tuple(word.strip() for value in values or [] for word in value.split(",") if word.strip())
+    return found or None
+
+
+@quota_app.callback(invoke_without_command=True)
+def quota(
+    context: typer.Context,
+    size: Annotated[
+        list[str] | None,
+        typer.Option(metavar="SIZE", help="A VM size (repeat it, or a,b) [default: the kit's GPU sizes and yours]."),
+    ] = None,
+    region: Annotated[
+        list[str] | None, typer.Option(metavar="REGION", help="A region (repeat it, or a,b) [default: your regions].")
+    ] = None,
+    all_regions: Annotated[
+        bool, typer.Option("--all-regions", help="Every region where the size is offered to you.")
+    ] = False,
+    subscription: Subscription = None,
+    json: Json = False,
+) -> None:
+    """Where a GPU fits today: each size's family, your limit and use, and whether `up` fits; `quota request`
+    asks Azure for more, `quota status` shows how requests stand."""
+    if context.invoked_subcommand is not None:
+        return
+    from provision.commands.quota import show
+
+    if region and all_regions:
+        raise UsageError("--region and --all-regions exclude each other")
+    sizes = _words(size)
+    settings = _cloud({"sizes": sizes, "regions": _words(region), "subscription": subscription})
+    show(settings, Output(), sizes=settings.sizes if sizes else None, all_regions=all_regions, as_json=json)
+
+
+@quota_app.command("request")
+def quota_request(
+    size: Annotated[str, typer.Option(help="The VM size, e.g. Standard_NC4as_T4_v3 (its family comes from Azure).")],
+    region: Annotated[str, typer.Option(help="The region, e.g. eastus.")],
+    vcpus: Annotated[
+        int | None, typer.Option(help="vCPUs to make room for [default: what `up` needs: the size's vCPUs x nodes].")
+    ] = None,
+    spot: Annotated[
+        bool, typer.Option("--spot", help="Ask for Spot (low-priority) vCPUs, which Spot VMs count against.")
+    ] = False,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for Azure's answer.")] = 120.0,
+    subscription: Subscription = None,
+    quiet: Quiet = False,
+) -> None:
+    """Ask Azure (its Quota API) to raise your quota so that `up` fits; approved, pending or refused."""
+    from provision.commands.quota import request
+
+    settings = _cloud({"sizes": size, "regions": region, "subscription": subscription})
+    request(settings, Output(quiet=quiet), _store(), vcpus=vcpus, spot=spot, wait=wait)
+
+
+@quota_app.command("status")
+def quota_status(
+    request_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="A request's id [default: the latest filed from here].")
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="Where a request filed elsewhere was filed [default: your first region].")
+    ] = None,
+    subscription: Subscription = None,
+) -> None:
+    """A quota request (or the latest ones filed from here) as Azure reports it now."""
+    from provision.commands.quota import status as read_status
+
+    settings = _cloud({"regions": region, "subscription": subscription})
+    read_status(settings, Output(), _store(), request_id=request_id)
 
 
 def main() -> None:

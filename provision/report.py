@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from provision import idle_view, power
 from provision.deployment import settings_for
-from provision.errors import ProvisionError
+from provision.errors import ProvisionError, UsageError
 from provision.output import Output
 from provision.plan import Owner, redacted, summary_rows
 from provision.prices import Price, Quote
@@ -170,21 +170,36 @@ DETECTED_AT_UP = "your address, detected at `up`"
 SIGNED_IN_AT_UP = Owner("your Azure identity, read at `up`")
 
 
-def plan_table(settings: Settings, out: Output, *, as_json: bool) -> None:
+def plan_table(settings: Settings, out: Output, *, as_json: bool, with_quota: bool = False) -> None:
     """What `up` would create and what it costs; sends nothing to Azure Resource Manager and does not look up
-    this machine's address, nor to the prices API: prices come from the cache `up` keeps, or the shipped table."""
+    this machine's address, nor to the prices API: prices come from the cache `up` keeps, or the shipped table.
+    With `with_quota` it signs in and reads (only reads) each region's sizes and quota: does `up` fit there?"""
+    if as_json and with_quota:
+        raise UsageError("plan --quota shows a table; for quota as JSON, run `provision quota --json`")
     plan = cloud_target(replace(settings, allow_ip=settings.allow_ip or DETECTED_AT_UP)).plan(owner=SIGNED_IN_AT_UP)
     if as_json:
         out.json([{"kind": s.kind, "name": s.name, "id": s.id, "body": redacted(s.body)} for s in plan.every_step()])
         return
     title = f"provision up would create, in subscription {plan.subscription}:"
     out.table(["resource", "name", "settings"], summary_rows(plan), title=title)
-    quotes = cloud_target(settings).quotes(offline=True)
+    target = cloud_target(settings)
+    quotes = target.quotes(offline=True)
+    verdicts = {}
+    if with_quota:
+        with out.step("Sizes and quota (read from Azure now)"):
+            verdicts = {(fit.size, fit.region): fit.verdict for fit in target.fits()}
     sources = sorted({quote.sources() for quote in quotes})
-    columns = ["size", "region", "US$/hour", "spot US$/hour", "disk US$/month"] + ["source"] * (len(sources) > 1)
+    columns = ["size", "region", "US$/hour", "spot US$/hour", "disk US$/month"]
+    columns += ["up fits (quota now)"] * with_quota + ["source"] * (len(sources) > 1)
+
+    def cells(quote: Quote) -> tuple[str, ...]:
+        price = price_row(quote)
+        fits = (verdicts.get((quote.size, quote.region), ""),) if with_quota else ()
+        return (*price[:5], *fits, *price[5:])[: len(columns)]
+
     out.table(
         columns,
-        [price_row(quote)[: len(columns)] for quote in quotes],
+        [cells(quote) for quote in quotes],
         title=f"What it costs ({sources[0] if len(sources) == 1 else 'sources in the last column'}); "
         "a deallocated VM bills only its disk:",
     )

@@ -80,7 +80,8 @@ class Target(Protocol):
         """Power a stopped machine on again; the machine as it is now reached (recorded in the journal)."""
 
     def check_access(self, out: Output) -> None:
-        """Prove, before anything is created or asked, that the kit may act there (credentials, account)."""
+        """Prove, before anything is created or asked, that the kit may act there (credentials, account; on Azure,
+        that some size and region has quota)."""
 
     def quotes(self) -> list[Quote]:
         """What each machine `create` may make costs, in the order it tries them; empty when free."""
@@ -128,3 +129,27 @@ def cloud_target(settings: Settings) -> "AzureTarget":
     from provision.targets.azure import AzureTarget
 
     return AzureTarget(settings)
+
+
+QUOTA_PENDING = {"Accepted", "InProgress"}  # QuotaRequestState values that are not an answer yet
+
+
+@dataclass(frozen=True)
+class QuotaRequest:
+    """A quota increase request as Azure reports it (QuotaRequestStatus_Get)."""
+
+    id: str
+    region: str
+    quota: str  # the quota's name: a family, cores or lowPriorityCores
+    limit: int  # the limit asked for
+    state: str  # provisioningState: Accepted, InProgress, Succeeded, Failed or Invalid
+    message: str = ""
+    error: str = ""  # "code: message" of a refusal
+
+    @property
+    def pending(self) -> bool:
+        return self.state in QUOTA_PENDING
+
+    @property
+    def approved(self) -> bool:
+        return self.state == "Succeeded"
