@@ -15,9 +15,13 @@ Sources:
   1be2f752b9a9afb7a89e1149bcf2d2dfcca6e986/internal/providers/terraform/azure/testdata/linux_virtual_machine_test/
   linux_virtual_machine_test.golden ("Storage (E4, LRS) $2.40", "Storage (E30, LRS) $76.80").
 
-Not here, for want of a source: spot prices of the H100 sizes; any region outside the U.S.; the other Standard
-SSD tiers (E1-E3, E6, E10, E15, E20, E40, E50) and every disk price outside eastus. The Retail Prices API
-answers those when it is reachable; otherwise they show as unknown.
+- DERIVED: the eastus Standard SSD tiers between and around INFRACOST's two, at the one rate those two share,
+  $0.075 per GiB-month ($2.40 / 32 GiB = $76.80 / 1024 GiB; an independent page agrees on E30's $76.80:
+  https://lucidity.cloud/feeds/blog/standard-ssd-vs-premium-ssd-azure-pricing). Azure lists these tiers at one
+  per-GiB rate in a region; a derived figure is computed, not copied, and says so here.
+
+Not here, for want of a source: spot prices of the H100 sizes; any region outside the U.S.; every disk price
+outside eastus. The Retail Prices API answers those when it is reachable; otherwise they show as unknown.
 """
 
 DATE = "2026-12-02"  # when the figures below were copied from their sources
@@ -83,8 +87,10 @@ COMPUTE: dict[str, dict[str, tuple[float, float | None]]] = {
     },
 }
 
-# region -> Standard SSD LRS managed disk tier -> $/month (a disk bills by its tier, whatever it holds). From
-# INFRACOST.
+# region -> Standard SSD LRS managed disk tier -> $/month (a disk bills by its tier, whatever it holds). E4 and
+# E30 from INFRACOST; the rest DERIVED from their shared rate (the kit's default 256 GiB OS disk is an E15).
+EASTUS_SSD_RATE = 0.075  # $/GiB-month, DERIVED: 2.40 / 32 == 76.80 / 1024
+DERIVED_TIERS = (("E6", 64), ("E10", 128), ("E15", 256), ("E20", 512), ("E40", 2048), ("E50", 4096))
 DISK: dict[str, dict[str, float]] = {
-    "eastus": {"E4": 2.40, "E30": 76.80},
+    "eastus": {"E4": 2.40, "E30": 76.80, **{tier: round(EASTUS_SSD_RATE * gib, 2) for tier, gib in DERIVED_TIERS}},
 }
