@@ -55,9 +55,9 @@ def test_an_idle_vm_deallocates_itself_with_its_own_identity_and_down_leaves_no_
         "Microsoft.Compute/virtualMachines/deallocate/action",
         "Microsoft.Compute/virtualMachines/read",
     ]
-    (assignment,) = cloud.arm.role_assignments()
-    vm_id = assignment["properties"]["scope"]
-    assert vm_id.endswith("/virtualMachines/idl") and role["properties"]["assignableScopes"] == [vm_id]
+    (assignment,) = cloud.arm.role_assignments()  # at the deployment's group, which holds only its own VMs
+    group_id = assignment["properties"]["scope"]
+    assert group_id.endswith("/resourceGroups/dsvm-idl") and role["properties"]["assignableScopes"] == [group_id]
     assert assignment["properties"]["principalType"] == "ServicePrincipal"
     assert not any(r.path.lower().endswith("/schedules/shutdown-computevm-idl") for r in cloud.arm.requests)
 
