@@ -103,7 +103,10 @@ def test_up_creates_exactly_the_planned_resources(arm, azure_env, state_dir, boo
     identity = next(r for r in arm.requests if r.method == "PUT" and IDENTITY in r.path.lower())
     assert identity.path.lower() == plan.identity_id.lower()
     assert identity.body == {"location": plan.region, "tags": plan.tags}
-    assert sent[plan.vm_id.lower()]["identity"] == {"type": "UserAssigned", "userAssignedIdentities": {plan.identity_id: {}}}
+    assert sent[plan.vm_id.lower()]["identity"] == {
+        "type": "UserAssigned",
+        "userAssignedIdentities": {plan.identity_id: {}},
+    }
     granted = [r.path.lower() for r in arm.requests if r.method == "PUT" and AUTHORIZATION in r.path.lower()]
     assert [p.split(AUTHORIZATION)[1].split("/")[0] for p in granted] == ["roledefinitions", "roleassignments"]
     assert granted[1].startswith(plan.group_id.lower() + AUTHORIZATION)

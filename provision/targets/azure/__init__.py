@@ -563,8 +563,8 @@ class AzureTarget:
         if group is None:
             out.note(f"no resource group of deployment {self.settings.name!r} exists; nothing to delete")
             return
-        if record is None:
-            self._revoke_lost_role(group, out)
+        if not any(r.kind == "role_definition" for r in (record.resources if record else [])):
+            self._revoke_lost_role(group, out)  # a lost record (or one made before its role) does not list it
         label = f"Deleting resource group {group}" + ("" if wait else " (not waiting)")
         with out.step(label):
             poller = self._call(
