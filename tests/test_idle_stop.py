@@ -159,7 +159,8 @@ def test_a_busy_kernel_a_kernel_that_printed_and_an_interactive_shell_each_keep_
     assert up.exit_code == 0, up.stderr
     port, token = URL.search(up.stdout).groups()
     vm_id = f"/subscriptions/{cloud.arm.subscription_id}/resourceGroups/dsvm-act/providers/Microsoft.Compute/virtualMachines/act"
-    principal = cloud.arm.resource(vm_id)["identity"]["principalId"]
+    (identity,) = cloud.arm.resource(vm_id)["identity"]["userAssignedIdentities"].values()
+    principal = identity["principalId"]
     agent_dir = Path(f"/home/{cloud.user}/.dsvm-kit/idle")
 
     def still_running(what: str) -> None:
