@@ -12,8 +12,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.arm_requests import up_once
-
-POLL = 0.05  # the SDK's polling interval (s), as in bench/arm_requests.py
+from bench.time_to_url import PROFILE
+from tests.fakes.arm import FAST
 
 
 def main() -> None:
@@ -22,9 +22,10 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=0.5)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    up_once(0, POLL)  # warm up: SDK imports and TLS, which would otherwise land on the first figure
-    one = statistics.median(up_once(args.hold, POLL)[0] for _ in range(args.repeat))
-    many = statistics.median(up_once(args.hold, POLL, args.nodes)[0] for _ in range(args.repeat))
+    holds = dict.fromkeys(PROFILE, args.hold)
+    up_once({}, FAST)  # warm up: SDK imports and TLS, which would otherwise land on the first figure
+    one = statistics.median(up_once(holds, FAST)[0] for _ in range(args.repeat))
+    many = statistics.median(up_once(holds, FAST, args.nodes)[0] for _ in range(args.repeat))
     print(
         f"up --no-bootstrap, creates held {args.hold} s: --nodes 1 {one:.2f} s, --nodes {args.nodes} {many:.2f} s "
         f"({many / one:.2f}x)"

@@ -27,6 +27,7 @@ class Names:
     os_disk: str
     dns_label: str
     placement_group: str = ""
+    identity: str = ""  # the user-assigned identity with which the head deallocates the deployment's VMs when idle
 
 
 def names_for(name: str, subscription: str) -> Names:
@@ -43,6 +44,7 @@ def names_for(name: str, subscription: str) -> Names:
         os_disk=f"{name}-osdisk",
         dns_label=f"{name}-{digest}",
         placement_group=f"{name}-ppg",
+        identity=f"{name}-idle",
     )
 
 
@@ -117,7 +119,7 @@ class Plan:
     max_price: float = -1.0  # Spot's billingProfile.maxPrice in $/hour; -1: up to pay-as-you-go
     nodes: int = 1  # VMs in the deployment; with more than one, all in one proximity placement group
     node: int = 0  # which of them this plan's NIC and VM are: 0 is the head, the only one with a public IP
-    managed_identity: bool = False  # a system-assigned identity, with which the VM deallocates itself when idle
+    managed_identity: bool = False  # the VM carries the deployment's identity, to deallocate its VMs when idle
 
     @property
     def group_id(self) -> str:
@@ -134,6 +136,10 @@ class Plan:
     @property
     def vm_id(self) -> str:
         return f"{self.group_id}/providers/Microsoft.Compute/virtualMachines/{self.names.vm}"
+
+    @property
+    def identity_id(self) -> str:
+        return f"{self.group_id}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{self.names.identity}"
 
     @property
     def placement_group_id(self) -> str:
@@ -301,8 +307,8 @@ class Plan:
             body["plan"] = self.image_plan
         if self.zone:
             body["zones"] = [self.zone]
-        if self.managed_identity:
-            body["identity"] = {"type": "SystemAssigned"}
+        if self.managed_identity:  # qs-configure-rest-vm: a user-assigned identity, its id a key of an empty object
+            body["identity"] = {"type": "UserAssigned", "userAssignedIdentities": {self.identity_id: {}}}
         return body
 
     def _security_profile(self) -> dict:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.fakes.arm import FakeARM, RecordingBooter, user_token
+from tests.fakes.arm import FAST, FakeARM, RecordingBooter, user_token
 from tests.fakes.scenarios import pytest_runtest_logreport, pytest_terminal_summary  # noqa: F401 (fault suite summary)
 from tests.fakes.sshd import free_port
 from tests.fakes.vm import FakeVMs, leftovers
@@ -51,7 +51,7 @@ def booter():
 
 @pytest.fixture
 def arm(booter):
-    with FakeARM(booter=booter) as fake:
+    with FakeARM(booter=booter, time_scale=FAST) as fake:
         yield fake
 
 
@@ -98,7 +98,7 @@ def cloud(state_dir, monkeypatch):
     At teardown nothing may be left: no user, no sshd, no process of ours.
     """
     vms = FakeVMs()
-    with vms, FakeARM(booter=vms, loopback_private_ips=True) as fake:
+    with vms, FakeARM(booter=vms, loopback_private_ips=True, time_scale=FAST) as fake:
         env = {
             **arm_env(fake, state_dir),
             "PROVISION_SSH_PORT": str(free_port()),

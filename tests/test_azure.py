@@ -17,7 +17,7 @@ from provision.settings import load
 from provision.state import StateStore
 from provision.targets.azure.identity import owner_from_token
 from tests.conftest import arm_env, provision
-from tests.fakes.arm import TEST_OID, TEST_UPN, FakeARM, RecordingBooter, access_token
+from tests.fakes.arm import FAST, TEST_OID, TEST_UPN, FakeARM, RecordingBooter, access_token
 
 
 class StaticToken:
@@ -40,6 +40,7 @@ def expected_inventory(arm):
             g,
             f"{g}/providers/Microsoft.Compute/disks/{NAME}-osdisk",
             f"{g}/providers/Microsoft.Compute/virtualMachines/{NAME}",
+            f"{g}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{NAME}-idle",
             f"{g}/providers/Microsoft.Network/networkInterfaces/{NAME}-nic",
             f"{g}/providers/Microsoft.Network/networkSecurityGroups/{NAME}-nsg",
             f"{g}/providers/Microsoft.Network/publicIPAddresses/{NAME}-ip",
@@ -54,11 +55,16 @@ def lower(ids):
 
 
 AUTHORIZATION = "/providers/microsoft.authorization/"
+IDENTITY = "/providers/microsoft.managedidentity/"
 
 
 def puts(arm):
-    """PUTs of the deployment's resources (not of the idle-stop role, which Azure does not let carry tags)."""
-    return [r for r in arm.requests if r.method == "PUT" and AUTHORIZATION not in r.path.lower()]
+    """PUTs of the deployment's resources (not of idle stop's identity and role)."""
+    return [
+        r
+        for r in arm.requests
+        if r.method == "PUT" and AUTHORIZATION not in r.path.lower() and IDENTITY not in r.path.lower()
+    ]
 
 
 def replan(arm, state_dir, record):
@@ -92,20 +98,29 @@ def test_up_creates_exactly_the_planned_resources(arm, azure_env, state_dir, boo
         path = step.id.lower()
         assert sent[path] == step.body, step.kind
     assert len(sent) == len(plan.steps())
-    # Idle stop (on by default): one custom role and its assignment at the VM's own scope, nothing more.
-    granted = [r.path.lower() for r in arm.requests if r.method == "PUT" and AUTHORIZATION in r.path.lower()]
+    # Idle stop (on by default): the identity the VM carries, one custom role and its assignment at the group's
+    # scope (the group holds only the deployment's resources), nothing more.
+    identity = next(r for r in arm.requests if r.method == "PUT" and IDENTITY in r.path.lower())
+    assert identity.path.lower() == plan.identity_id.lower()
+    assert identity.body == {"location": plan.region, "tags": plan.tags}
+    assert sent[plan.vm_id.lower()]["identity"] == {
+        "type": "UserAssigned",
+        "userAssignedIdentities": {plan.identity_id: {}},
+    }
+    granted = [  # as written (an assignment Azure refused while its role's reads lagged was sent again)
+        r.path.lower()
+        for r in arm.requests
+        if r.method == "PUT" and AUTHORIZATION in r.path.lower() and r.status == 201
+    ]
     assert [p.split(AUTHORIZATION)[1].split("/")[0] for p in granted] == ["roledefinitions", "roleassignments"]
-    assert granted[1].startswith(plan.vm_id.lower() + AUTHORIZATION)
+    assert granted[1].startswith(plan.group_id.lower() + AUTHORIZATION)
+    assert arm.role_definitions()[0]["properties"]["assignableScopes"] == [plan.group_id]
 
     assert record.phase == "created"
-    assert [(r.kind, r.state) for r in record.resources] == [
-        ("resource_group", "created"),
-        *sorted([("vnet", "created"), ("nsg", "created"), ("public_ip", "created")]),
-        ("nic", "created"),
-        ("vm", "created"),
-        ("role_definition", "created"),
-        ("role_assignment", "created"),
-    ] or sorted(r.state for r in record.resources) == ["created"] * 8
+    assert sorted(r.kind for r in record.resources) == sorted(
+        ["resource_group", "vnet", "nsg", "public_ip", "nic", "vm", "identity", "role_definition", "role_assignment"]
+    )
+    assert {r.state for r in record.resources} == {"created"}
     assert record.machine["host"] == "127.0.0.1"
     fqdn = arm.resource(plan.network_id("publicIPAddresses", plan.names.public_ip))["properties"]["dnsSettings"]["fqdn"]
     assert record.machine["fqdn"] == fqdn == f"{plan.names.dns_label}.eastus.cloudapp.azure.com"
@@ -117,7 +132,7 @@ def test_up_creates_exactly_the_planned_resources(arm, azure_env, state_dir, boo
     ("cloud", "zone"), [("china", "cloudapp.chinacloudapi.cn"), ("usgov", "cloudapp.usgovcloudapi.net")]
 )
 def test_the_fqdn_is_the_one_azure_returns_in_each_cloud(state_dir, monkeypatch, cloud, zone):
-    with FakeARM(booter=RecordingBooter(), cloud=cloud) as arm:
+    with FakeARM(booter=RecordingBooter(), cloud=cloud, time_scale=FAST) as arm:
         for key, value in {**arm_env(arm, state_dir), "PROVISION_CLOUD": cloud}.items():
             monkeypatch.setenv(key, value)
         result = provision("up", "--name", NAME, "--no-bootstrap")
@@ -174,7 +189,7 @@ def test_network_resources_are_created_concurrently(arm, azure_env):
         arm.hold(f"Microsoft.Network/{kind}", 0)
     up.join(30)
     assert len(sent) == 3, "the network resources were not created concurrently"
-    assert len(arm.inventory()) == 7
+    assert len(arm.inventory()) == len(expected_inventory(arm))
 
 
 def test_down_deletes_everything_and_the_record(arm, azure_env, state_dir, booter):
@@ -215,7 +230,7 @@ def test_down_asks_first(arm, azure_env):
     assert provision("up", "--name", NAME, "--no-bootstrap").exit_code == 0
     result = provision("down", NAME)  # no terminal to answer on: taken as no
     assert result.exit_code == 1 and "nothing deleted" in result.stderr
-    assert len(arm.inventory()) == 7
+    assert len(arm.inventory()) == len(expected_inventory(arm))
 
 
 def test_down_no_wait_returns_while_deleting(arm, azure_env):
@@ -223,7 +238,7 @@ def test_down_no_wait_returns_while_deleting(arm, azure_env):
     arm.hold("Microsoft.Resources/resourceGroups", 600)
     result = provision("down", NAME, "--yes", "--no-wait")
     assert result.exit_code == 0 and "deletion of 'exp1' started" in result.stdout
-    assert len(arm.inventory()) == 7
+    assert len(arm.inventory()) == len(expected_inventory(arm))
     arm.hold("Microsoft.Resources/resourceGroups", 0)
     assert arm.inventory() == []
 

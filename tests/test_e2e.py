@@ -162,7 +162,7 @@ def test_a_machine_without_a_gpu_stops_before_jupyter_and_keeps_the_deployment(c
     record = StateStore(state_dir).require("nogpu")
     assert record.jupyter is None and record.phase == "created"
     assert jupyter_pids(cloud.user) == []
-    assert len(cloud.arm.inventory()) == 7
+    assert len(cloud.arm.inventory()) == 8  # with idle stop's identity
     assert console("down", "nogpu", "--yes", env=cloud.env).exit_code == 0
     assert cloud.arm.inventory() == []
 

@@ -21,7 +21,7 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from tests.fakes.arm import BootSpec, FakeARM, RecordingBooter
+from tests.fakes.arm import FAST, BootSpec, FakeARM, RecordingBooter
 
 LOCATION = "eastus"
 GROUP = "dsvm-rg"
@@ -55,7 +55,7 @@ def booter() -> RecordingBooter:
 
 @pytest.fixture
 def arm(booter):
-    with FakeARM(booter=booter) as fake:
+    with FakeARM(booter=booter, time_scale=FAST) as fake:
         yield fake
 
 
@@ -476,14 +476,14 @@ def test_only_a_spot_vm_can_be_evicted(arm, az):
 
 def test_stopping_the_fake_halts_booted_vms():
     booter = RecordingBooter()
-    with FakeARM(booter=booter) as arm:
+    with FakeARM(booter=booter, time_scale=FAST) as arm:
         vm = create_vm(Clients(arm))
         assert booter.running == {vm.id}
     assert booter.running == set()
 
 
 def test_boot_failure_fails_the_create():
-    with FakeARM(booter=RecordingBooter(fail_with=RuntimeError("sshd did not start"))) as failing:
+    with FakeARM(booter=RecordingBooter(fail_with=RuntimeError("sshd did not start")), time_scale=FAST) as failing:
         clients = Clients(failing)
         with pytest.raises(HttpResponseError) as caught:
             create_vm(clients)
@@ -549,7 +549,7 @@ def test_a_dns_label_taken_in_the_region_is_refused_as_azure_does(arm, az):
     [("public", "cloudapp.azure.com"), ("china", "cloudapp.chinacloudapi.cn"), ("usgov", "cloudapp.usgovcloudapi.net")],
 )
 def test_the_fqdn_is_in_the_clouds_dns_zone(cloud, zone):
-    with FakeARM(cloud=cloud) as arm:
+    with FakeARM(cloud=cloud, time_scale=FAST) as arm:
         assert dns_ip(Clients(arm), "rg", "pip", "lab").dns_settings.fqdn == f"lab.{LOCATION}.{zone}"
 
 
@@ -899,7 +899,7 @@ def test_requests_without_a_bearer_token_get_401(arm):
     assert response.status == 401
     assert body["error"]["code"] == "AuthenticationFailed"
 
-    with FakeARM(token="the-real-token") as strict:
+    with FakeARM(token="the-real-token", time_scale=FAST) as strict:
         with pytest.raises(ClientAuthenticationError) as caught:
             Clients(strict, TokenCredential("a-wrong-token")).resource.resource_groups.get(GROUP)
         assert caught.value.error.code == "InvalidAuthenticationToken"

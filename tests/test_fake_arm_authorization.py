@@ -25,7 +25,7 @@ class Caller:
 
 @pytest.fixture
 def fake():
-    with FakeARM() as arm:
+    with FakeARM(time_scale=0) as arm:  # no lag: tests of lag are in test_recorded_azure.py
         yield arm
 
 

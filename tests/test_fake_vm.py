@@ -15,7 +15,7 @@ from provision import keys
 from provision.plan import cloud_config
 from tests.conftest import provision
 from tests.fakes import processes
-from tests.fakes.arm import BootSpec, FakeARM
+from tests.fakes.arm import FAST, BootSpec, FakeARM
 from tests.fakes.sshd import free_port
 from tests.fakes.vm import FakeVMs, leftovers, ssh_port_from_custom_data
 
@@ -54,7 +54,7 @@ def test_the_kits_default_port_reaches_the_fake_vm_only_through_custom_data(stat
     reaches the user as Azure's provisioning failure, in one line, rolled back."""
     from tests.conftest import arm_env
 
-    with FakeVMs() as vms, FakeARM(booter=vms) as arm, port_22_taken():
+    with FakeVMs() as vms, FakeARM(booter=vms, time_scale=FAST) as arm, port_22_taken():
         for key, value in arm_env(arm, state_dir).items():
             monkeypatch.setenv(key, value)
         result = provision("up", "--name", "port22", "--no-bootstrap", "--admin-user", "dsvmport22")

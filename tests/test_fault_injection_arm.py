@@ -29,7 +29,7 @@ import pytest
 
 from provision.state import StateStore
 from tests.conftest import arm_env, provision
-from tests.fakes.arm import FakeARM, RecordingBooter
+from tests.fakes.arm import FAST, FakeARM, RecordingBooter
 from tests.fakes.scenarios import Scenario, cloud_leftovers, one_line_error, summary, timed
 
 NAME = "faults"
@@ -65,7 +65,7 @@ CELLS = [("PUT", write, fault) for write in WRITES for fault in FAULTS] + [
 @pytest.fixture(scope="module", autouse=True)
 def warmed_up(tmp_path_factory):
     """One `up` first, so that no scenario's time includes first-use costs (imports, TLS set-up)."""
-    with FakeARM(booter=RecordingBooter()) as arm, pytest.MonkeyPatch.context() as environment:
+    with FakeARM(booter=RecordingBooter(), time_scale=FAST) as arm, pytest.MonkeyPatch.context() as environment:
         for key, value in arm_env(arm, tmp_path_factory.mktemp("warm-up")).items():
             environment.setenv(key, value)
         assert provision("up", "--name", "warm-up", "--no-bootstrap").exit_code == 0

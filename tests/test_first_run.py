@@ -21,7 +21,7 @@ import pytest
 
 from provision.state import StateStore
 from tests.conftest import arm_env, console, provision
-from tests.fakes.arm import FakeARM, RecordingBooter, user_token
+from tests.fakes.arm import FAST, FakeARM, RecordingBooter, user_token
 from tests.test_e2e import URL, http
 
 NAME = "first"
@@ -102,7 +102,7 @@ def error_lines(stderr: str) -> list[str]:
 @pytest.fixture
 def signed_in(state_dir):
     """A fake ARM that accepts only the signed-in user's token, and the environment that has it."""
-    with FakeARM(booter=RecordingBooter(), token=TOKEN) as arm:
+    with FakeARM(booter=RecordingBooter(), token=TOKEN, time_scale=FAST) as arm:
         yield arm, {**arm_env(arm, state_dir), "PROVISION_ARM_TOKEN": TOKEN}
 
 

@@ -57,9 +57,9 @@ def test_an_idle_vm_deallocates_itself_with_its_own_identity_and_down_leaves_no_
         "Microsoft.Compute/virtualMachines/deallocate/action",
         "Microsoft.Compute/virtualMachines/read",
     ]
-    (assignment,) = cloud.arm.role_assignments()
-    vm_id = assignment["properties"]["scope"]
-    assert vm_id.endswith("/virtualMachines/idl") and role["properties"]["assignableScopes"] == [vm_id]
+    (assignment,) = cloud.arm.role_assignments()  # at the deployment's group, which holds only its own VMs
+    group_id = assignment["properties"]["scope"]
+    assert group_id.endswith("/resourceGroups/dsvm-idl") and role["properties"]["assignableScopes"] == [group_id]
     assert assignment["properties"]["principalType"] == "ServicePrincipal"
     assert not any(r.path.lower().endswith("/schedules/shutdown-computevm-idl") for r in cloud.arm.requests)
 
@@ -161,7 +161,8 @@ def test_a_busy_kernel_a_kernel_that_printed_and_an_interactive_shell_each_keep_
     assert up.exit_code == 0, up.stderr
     port, token = URL.search(up.stdout).groups()
     vm_id = f"/subscriptions/{cloud.arm.subscription_id}/resourceGroups/dsvm-act/providers/Microsoft.Compute/virtualMachines/act"
-    principal = cloud.arm.resource(vm_id)["identity"]["principalId"]
+    (identity,) = cloud.arm.resource(vm_id)["identity"]["userAssignedIdentities"].values()
+    principal = identity["principalId"]
     agent_dir = Path(f"/home/{cloud.user}/.dsvm-kit/idle")
 
     def still_running(what: str) -> None:

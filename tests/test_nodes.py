@@ -183,13 +183,13 @@ def test_an_idle_deployment_of_two_nodes_deallocates_both_with_the_heads_identit
     up = console("up", "--name", "idp", "--nodes", "2", "--detach", "--skip-check", env=env, timeout=600)
     assert up.exit_code == 0, up.stderr
     (role,) = cloud.arm.role_definitions()
-    assignments = cloud.arm.role_assignments()
-    scopes = sorted(a["properties"]["scope"] for a in assignments)
-    assert [scope.rsplit("/", 1)[-1] for scope in scopes] == ["idp", "idp-1"]  # each node's VM, nothing above
-    assert sorted(role["properties"]["assignableScopes"]) == scopes
-    head = cloud.arm.resource(scopes[0])
-    assert {a["properties"]["principalId"] for a in assignments} == {head["identity"]["principalId"]}
-    assert "identity" not in cloud.arm.resource(scopes[1])  # a worker needs none
+    (assignment,) = cloud.arm.role_assignments()  # at the deployment's group: every node's VM and nothing else
+    group = assignment["properties"]["scope"]
+    assert group.endswith("/resourceGroups/dsvm-idp") and role["properties"]["assignableScopes"] == [group]
+    vms = f"{group}/providers/Microsoft.Compute/virtualMachines"
+    (carried,) = cloud.arm.resource(f"{vms}/idp")["identity"]["userAssignedIdentities"].values()
+    assert assignment["properties"]["principalId"] == carried["principalId"]
+    assert "identity" not in cloud.arm.resource(f"{vms}/idp-1")  # a worker needs none
     took = wait_deallocated(cloud, int(cloud.env["PROVISION_SSH_PORT"]), limit=90)
     agent_dir = Path(f"/home/{cloud.user}/.dsvm-kit/idle")
     logs = {f.name: f.read_text() for f in (agent_dir / "agent.log", agent_dir / "agent.out") if f.exists()}

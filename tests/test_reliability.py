@@ -146,12 +146,12 @@ def test_no_capacity_where_azure_places_it_pins_a_zone_and_keeps_the_network(arm
     ]
     assert len(requests_to(arm, "PUT", "/networkinterfaces/")) == 2
     group = arm.resource(f"/subscriptions/{arm.subscription_id}/resourceGroups/dsvm-{NAME}")
-    assert group["location"] == "eastus" and len(arm.inventory()) == 7
+    assert group["location"] == "eastus" and len(arm.inventory()) == 8  # with the identity
     disk = arm.resource(f"{group['id']}/providers/Microsoft.Compute/disks/{NAME}-osdisk")
     assert disk["zones"] == ["1"]
     record = StateStore().require(NAME)
     assert sorted(r.kind for r in record.resources) == sorted(
-        ["resource_group", "vnet", "nsg", "public_ip", "nic", "vm", "role_definition", "role_assignment"]
+        ["resource_group", "vnet", "nsg", "public_ip", "nic", "vm", "identity", "role_definition", "role_assignment"]
     ) and {r.state for r in record.resources} == {"created"}
 
 
@@ -185,7 +185,7 @@ def test_no_capacity_in_any_zone_moves_on_to_the_next_region(arm, azure_env):
     assert result.exit_code == 0, result.stderr
     assert [put.body.get("zones") for put in vm_puts(arm)] == [None, ["1"], ["2"], ["3"], None]
     group = arm.resource(f"/subscriptions/{arm.subscription_id}/resourceGroups/dsvm-{NAME}")
-    assert group["location"] == "westus2" and len(arm.inventory()) == 7
+    assert group["location"] == "westus2" and len(arm.inventory()) == 8  # with the identity
     assert StateStore().require(NAME).settings["region"] == "westus2"
     # Three zone moves deleted three VMs and kept the group; the region move deleted the group.
     assert len(requests_to(arm, "DELETE", "/virtualmachines/")) == 3

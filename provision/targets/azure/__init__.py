@@ -1,12 +1,12 @@
 """Azure: a GPU VM in a resource group of its own, through azure-mgmt-* (imported lazily)."""
 
 import time
-import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from provision import keys
 from provision.errors import ProvisionError
@@ -28,6 +28,13 @@ CREATE_WAIT = {"vm": 900.0}
 CREATE_WAIT_DEFAULT = 300.0
 DELETE_WAIT = 1800.0
 POWER_WAIT = 900.0  # deallocate takes a minute or two; start, at worst as long as a first boot
+
+
+class Grant(NamedTuple):
+    """Idle stop's grant under way (AzureTarget._granting): the identity's principal id, then its role."""
+
+    identity: Future
+    role: Future
 
 
 class AzureTarget:
@@ -178,14 +185,16 @@ class AzureTarget:
         self.settings = replace(self.settings, idle_stop=None, auto_shutdown=when)
 
     def _guard_cost(self, journal: Journal, out: Output) -> None:
-        """Once the VM exists: the role with which it deallocates itself, and the daily schedule if any."""
+        """Once the VM exists: what the idle agent needs to know (its identity's role was granted beside the
+        network and the VM, `_granting`), and the daily schedule if any."""
         record, settings = journal.record, self.settings
         vm_ids = self._vm_ids(record)
         shutdown = settings.auto_shutdown or ("off" if settings.idle_stop is not None else idle.FALLBACK_SHUTDOWN)
         record.idle = {"idle_stop": settings.idle_stop, "auto_shutdown": None if shutdown == "off" else shutdown}
         if settings.idle_stop is not None:
-            with out.step("Idle stop: a role that lets the VM deallocate itself, and nothing else"):
-                self._grant_deallocate(journal, vm_ids)
+            record.idle.update(
+                vm_id=vm_ids[0], **({"vm_ids": vm_ids} if len(vm_ids) > 1 else {}), compute_api=idle.COMPUTE_API
+            )
         if shutdown != "off":
             zone = record.idle["time_zone"] = idle.windows_time_zone()
             with out.step(f"Daily auto-shutdown at {shutdown} ({zone}), every node"):
@@ -209,14 +218,38 @@ class AzureTarget:
         by_name = {r.id.rsplit("/", 1)[-1].lower(): r.id for r in record.resources if r.kind == "vm"}
         return [by_name[name.lower()] for name in self._vms()]
 
-    def _grant_deallocate(self, journal: Journal, vm_ids: list[str]) -> None:
-        """The head's identity may deallocate every node (the workers too: the head's agent stops them all)."""
-        vm_id = vm_ids[0]
-        group, vm_name = vm_id.split("/")[4], vm_id.rsplit("/", 1)[-1]
-        vm = self._call("read the VM's identity", self.clients.compute.virtual_machines.get, group, vm_name)
-        principal = vm.identity.principal_id
-        assert self.settings.subscription
-        role = idle.role_definition_id(self.settings.subscription, vm_id)
+    @contextmanager
+    def _granting(self, journal: Journal, plan: Plan) -> Iterator[Grant | None]:
+        """With idle stop: the deployment's identity, then its role and the role's assignment, made in a thread of
+        their own while the network and the VMs are made (idle.py says why). On the way out the thread is waited
+        for, even when `up` fails, so that a rollback finds every role it made."""
+        if not plan.managed_identity:
+            yield None
+            return
+        pool = ThreadPoolExecutor(1, thread_name_prefix="idle-stop-grant")
+        made = pool.submit(self._make_identity, journal, plan)
+        try:
+            yield Grant(made, pool.submit(self._grant_role, journal, plan, made))
+        finally:
+            pool.shutdown(wait=True)
+
+    def _make_identity(self, journal: Journal, plan: Plan) -> str:
+        """The deployment's user-assigned identity (synchronous: 201 with its principal); its principal id."""
+        with journal.creating("identity", plan.identity_id):
+            made = self._call(
+                "create the idle-stop identity",
+                idle.put_by_id,
+                self.clients,
+                plan.identity_id,
+                idle.IDENTITY_API,
+                idle.identity_body(plan.region, plan.tags),
+            )
+        return made.properties["principalId"]
+
+    def _grant_role(self, journal: Journal, plan: Plan, made: Future) -> None:
+        """The role that may read and deallocate the group's VMs, assigned to the identity at the group."""
+        principal = made.result()
+        role = idle.role_definition_id(plan.subscription, plan.group_id)
         with journal.creating("role_definition", role):
             self._call(
                 "create the idle-stop role",
@@ -224,39 +257,30 @@ class AzureTarget:
                 self.clients,
                 role,
                 idle.ROLE_API,
-                idle.role_body(vm_ids, self.settings.name),
+                idle.role_body(plan.group_id, plan.name),
             )
-        body = idle.assignment_body(role, principal)
-        for scope in vm_ids:
-            assignment = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}"
-            with journal.creating("role_assignment", assignment):
-                self._call(
-                    "assign the idle-stop role to the VM",
-                    idle.put_with_retries,
-                    lambda assignment=assignment: idle.put_by_id(self.clients, assignment, idle.ROLE_API, body),
-                )
-        journal.record.idle = {
-            **(journal.record.idle or {}),
-            "vm_id": vm_id,
-            **({"vm_ids": vm_ids} if len(vm_ids) > 1 else {}),
-            "compute_api": idle.COMPUTE_API,
-        }
+        assignment = idle.role_assignment_id(plan.group_id)
+        with journal.creating("role_assignment", assignment):
+            self._call(
+                "assign the idle-stop role to its identity",
+                idle.while_lagging,
+                lambda: idle.put_by_id(self.clients, assignment, idle.ROLE_API, idle.assignment_body(role, principal)),
+                "assigning the idle-stop role",
+            )
 
     def _revoke(self, record: Record | None, out: Output) -> None:
         """The role assignment, then the role (a role still assigned cannot go): custom roles count against a
         per-directory limit and live at subscription scope, so deleting the group would leave the role."""
         found = [r for r in (record.resources if record else []) if r.kind in ("role_assignment", "role_definition")]
-        if not found:
-            return
+        if found:
+            self._delete_roles(out, [r.id for r in sorted(found, key=lambda r: r.kind != "role_assignment")])
+
+    def _delete_roles(self, out: Output, ids: list[str]) -> None:
+        """Delete by id, in this order; an id that names nothing is fine (204)."""
         with out.step("Deleting the idle-stop role and its assignment"):
-            for resource in sorted(found, key=lambda r: r.kind != "role_assignment"):
-                self._call(
-                    f"delete {resource.kind.replace('_', ' ')}",
-                    idle.delete_by_id,
-                    self.clients,
-                    resource.id,
-                    idle.ROLE_API,
-                )
+            for resource_id in ids:
+                kind = "role assignment" if "/roleAssignments/" in resource_id else "role definition"
+                self._call(f"delete the idle-stop {kind}", idle.delete_by_id, self.clients, resource_id, idle.ROLE_API)
 
     def check_access(self, out: Output) -> None:
         """The sign-in and the subscription, proven with one cheap read before anything else is asked; then
@@ -318,7 +342,26 @@ class AzureTarget:
             image_plan=offer.image_plan,
             accelerated_networking=offer.accelerated_networking,
         )
-        self._build_network(journal, out, plan)
+        self._create_group(journal, out, plan)
+        with self._granting(journal, plan) as grant:
+            self._build_network(journal, out, plan)
+            if grant is not None:
+                grant.identity.result()  # the head VM names it
+            machine = self._place(journal, out, offer, plan, on_address)
+            if grant is not None:
+                with out.step("Idle stop: an identity that may only read and deallocate the deployment's VMs"):
+                    grant.role.result()
+        return machine
+
+    def _place(
+        self,
+        journal: Journal,
+        out: Output,
+        offer: preflight.Offer,
+        plan: Plan,
+        on_address: Callable[[Machine], None] | None,
+    ) -> Machine:
+        """The VMs: where Azure places them, then while it has no capacity, pinned to each zone in turn."""
         plans = nodes.plans(plan)
         zone: str | None = None
         for next_zone in offer.zones:
@@ -383,12 +426,12 @@ class AzureTarget:
         )
         return nic.ip_configurations[0].private_ip_address
 
-    def _build_network(self, journal: Journal, out: Output, plan: Plan) -> None:
-        """The group and what in it is regional (VNet, security group, public IP), each recorded as it goes."""
+    def _create_group(self, journal: Journal, out: Output, plan: Plan) -> None:
+        """The deployment's resource group (synchronous), recorded."""
         record = journal.record
         record.settings.update(region=plan.region, size=plan.size, resource_group=plan.names.resource_group)
         journal.save()
-        group, vnet, nsg, public_ip, _, _ = plan.steps()
+        group = plan.steps()[0]
         with (
             out.step(f"Resource group {group.name} in {plan.region}"),
             journal.creating(group.kind, group.id),
@@ -399,6 +442,10 @@ class AzureTarget:
                 group.name,
                 group.body,
             )
+
+    def _build_network(self, journal: Journal, out: Output, plan: Plan) -> None:
+        """What in the group is regional (VNet, security group, public IP), each recorded as it goes."""
+        _, vnet, nsg, public_ip, _, _ = plan.steps()
         placement = plan.placement_step()
         with out.step(
             "Network: virtual network, security group and public IP" + (", placement group" * bool(placement))
@@ -452,7 +499,7 @@ class AzureTarget:
                     (f"delete disk {n.os_disk}", compute.disks.begin_delete, n.os_disk),
                     (f"delete NIC {n.nic}", network.network_interfaces.begin_delete, n.nic),
                 ):
-                    poller = self._call(action, begin, n.resource_group, name, polling=self.clients.polling())
+                    poller = self._call(action, begin, n.resource_group, name, polling=self.clients.polling(probe=True))
                     self._call(action, poller.result)
         except AzureError as e:
             out.warn(f"{e}; no other zone of {plan.region} is tried")
@@ -470,7 +517,7 @@ class AzureTarget:
             "nic": network.network_interfaces.begin_create_or_update,
             "vm": compute.virtual_machines.begin_create_or_update,
         }[step.kind]
-        return begin(plan.names.resource_group, step.name, step.body, polling=self.clients.polling())
+        return begin(plan.names.resource_group, step.name, step.body, polling=self.clients.polling(probe=True))
 
     def _create(self, journal: Journal, plan: Plan, step: Step) -> None:
         action = f"create {step.kind.replace('_', ' ')} {step.name}"
@@ -545,6 +592,8 @@ class AzureTarget:
         if group is None:
             out.note(f"no resource group of deployment {self.settings.name!r} exists; nothing to delete")
             return
+        if not any(r.kind == "role_definition" for r in (record.resources if record else [])):
+            self._revoke_lost_role(group, out)  # a lost record (or one made before its role) does not list it
         label = f"Deleting resource group {group}" + ("" if wait else " (not waiting)")
         with out.step(label):
             poller = self._call(
@@ -552,21 +601,19 @@ class AzureTarget:
                 self.clients.resource.resource_groups.begin_delete,
                 group,
                 force_deletion_types="Microsoft.Compute/virtualMachines",
-                polling=self.clients.polling(),
+                polling=self.clients.polling(probe=True),
             )
             if wait:
                 self._finish(f"delete resource group {group}", poller, DELETE_WAIT)
-        if wait and (record is None or record.idle is None):  # a lost (or unfinished) record may not list it
-            self._revoke_lost_role(group)
 
-    def _revoke_lost_role(self, group: str) -> None:
-        """The idle-stop role of a deployment whose record is lost: it outlives the group (subscription scope),
-        and its id follows from the head VM's (204 when there is none). Its assignments went with the group."""
+    def _revoke_lost_role(self, group: str, out: Output) -> None:
+        """The idle-stop role and assignment of a deployment whose record is lost: the role outlives the group
+        (subscription scope), and both ids follow from the group's (204 when there are none)."""
         assert self.settings.subscription
-        head = f"/subscriptions/{self.settings.subscription}/resourceGroups/{group}/providers/Microsoft.Compute"
-        role = idle.role_definition_id(self.settings.subscription, f"{head}/virtualMachines/{self.settings.name}")
+        group_id = f"/subscriptions/{self.settings.subscription}/resourceGroups/{group}"
+        ids = [idle.role_assignment_id(group_id), idle.role_definition_id(self.settings.subscription, group_id)]
         try:
-            self._call("delete the idle-stop role", idle.delete_by_id, self.clients, role, idle.ROLE_API)
+            self._delete_roles(out, ids)
         except AzureError as e:  # a caller who may not delete roles could not have made one
             if e.code != "AuthorizationFailed":
                 raise

@@ -91,9 +91,10 @@ class Clients:
             options["connection_verify"] = self.settings.arm_ca_bundle
         return options
 
-    def polling(self) -> Any:
-        """A fresh polling method for one long-running operation (`polling=` of a begin_* call)."""
-        return polling.polling(self.settings.poll_interval, self.settings.arm_endpoint)
+    def polling(self, *, probe: bool = False) -> Any:
+        """A fresh polling method for one long-running operation (`polling=` of a begin_* call); `probe`: read the
+        resource a create or delete acts on while Azure asks to wait before polling (polling.py)."""
+        return polling.polling(self.settings.poll_interval, self.settings.arm_endpoint, probe=probe)
 
     def read_subscription(self) -> dict:
         """GET the subscription: one cheap read that proves the credential and the subscription id

@@ -123,7 +123,7 @@ def ensure_terms(call, resource, subscription: str, plan: dict, image: tuple[str
             f"run `provision up --accept-terms` (or `az vm image terms accept --urn {urn}`)",
             "MarketplaceTermsNotAccepted",
         )
-    # SetMarketplaceTerms.json: PUT the agreement back with accepted = true.
+    # SetMarketplaceTerms.json: PUT the agreement back with accepted = true (synchronous, 200: never polled).
     body = {"properties": {**(terms.properties or {}), "accepted": True}}
     poller = call(
         "accept the image's marketplace terms",
@@ -131,6 +131,7 @@ def ensure_terms(call, resource, subscription: str, plan: dict, image: tuple[str
         rid,
         body,
         api_version=MARKETPLACE_API,
+        polling=False,
     )
     call("accept the image's marketplace terms", poller.result)
     return True

@@ -368,15 +368,10 @@ class Quotas:
                 "or Contributor, on it",
                 e.code,
             ) from None
-        headers = answers[-1].http_response.headers
-        location = headers.get("Location")
+        location = answers[-1].http_response.headers.get("Location")
         if not location:
             raise AzureError(f"Azure took the request for quota {name} in {region} but named no request id")
-        try:
-            wait = float(headers.get("Retry-After") or 0)
-        except ValueError:
-            wait = 0.0
-        return urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1], wait
+        return urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1], polling.retry_after(answers[-1]) or 0.0
 
     def read(self, region: str, request_id: str) -> QuotaRequest:
         """The request as Azure reports it now (QuotaRequestStatus_Get)."""

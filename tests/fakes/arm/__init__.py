@@ -8,12 +8,13 @@ token unless FakeARM(token=...) names one).
 """
 
 from .boot import Booter, BootSpec, RecordingBooter
-from .fake import FakeARM
+from .fake import FAST, FakeARM
 from .faults import Fault
 from .routes import LoggedRequest
 from .tokens import TEST_OID, TEST_UPN, access_token, user_token
 
 __all__ = [
+    "FAST",
     "TEST_OID",
     "TEST_UPN",
     "BootSpec",

@@ -5,8 +5,20 @@ Who may do what (learn.microsoft.com/azure/role-based-access-control/overview): 
 permissions at a scope are the union of the roles assigned to it at that scope or above; an action is
 allowed when one role's `actions` match it and the same role's `notActions` do not (wildcards `*`,
 case-insensitive). The signed-in caller (any principal that is not a VM's managed identity) holds a
-built-in role on the whole subscription: Owner unless a test makes it a plain Contributor. A VM's
-system-assigned identity holds only what is assigned to it.
+built-in role on the whole subscription: Owner unless a test makes it a plain Contributor. A managed identity
+(a VM's system-assigned one, or a user-assigned one) holds only what is assigned to it.
+
+Reads lag writes, as Azure's recordings show (DESIGN.md section 9, recording F: Azure/azure-cli, src/azure-cli/azure/
+cli/command_modules/role/tests/latest/recordings/test_custom_role_definition_scenario.yaml, where a list by roleName
+right after the role's update returned `{"value":[]}` twice): for `read_lag` seconds after a role definition's or
+assignment's PUT, a GET of it answers 404 (RoleDefinitionDoesNotExist, RoleAssignmentNotFound), lists leave it out,
+an assignment naming the role is refused with RoleDefinitionDoesNotExist, and it grants nothing yet. Deletes act at
+once. A role definition PUT answers 201 on create and on update alike (recording F).
+
+A new managed identity is unknown to the directory for `replication` seconds (Azure/avdaccelerator#99): an
+assignment to it fails PrincipalNotFound, unless it names a principalType, with which ARM does not wait for the
+directory (learn.microsoft.com/azure/role-based-access-control/role-assignments-template, "principalType"); under
+FakeARM.lag(replication=...) even that fails for the delay given, as MicrosoftDocs/azure-docs#103085 reports.
 """
 
 from __future__ import annotations
@@ -15,8 +27,10 @@ import copy
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .errors import ArmError, Conflict, InvalidParameter, NotFound
+from .models import utc_now
 
 PROVIDER = "/providers/microsoft.authorization/"
 ROLE_DEFINITIONS = "Microsoft.Authorization/roleDefinitions"
@@ -49,6 +63,15 @@ _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 class AuthorizationFailed(ArmError):
     status = 403
     code = "AuthorizationFailed"
+
+
+@dataclass
+class Lag:
+    """How long Azure takes to make role writes and new principals visible (seconds; see the module's docstring)."""
+
+    reads: float  # a role definition's or assignment's PUT until reads see it
+    replication: float  # a new managed identity until the directory knows it
+    strict: bool = False  # principalType does not spare the replication wait (FakeARM.lag(replication=...))
 
 
 def _matches(pattern: str, action: str) -> bool:
@@ -87,32 +110,42 @@ class AuthorizationModel:
     def __init__(
         self,
         subscription_id: str,
-        managed_identity_of: Callable[[str], str | None],
+        tenant_id: str,
+        managed_identities: Callable[[], dict[str, tuple[str, float]]],
         scope_exists: Callable[[str], bool],
+        clock: Callable[[], float],
+        lag: Lag,
     ):
-        """`managed_identity_of(principal)` is the VM id whose identity it is (None for other principals);
+        """`managed_identities()` maps each managed identity's principal to (its resource's id, when it was made);
         `scope_exists(scope)` tells whether a scope's resource group still exists."""
         self.subscription_id = subscription_id
-        self._identity_of = managed_identity_of
+        self.tenant_id = tenant_id
+        self._identities = managed_identities
         self._scope_exists = scope_exists
+        self._clock = clock
+        self.lag = lag
         self.caller_role = "Owner"
         self.extra_principals: dict[str, str] = {}  # principal id -> principalType, known to the directory
         self._definitions: dict[str, dict] = {}  # guid (lower) -> body
         self._assignments: dict[str, dict] = {}  # id (lower) -> body
+        self._written: dict[str, float] = {}  # guid or assignment id (lower) -> clock() of its last PUT
         self._lock = threading.RLock()
+
+    def _visible(self, key: str) -> bool:
+        """Whether reads see the last write of this definition (guid) or assignment (id) yet."""
+        return self._written.get(key.lower(), float("-inf")) + self.lag.reads <= self._clock()
 
     # -- the check ------------------------------------------------------------------------------
 
     def _permissions_of(self, principal: str, target: str) -> list[dict]:
-        if self._identity_of(principal) is None:
+        if principal not in self._identities():
             _, actions, not_actions = BUILT_IN[self.caller_role]
             return [
                 {"actions": list(actions), "notActions": list(not_actions), "dataActions": [], "notDataActions": []}
             ]
         with self._lock:
-            self._prune()
             found = []
-            for assignment in self._assignments.values():
+            for assignment in self._visible_assignments():
                 properties = assignment["properties"]
                 if properties["principalId"] == principal and _under(properties["scope"], target):
                     definition = self._definition_by_id(properties["roleDefinitionId"])
@@ -149,6 +182,7 @@ class AuthorizationModel:
         return f"/subscriptions/{self.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
 
     def _definition_by_id(self, definition_id: str) -> dict | None:
+        """The built-in or custom role as reads see it now (None while its last PUT is still lagging)."""
         guid = definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
         for name, (builtin_id, actions, not_actions) in BUILT_IN.items():
             if guid == builtin_id:
@@ -163,11 +197,13 @@ class AuthorizationModel:
                         "permissions": [{"actions": actions, "notActions": not_actions}],
                     },
                 }
-        return self._definitions.get(guid)
+        return self._definitions.get(guid) if self._visible(guid) else None
 
-    def put_definition(self, scope: str, guid: str, body: dict) -> tuple[bool, dict]:
-        """PUT a custom role (PutRoleDefinition.json). Rules from Azure's docs on custom roles: the name is a
-        GUID, roleName is unique in the directory, assignableScopes is required and lies in the subscription."""
+    def put_definition(self, scope: str, guid: str, body: dict, caller: str) -> dict:
+        """PUT a custom role (PutRoleDefinition.json; 201 on create and update, recording F). Rules from Azure's docs
+        on custom roles: the name is a GUID, roleName is unique in the directory, assignableScopes is required and
+        lies in the subscription (learn.microsoft.com/azure/role-based-access-control/custom-roles: "management group,
+        subscriptions, or resource groups")."""
         self._require_in_subscription(scope)
         if not _GUID.match(guid):
             raise ArmError(f"The role definition ID '{guid}' is not valid.", code="RoleDefinitionIdNotValidGuid")
@@ -188,7 +224,7 @@ class AuthorizationModel:
                         "A role definition cannot be updated with a name that already exists.",
                         code="RoleDefinitionWithSameNameExists",
                     )
-            created = guid.lower() not in self._definitions
+            now = utc_now()
             stored = {
                 "id": self._definition_id(guid),
                 "name": guid,
@@ -205,17 +241,40 @@ class AuthorizationModel:
                         }
                         for p in properties["permissions"]
                     ],
+                    # Recording F: the PUT's answer has createdBy null; reads name the caller.
+                    "createdOn": now,
+                    "updatedOn": now,
+                    "createdBy": caller,
+                    "updatedBy": caller,
                 },
             }
             self._definitions[guid.lower()] = stored
-            return created, copy.deepcopy(stored)
+            self._written[guid.lower()] = self._clock()
+            answer = copy.deepcopy(stored)
+            answer["properties"]["createdBy"] = None
+            return answer
 
     def get_definition(self, scope: str, guid: str) -> dict:
         self._require_in_subscription(scope)
-        found = self._definition_by_id(guid)
+        with self._lock:
+            found = self._definition_by_id(guid)
         if found is None:
             raise NotFound(f"The role definition '{guid}' could not be found.", code="RoleDefinitionDoesNotExist")
         return copy.deepcopy(found)
+
+    def list_definitions(self, scope: str, role_name: str | None) -> dict:
+        """GET {scope}/providers/Microsoft.Authorization/roleDefinitions[?$filter=roleName eq 'x']: the roles reads
+        see (built-in ones included), by name when filtered (recording F)."""
+        self._require_in_subscription(scope)
+        with self._lock:
+            found = [self._definition_by_id(guid) for guid in [*self._definitions, *(b[0] for b in BUILT_IN.values())]]
+        return {
+            "value": [
+                copy.deepcopy(d)
+                for d in found
+                if d is not None and (role_name is None or d["properties"]["roleName"] == role_name)
+            ]
+        }
 
     def delete_definition(self, scope: str, guid: str) -> dict | None:
         """DELETE (DeleteRoleDefinition.json: 200 with the body, 204 when absent). A role still assigned
@@ -226,16 +285,18 @@ class AuthorizationModel:
             found = self._definitions.get(guid.lower())
             if found is None:
                 return None
-            if any(
+            if any(  # deletes act on what is written, not on what reads see yet
                 a["properties"]["roleDefinitionId"].lower().endswith(guid.lower()) for a in self._assignments.values()
             ):
                 raise ArmError(
                     "There are existing role assignments referencing role (code: RoleDefinitionHasAssignments).",
                     code="RoleDefinitionHasAssignments",
                 )
+            self._written.pop(guid.lower(), None)
             return self._definitions.pop(guid.lower())
 
     def definitions(self) -> list[dict]:
+        """Every custom role as written (lag or not)."""
         with self._lock:
             return copy.deepcopy(list(self._definitions.values()))
 
@@ -247,16 +308,31 @@ class AuthorizationModel:
             if not self._scope_exists(assignment["properties"]["scope"]):
                 del self._assignments[key]
 
+    def _visible_assignments(self) -> list[dict]:
+        self._prune()
+        return [a for key, a in self._assignments.items() if self._visible(key)]
+
+    def _principal_known(self, principal: str, principal_type: str | None, caller: str) -> bool:
+        """Whether the directory lets `principal` be assigned now (see the module's docstring)."""
+        if principal == caller or principal in self.extra_principals:
+            return True
+        identity = self._identities().get(principal)
+        if identity is None:
+            return False
+        delay = self.lag.replication if (self.lag.strict or not principal_type) else 0.0
+        return identity[1] + delay <= self._clock()
+
     def put_assignment(self, scope: str, name: str, body: dict, caller: str) -> tuple[bool, dict]:
-        """PUT (RoleAssignments_CreateForResource.json). Rules from Azure's RBAC docs: the name is a GUID;
-        the role exists and lists this scope (or one above) among its assignableScopes; the principal exists
-        in the directory, except that with principalType ServicePrincipal ARM does not wait for a new one to
-        replicate; one principal holds a role at a scope once (RoleAssignmentExists)."""
+        """PUT (RoleAssignments_CreateForResource.json; 201 with the body of recording H). Rules from Azure's RBAC
+        docs: the name is a GUID; the role exists (as reads see it) and lists this scope (or one above) among its
+        assignableScopes; the principal exists in the directory (see the module's docstring on principalType); one
+        principal holds a role at a scope once (RoleAssignmentExists)."""
         self._require_in_subscription(scope)
         if not _GUID.match(name):
             raise ArmError(f"The role assignment ID '{name}' is not valid.", code="InvalidRoleAssignmentId")
         properties = (body or {}).get("properties") or {}
-        definition = self._definition_by_id(properties.get("roleDefinitionId") or "")
+        with self._lock:
+            definition = self._definition_by_id(properties.get("roleDefinitionId") or "")
         if definition is None:
             raise ArmError(
                 f"The specified role definition with ID '{properties.get('roleDefinitionId')}' does not exist.",
@@ -269,10 +345,15 @@ class AuthorizationModel:
             )
         principal = properties.get("principalId") or ""
         principal_type = properties.get("principalType")
-        known = principal == caller or principal in self.extra_principals or self._identity_of(principal)
-        if not known:
+        if not self._principal_known(principal, principal_type, caller):
+            # Azure's whole message (Azure/avdaccelerator#99, Azure/HubAndSpokeResearchEnclave#50), 400.
             raise ArmError(
-                f"Principal {principal.replace('-', '')} does not exist in the directory.", code="PrincipalNotFound"
+                f"Principal {principal.replace('-', '')} does not exist in the directory {self.tenant_id}. Check that "
+                "you have the correct principal ID. If you are creating this principal and then immediately assigning "
+                "a role, this error might be related to a replication delay. In this case, set the role assignment "
+                "principalType property to a value, such as ServicePrincipal, User, or Group.  See "
+                "https://aka.ms/docs-principaltype",
+                code="PrincipalNotFound",
             )
         assignment_id = f"{scope.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments/{name}"
         with self._lock:
@@ -287,6 +368,7 @@ class AuthorizationModel:
                 ):
                     raise Conflict("The role assignment already exists.", code="RoleAssignmentExists")
             created = assignment_id.lower() not in self._assignments
+            now = utc_now()
             stored = {
                 "id": assignment_id,
                 "name": name,
@@ -296,37 +378,59 @@ class AuthorizationModel:
                     "principalId": principal,
                     "principalType": principal_type or self.extra_principals.get(principal, "ServicePrincipal"),
                     "scope": scope,
+                    "condition": None,
+                    "conditionVersion": None,
+                    "createdOn": now,
+                    "updatedOn": now,
+                    "createdBy": None,
+                    "updatedBy": caller,
+                    "delegatedManagedIdentityResourceId": None,
+                    "description": None,
                 },
             }
             self._assignments[assignment_id.lower()] = stored
+            self._written[assignment_id.lower()] = self._clock()
             return created, copy.deepcopy(stored)
 
     def _assignment_id(self, scope: str, name: str) -> str:
         return f"{scope.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments/{name}".lower()
 
     def get_assignment(self, scope: str, name: str) -> dict:
+        key = self._assignment_id(scope, name)
         with self._lock:
             self._prune()
-            found = self._assignments.get(self._assignment_id(scope, name))
-            if found is None:
+            found = self._assignments.get(key)
+            if found is None or not self._visible(key):
                 raise NotFound(f"The role assignment '{name}' is not found.", code="RoleAssignmentNotFound")
             return copy.deepcopy(found)
 
     def delete_assignment(self, scope: str, name: str) -> dict | None:
-        """DELETE (RoleAssignments_Delete.json: 200 with the body, 204 when absent)."""
+        """DELETE (RoleAssignments_Delete.json: 200 with the body, 204 when absent), at once."""
         with self._lock:
             self._prune()
+            self._written.pop(self._assignment_id(scope, name), None)
             return self._assignments.pop(self._assignment_id(scope, name), None)
 
-    def list_assignments(self, scope: str) -> dict:
-        """Assignments at, above or below the scope (RoleAssignments_ListForScope.json, no $filter)."""
+    def list_assignments(self, scope: str, principal: str | None = None, *, at_scope: bool = False) -> dict:
+        """The assignments reads see at, above or below the scope (RoleAssignments_ListForScope.json); with
+        `$filter=principalId eq 'x'` that principal's, with `$filter=atScope()` those at the scope or above (as
+        azure-cli asks, recordings H and test_role_assignment_handle_conflicted_assignments.yaml)."""
         self._require_in_subscription(scope)
         with self._lock:
-            self._prune()
             return {
                 "value": [
                     copy.deepcopy(a)
-                    for a in self._assignments.values()
-                    if _under(a["properties"]["scope"], scope) or _under(scope, a["properties"]["scope"])
+                    for a in self._visible_assignments()
+                    if (
+                        _under(a["properties"]["scope"], scope)
+                        or (not at_scope and _under(scope, a["properties"]["scope"]))
+                    )
+                    and principal in (None, a["properties"]["principalId"])
                 ]
             }
+
+    def assignments(self) -> list[dict]:
+        """Every assignment as written (lag or not)."""
+        with self._lock:
+            self._prune()
+            return copy.deepcopy(list(self._assignments.values()))

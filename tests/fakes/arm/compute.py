@@ -13,10 +13,11 @@ import copy
 import dataclasses
 from collections.abc import Callable
 
-from . import catalog
+from . import catalog, pacing
 from .boot import BootSpec
 from .catalog import PlatformImage, Usage, VmSize, family_key, image_key, normalize_location
 from .errors import ArmError, Conflict, InUse, InvalidParameter, NotFound
+from .identity import IdentityModel
 from .marketplace import MarketplaceModel
 from .models import (
     ArmState,
@@ -111,10 +112,13 @@ def _quota_message(quota_name: str, location: str, limit: int, usage: int, requi
 
 
 class ComputeModel:
-    def __init__(self, state: ArmState, network: NetworkModel, marketplace: MarketplaceModel):
+    def __init__(
+        self, state: ArmState, network: NetworkModel, marketplace: MarketplaceModel, identities: IdentityModel
+    ):
         self.state = state
         self.network = network
         self.marketplace = marketplace
+        self.identities = identities
         self.tenant_id = ""  # the directory of VMs' managed identities (FakeARM sets it)
         self.quotas: dict[tuple[str, str], Usage] = {}  # (location, family key) -> usage set by a test
         self.restrictions: dict[tuple[str, str], str] = {}
@@ -310,6 +314,8 @@ class ComputeModel:
             identity = self._identity(body.get("identity"), existing)
             if identity is not None:
                 entry.body["identity"] = identity
+                if identity.get("principalId"):  # a system-assigned identity is new to the directory from now
+                    entry.meta.setdefault("principal_since", state.clock())
             entry.body["properties"] = self._vm_properties(entry, properties, os_profile, existing)
             self._attach_os_disk(entry)
             for nic in nics:
@@ -328,14 +334,17 @@ class ComputeModel:
                 failure=failure,
                 on_failure=self._failer(entry, previous_power),
                 early=self._early_boot(entry) if provision else None,
+                pace=pacing.VM_PUT,
             )
             return PutResult(existing is None, self.vm_view(entry), operation)
 
     def _identity(self, requested: dict | None, existing: Entry | None) -> dict | None:
         """The VM's managed identity as Azure returns it: a system-assigned one gets a principalId and the
-        tenantId (kept across updates), user-assigned ones are echoed
+        tenantId (kept across updates); each user-assigned one, which must exist, shows its principalId and clientId
         (VirtualMachine_Create_WithEncryptionIdentity.json; learn.microsoft.com/entra/identity/managed-identities-
-        azure-resources/qs-configure-rest-vm: type SystemAssigned, UserAssigned, "SystemAssigned, UserAssigned" or None)."""
+        azure-resources/qs-configure-rest-vm: type SystemAssigned, UserAssigned, "SystemAssigned, UserAssigned" or None,
+        and the VM's userAssignedIdentities values {principalId, clientId}). Azure publishes no example of a VM naming
+        an identity that does not exist: 400 InvalidParameter here."""
         if requested is None:
             return copy.deepcopy(existing.body.get("identity")) if existing else None
         kind = str(requested.get("type", ""))
@@ -349,6 +358,17 @@ class ComputeModel:
                 "The identity type UserAssigned needs userAssignedIdentities.", target="identity.userAssignedIdentities"
             )
         identity = copy.deepcopy(requested)
+        for identity_id in identity.get("userAssignedIdentities") or {}:
+            found = self.identities.find(identity_id)
+            if found is None:
+                raise InvalidParameter(
+                    f"The user-assigned identity '{identity_id}' was not found.",
+                    target="identity.userAssignedIdentities",
+                )
+            identity["userAssignedIdentities"][identity_id] = {
+                "principalId": found.properties["principalId"],
+                "clientId": found.properties["clientId"],
+            }
         if "systemassigned" in kinds:
             before = (existing.body.get("identity") or {}) if existing else {}
             identity["principalId"] = before.get("principalId") or new_guid()
@@ -767,6 +787,7 @@ class ComputeModel:
                 self._finisher(vm, spec.boots, spec.final, halt=spec.halts),
                 failure=failure,
                 on_failure=self._failer(vm, previous_power),
+                pace=pacing.for_action(action),
             )
 
     def evict(self, vm_id: str) -> None:
@@ -802,7 +823,12 @@ class ComputeModel:
                     state.remove(vm)
 
             operation = state.start_operation(
-                VM, vm.body["location"], finish, failure=failure, on_failure=self._failer(vm, vm.meta["power"])
+                VM,
+                vm.body["location"],
+                finish,
+                failure=failure,
+                on_failure=self._failer(vm, vm.meta["power"]),
+                pace=pacing.VM_DELETE,
             )
         return DeleteResult(True, operation)
 

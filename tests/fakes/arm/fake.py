@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from .authorization import AuthorizationModel
+from .authorization import AuthorizationModel, Lag
 from .boot import Booter
 from .catalog import PlatformImage
 from .compute import ComputeModel
 from .faults import Fault, FaultRegistry
-from .imds import FakeIMDS
+from .identity import IdentityModel
+from .imds import FakeIMDS, Identity
 from .marketplace import MarketplaceModel
 from .models import ArmState
 from .network import NetworkModel
@@ -17,6 +18,12 @@ from .server import HttpsServer
 
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_TENANT = "00000000-0000-0000-0000-0000000000aa"
+# Seconds at time scale 1. Reads of a role definition or assignment lag its PUT by "a few seconds" (recording F: a
+# list 3 to 4 s after an update still came back empty); a new managed identity's principal replicates to the
+# directory in about as long (nothing records how long: Azure/avdaccelerator#99 only shows that it happens).
+READ_LAG = 4.0
+REPLICATION = 5.0
+FAST = 0.01  # the time scale of tests that drive the kit: Azure's waits in hundredths
 
 
 class FakeARM:
@@ -25,11 +32,16 @@ class FakeARM:
     Point a client at it with `**arm.client_kwargs()` (base_url, connection_verify,
     polling_interval, retry_total) and any credential that returns a bearer token.
 
-    Long-running operations: PUTs answer 201/200 with Azure-AsyncOperation; deletes and VM
-    actions answer 202 with Location. An operation stays InProgress for its kind's hold time
-    and completes lazily, on the first request (or accessor of this object) after that, so
-    a booter's boot()/halt() runs inside that request. Without a hold, network PUTs complete
-    within the PUT itself ("Succeeded" in the body, as the examples show).
+    Long-running operations answer as Azure's recordings show (DESIGN.md section 9, tests/test_recorded_azure.py):
+    PUTs 201/200 with Azure-AsyncOperation, deletes and VM actions 202 with Location (and Azure-AsyncOperation but
+    for a group's delete), each with the Retry-After Azure sends (pacing.py). An operation stays InProgress for its
+    kind's hold time and completes lazily, on the first request (or accessor of this object) after that, so a
+    booter's boot()/halt() runs inside that request. Without a hold, an operation completes right after the request
+    that started it: a network PUT answers "Updating", a VM's "Creating", a NIC's "Succeeded" at once.
+
+    time_scale multiplies the waits Azure imposes: the Retry-After values sent (1: as recorded; otherwise as
+    retry-after-ms, see pacing.headers), how long reads of role writes lag, and how long a new identity's principal
+    takes to replicate (READ_LAG, REPLICATION; FakeARM.lag sets them outright).
     """
 
     def __init__(
@@ -42,18 +54,27 @@ class FakeARM:
         token: str | None = None,
         cloud: str = "public",
         loopback_private_ips: bool = False,
+        time_scale: float = 1.0,
     ):
         """`cloud` (public, china, usgov) decides the DNS zone of public IPs' fqdn. With loopback_private_ips,
         NICs get private addresses 127.0.0.2, 127.0.0.3, ... (where fake VMs' sshd can listen) for the subnet's."""
         self.subscription_id = subscription_id
-        self._state = ArmState(subscription_id, public_ip, booter)
+        self._state = ArmState(subscription_id, public_ip, booter, time_scale=time_scale)
         if loopback_private_ips:
             self._state.loopback_private_ips = {"": public_ip}  # the public IP's address is never a NIC's
         self._network = NetworkModel(self._state, cloud)
         self._marketplace = MarketplaceModel(self._state)
-        self._compute = ComputeModel(self._state, self._network, self._marketplace)
+        self._identities = IdentityModel(self._state, tenant_id)
+        self._compute = ComputeModel(self._state, self._network, self._marketplace, self._identities)
         self._compute.tenant_id = tenant_id
-        self._authorization = AuthorizationModel(subscription_id, self._vm_of_principal, self._scope_exists)
+        self._authorization = AuthorizationModel(
+            subscription_id,
+            tenant_id,
+            self._managed_identities,
+            self._scope_exists,
+            self._state.clock,
+            Lag(READ_LAG * time_scale, REPLICATION * time_scale),
+        )
         self._quota = QuotaModel(self._state, self._compute)
         self._faults = FaultRegistry()
         self._routes = Routes(
@@ -74,7 +95,7 @@ class FakeARM:
 
     def start(self) -> FakeARM:
         self._server = HttpsServer(self._routes.handle)
-        self._imds = FakeIMDS(self._identity_of_user)
+        self._imds = FakeIMDS(self._identities_of_user)
         return self
 
     def stop(self) -> None:
@@ -155,9 +176,20 @@ class FakeARM:
         linux/provisioning, "the VM is considered provisioned when the agent reports ready")."""
         self._state.boot_after = seconds
 
-    def pace(self, kind: str, seconds: int) -> None:
-        """Status polls of running operations on `kind` answer with `Retry-After: seconds` (0: none)."""
+    def pace(self, kind: str, seconds: float) -> None:
+        """Status polls of running operations on `kind` answer with `Retry-After: seconds` (0: none), whatever
+        Azure's recordings show and whatever the time scale."""
         self._state.pace(kind, seconds)
+
+    def lag(self, *, reads: float | None = None, replication: float | None = None) -> None:
+        """A fault: reads of role definitions and assignments lag their PUTs by `reads` seconds; a new managed
+        identity stays unknown to the directory for `replication` seconds, even to an assignment that names its
+        principalType (MicrosoftDocs/azure-docs#103085). Unscaled seconds."""
+        lag = self._authorization.lag
+        if reads is not None:
+            lag.reads = reads
+        if replication is not None:
+            lag.replication, lag.strict = replication, True
 
     def inject(
         self,
@@ -259,24 +291,36 @@ class FakeARM:
     def _vms(self):
         return self._state.entries_of("Microsoft.Compute/virtualMachines")
 
-    def _vm_of_principal(self, principal: str) -> str | None:
+    def _managed_identities(self) -> dict[str, tuple[str, float]]:
+        """principalId -> (its resource's id, when it was made) for every managed identity: user-assigned ones and
+        VMs' system-assigned ones."""
+        found = self._identities.principals()
         with self._state.lock:
             for vm in self._vms():
-                if principal and (vm.body.get("identity") or {}).get("principalId") == principal:
-                    return vm.id
-        return None
+                principal = (vm.body.get("identity") or {}).get("principalId")
+                if principal:
+                    found[principal] = (vm.id, vm.meta["principal_since"])
+        return found
 
-    def _identity_of_user(self, user: str) -> tuple[str, str | None] | None:
-        """The running VM of that admin user. The nodes of one deployment share their user (vm.py), so the IMDS
-        cannot tell them apart: it answers for the one with a system-assigned identity (the head; the kit gives
-        workers none), else for the first."""
+    def _identities_of_user(self, user: str) -> list[list[Identity]]:
+        """The managed identities of each running VM of that admin user. The nodes of one deployment share their
+        user (vm.py), so the IMDS cannot tell them apart: it answers for the first that has an identity (the head;
+        the kit gives workers none)."""
         with self._state.lock:
-            found = [
-                (vm.id, (vm.body.get("identity") or {}).get("principalId"))
+            return [
+                self._vm_identities(vm)
                 for vm in self._vms()
                 if (vm.body["properties"].get("osProfile") or {}).get("adminUsername") == user and vm.meta.get("booted")
             ]
-        return next((f for f in found if f[1]), found[0] if found else None)
+
+    @staticmethod
+    def _vm_identities(vm) -> list[Identity]:
+        identity = vm.body.get("identity") or {}
+        system = [Identity(vm.id, identity["principalId"], None)] if identity.get("principalId") else []
+        return system + [
+            Identity(resource_id, value["principalId"], value["clientId"])
+            for resource_id, value in (identity.get("userAssignedIdentities") or {}).items()
+        ]
 
     def _scope_exists(self, scope: str) -> bool:
         parts = scope.strip("/").split("/")
@@ -295,9 +339,9 @@ class FakeARM:
         return self._authorization.definitions()
 
     def role_assignments(self) -> list[dict]:
-        """Every role assignment in the subscription."""
+        """Every role assignment in the subscription, as written (whether or not reads see it yet)."""
         self._state.settle()
-        return self._authorization.list_assignments(f"/subscriptions/{self.subscription_id}")["value"]
+        return self._authorization.assignments()
 
     def resource(self, resource_id: str) -> dict | None:
         """The REST body GET would return for this resource group or resource, or None."""

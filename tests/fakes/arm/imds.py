@@ -7,8 +7,10 @@ each as its own Unix user, so this one tells them apart by the user owning the c
 
 `GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/` with the
 header `Metadata: true` (learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-
-token): 200 {access_token, expires_in, expires_on, not_before, resource, token_type}; 400 without the header
-or for a VM with no system-assigned identity.
+token): 200 {access_token, client_id, expires_in, expires_on, not_before, resource, token_type}; 400 without the
+header or for a VM with no managed identity. Which identity: the one whose client_id the request names; else the
+VM's system-assigned one; else its only user-assigned one ("client_id ... Required, if your VM has multiple
+user-assigned managed identities", the same page); with several and none named, 400.
 """
 
 from __future__ import annotations
@@ -18,14 +20,24 @@ import pwd
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from .tokens import access_token
 
 TOKEN_PATH = "/metadata/identity/oauth2/token"
-# VM id of the running VM whose admin user this is, and its system-assigned principal (None: no identity).
-IdentityOf = Callable[[str], tuple[str, str | None] | None]
+
+
+@dataclass(frozen=True)
+class Identity:
+    resource_id: str  # the user-assigned identity's id, or the VM's for its system-assigned identity
+    principal: str
+    client_id: str | None  # None: the system-assigned identity
+
+
+# The managed identities of each running VM whose admin user this is.
+IdentitiesOf = Callable[[str], list[list[Identity]]]
 
 
 def socket_owner(client_port: int, server_port: int) -> str | None:
@@ -46,8 +58,8 @@ def socket_owner(client_port: int, server_port: int) -> str | None:
 class FakeIMDS:
     """The token endpoint; `statuses` lists what it answered, in order."""
 
-    def __init__(self, identity_of: IdentityOf):
-        self.identity_of = identity_of
+    def __init__(self, identities_of: IdentitiesOf):
+        self.identities_of = identities_of
         self.statuses: list[int] = []
         imds = self
 
@@ -84,16 +96,16 @@ class FakeIMDS:
         if not query.get("api-version") or not query.get("resource"):
             return 400, {"error": "invalid_request", "error_description": "Required query variable missing"}
         user = socket_owner(client_port, self._server.server_address[1])
-        found = self.identity_of(user) if user else None
-        if found is None or found[1] is None:
+        vms = [found for found in (self.identities_of(user) if user else []) if found]
+        identity = self._chosen(vms[0], query.get("client_id")) if vms else None
+        if identity is None:
             return 400, {"error": "invalid_request", "error_description": "Identity not found"}
-        vm_id, principal = found
         now = int(time.time())
         # Claims of a managed identity's token: oid the principal, xms_mirid the resource it belongs to.
-        token = access_token(principal, xms_mirid=vm_id, idtyp="app")
+        token = access_token(identity.principal, xms_mirid=identity.resource_id, idtyp="app")
         return 200, {
             "access_token": token,
-            "client_id": principal,
+            "client_id": identity.client_id or identity.principal,
             "expires_in": "86399",
             "expires_on": str(now + 86399),
             "ext_expires_in": "86399",
@@ -101,6 +113,13 @@ class FakeIMDS:
             "resource": query["resource"],
             "token_type": "Bearer",
         }
+
+    @staticmethod
+    def _chosen(identities: list[Identity], client_id: str | None) -> Identity | None:
+        if client_id:
+            return next((i for i in identities if i.client_id == client_id), None)
+        system = [i for i in identities if i.client_id is None]
+        return system[0] if system else identities[0] if len(identities) == 1 else None
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from . import pacing
 from .catalog import normalize_location
 from .errors import (
     ArmError,
@@ -107,15 +108,25 @@ class Operation:
     claimed: bool = False
     early: Callable[[], None] | None = None  # runs FakeARM.boot_after seconds in, while still InProgress
     early_done: bool = False
+    pace: pacing.Pace = pacing.NONE  # the Retry-After Azure sends when it starts and on each poll while it runs
+    polls: int = 0  # status polls answered while it ran
 
     @property
     def namespace(self) -> str:
         return self.kind.split("/")[0]
 
     def status_body(self) -> dict:
-        body: dict = {"name": self.id, "status": self.status, "startTime": self.started}
-        if self.ended:
-            body["endTime"] = self.ended
+        """The Azure-AsyncOperation status: Network's is the status alone, `{"status": "InProgress"}`; Compute's adds
+        startTime and name, and endTime once done (DESIGN.md section 9, recordings A and B). A failed operation adds
+        `error` (the Failed status of an action is a 200 on this URL, never a 4xx)."""
+        body: dict = {"status": self.status}
+        if self.namespace == "Microsoft.Compute":
+            body = {
+                "startTime": self.started,
+                **({"endTime": self.ended} if self.ended else {}),
+                **body,
+                "name": self.id,
+            }
         if self.error is not None:
             body["error"] = self.error.body()
         return body
@@ -126,6 +137,7 @@ class PutResult:
     created: bool
     body: dict
     operation: Operation | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # a synchronous create's own (a Location, say)
 
 
 @dataclass(frozen=True)
@@ -139,16 +151,23 @@ class KindSpec:
     """How routes serve one resource type under /resourceGroups/{rg}/providers/{namespace}/{type}/{name}."""
 
     kind: str
-    put: Callable[[str, str, dict, ArmError | None], PutResult] | None
+    put: Callable[..., PutResult] | None
     delete: Callable[[str, str, ArmError | None], DeleteResult] | None
     view: Callable[[Entry], dict]
     release: Callable[[Entry], None] | None = None  # teardown when the group's delete removes it
-    delete_has_async_header: bool = False  # NSG delete answers with Azure-AsyncOperation as well
 
 
 class ArmState:
-    def __init__(self, subscription_id: str, public_ip: str, booter, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        subscription_id: str,
+        public_ip: str,
+        booter,
+        clock: Callable[[], float] = time.monotonic,
+        time_scale: float = 1.0,
+    ):
         self.lock = threading.RLock()
+        self.time_scale = time_scale  # multiplies Azure's recorded waits (Retry-After, read lag, replication)
         self.subscription_id = subscription_id
         self.public_ip = public_ip
         self.booter = booter
@@ -157,7 +176,7 @@ class ArmState:
         self.entries: dict[str, Entry] = {}
         self.operations: dict[str, Operation] = {}
         self.holds: dict[str, float] = {}
-        self.paces: dict[str, int] = {}
+        self.paces: dict[str, float] = {}
         self.boot_after: float | None = None
         self.kinds: dict[str, KindSpec] = {}
         # NIC id -> loopback address, when FakeARM(loopback_private_ips=True); the public IP's 127.0.0.1 stays out
@@ -191,13 +210,23 @@ class ArmState:
         with self.lock:
             return self.holds.get(kind.lower(), self.holds.get("*", 0.0))
 
-    def pace(self, kind: str, seconds: int) -> None:
+    def pace(self, kind: str, seconds: float) -> None:
         with self.lock:
             self.paces[kind.lower()] = seconds
 
-    def pace_of(self, kind: str) -> int:
-        with self.lock:
-            return self.paces.get(kind.lower(), 0)
+    def retry_after(self, operation: Operation, *, first: bool) -> float | None:
+        """Seconds of the Retry-After to send for `operation`: on the response that starts it (first), or on a status
+        poll while it runs (counted); FakeARM.pace overrides the recorded polls' values, unscaled."""
+        if first:
+            seconds = operation.pace.first
+        else:
+            with self.lock:
+                override = self.paces.get(operation.kind.lower())
+                seconds = operation.pace.on_poll(operation.polls)
+                operation.polls += 1
+            if override is not None:
+                return override or None
+        return seconds * self.time_scale if seconds and self.time_scale else None
 
     def start_operation(
         self,
@@ -208,6 +237,7 @@ class ArmState:
         failure: ArmError | None = None,
         on_failure: Callable[[ArmError], None] | None = None,
         early: Callable[[], None] | None = None,
+        pace: pacing.Pace = pacing.NONE,
     ) -> Operation:
         """Register an LRO on `kind`; it stays InProgress while the kind's hold lasts. `early` runs
         boot_after seconds after it began, should it still be InProgress then (see FakeARM.boot_after)."""
@@ -220,6 +250,7 @@ class ArmState:
             failure=failure,
             on_failure=on_failure,
             early=early,
+            pace=pace,
         )
         with self.lock:
             self.operations[operation.id] = operation

@@ -3,6 +3,12 @@
 Bodies follow the 2026-01-01 examples: PUT answers 201/200 with the resource, sub-resources carry
 ids, NSGs list the six default rules. ARM's dependency rules are enforced: a NIC needs its subnet,
 NSG and public IP; what is in use cannot be deleted.
+
+States and headers follow Azure's recordings (DESIGN.md section 9, recordings A, B, E, I), not the examples
+(which show "Succeeded" at once): a VNet, subnet, NSG or public IP PUT answers "Updating" with
+Azure-AsyncOperation and Retry-After 3, and its operation completes after the request (on the next one); a NIC
+PUT answers already "Succeeded" (its operation says Succeeded at once). Deletes answer 202 with both
+Azure-AsyncOperation and Location.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import copy
 import ipaddress
 from collections.abc import Callable
 
+from . import pacing
 from .errors import ArmError, InUse, InvalidParameter, InvalidResourceReference, NotFound
 from .models import ArmState, DeleteResult, Entry, KindSpec, OperationCanceled, PutResult, new_guid
 
@@ -110,7 +117,6 @@ class NetworkModel:
                     put=self._putter(kind, build, view),
                     delete=self._deleter(kind, in_use),
                     view=view,
-                    delete_has_async_header=kind == NSG,
                 )
             )
 
@@ -135,15 +141,15 @@ class NetworkModel:
                 entry.properties["resourceGuid"] = entry.meta["resourceGuid"]
                 _set_state(entry, "Updating")
                 state.store(entry)
-                operation = self._track(entry, failure)
-            if state.is_immediate(operation):
-                state.complete_now(operation)
+                operation = self._track(entry, failure, pacing.for_put(kind))
+            if kind == NIC and state.is_immediate(operation):
+                state.complete_now(operation)  # B, PUT networkInterfaces: 201 already "Succeeded"
             with state.lock:
                 return PutResult(existing is None, view(entry), operation)
 
         return put
 
-    def _track(self, entry: Entry, failure: ArmError | None):
+    def _track(self, entry: Entry, failure: ArmError | None, pace: pacing.Pace):
         generation = entry.generation
 
         def finish() -> None:
@@ -158,7 +164,7 @@ class NetworkModel:
                     _set_state(entry, "Failed")
 
         return self.state.start_operation(
-            entry.kind, entry.body["location"], finish, failure=failure, on_failure=on_failure
+            entry.kind, entry.body["location"], finish, failure=failure, on_failure=on_failure, pace=pace
         )
 
     def _deleter(self, kind: str, in_use: Callable[[Entry], ArmError | None]):
@@ -228,7 +234,7 @@ class NetworkModel:
             properties["networkSecurityGroup"] = {"id": self._require_ref(NSG, nsg_ref, subnet_id).id}
         properties.setdefault("privateEndpointNetworkPolicies", "Disabled")
         properties.setdefault("privateLinkServiceNetworkPolicies", "Enabled")
-        return {"id": subnet_id, "name": name, "type": SUBNET, "properties": properties}
+        return {"id": subnet_id, "name": name, "etag": f'W/"{new_guid()}"', "type": SUBNET, "properties": properties}
 
     def _subnet_users(self, subnet_id: str) -> list[str]:
         return [
@@ -317,9 +323,7 @@ class NetworkModel:
                 subnets[index] = subnet
             _set_state(vnet, "Updating")
             state.store(vnet)
-            operation = self._track(vnet, failure)
-        if state.is_immediate(operation):
-            state.complete_now(operation)
+            operation = self._track(vnet, failure, pacing.NETWORK_PUT)
         with state.lock:
             return PutResult(index is None, self._view_subnet(subnet), operation)
 
@@ -556,6 +560,7 @@ class NetworkModel:
         if nsg_ref is not None:
             built["networkSecurityGroup"] = {"id": self._require_ref(NSG, nsg_ref, entry.id).id}
         entry.body["properties"] = built
+        entry.body["kind"] = "Regular"  # recording B, PUT networkInterfaces
 
     def _view_nic(self, entry: Entry) -> dict:
         view = copy.deepcopy(entry.body)

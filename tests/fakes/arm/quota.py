@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import catalog
+from . import catalog, pacing
 from .compute import ComputeModel
 from .errors import ArmError, NotFound
 from .models import ArmState, new_guid, utc_now
@@ -154,7 +154,7 @@ class QuotaModel:
             202,
             None,
             {
-                "Retry-After": str(self.retry_after),
+                **pacing.headers(self.retry_after * self.state.time_scale, self.state.time_scale),
                 "location": f"{base}/operationsStatus/{found.id}?api-version={request.api_version}",
             },
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import catalog
+from . import catalog, pacing
 from .authorization import AuthorizationModel
 from .compute import ComputeModel
 from .errors import (
@@ -52,6 +52,9 @@ class LoggedRequest:
     is_poll: bool
     at: float = 0.0  # time.monotonic() when it was answered
     principal: str = ""  # who sent it: the bearer token's oid (a VM's identity for its own deallocate)
+    received: float = 0.0  # time.monotonic() when it arrived
+    operation: str | None = None  # the long-running operation it started or polled
+    retry_after: float | None = None  # the Retry-After its answer sent (seconds)
 
 
 @dataclass
@@ -149,6 +152,7 @@ class Routes:
         self.quota = quota
         self.tenant_id = tenant_id
         self.token = token
+        self.partition = str(uuid.uuid4())  # Compute's operation URLs carry one (`p=`, recording B)
         self._log: list[LoggedRequest] = []
         self._log_lock = threading.Lock()
         self._routes: list[Route] = []
@@ -188,6 +192,7 @@ class Routes:
         )
         for method, tail, handler in (
             ("GET", "/permissions", self.get_permissions),
+            ("GET", "/roledefinitions", self.list_role_definitions),
             ("PUT", "/roledefinitions/{guid}", self.put_role_definition),
             ("GET", "/roledefinitions/{guid}", self.get_role_definition),
             ("DELETE", "/roledefinitions/{guid}", self.delete_role_definition),
@@ -244,6 +249,7 @@ class Routes:
     # -- dispatch ------------------------------------------------------------------------------
 
     def handle(self, method: str, raw_path: str, headers, raw_body: bytes) -> Reply:
+        received = time.monotonic()
         split = urlsplit(raw_path)
         path = unquote(split.path).rstrip("/") or "/"
         query = {key: values[-1] for key, values in parse_qs(split.query, keep_blank_values=True).items()}
@@ -266,6 +272,7 @@ class Routes:
         except ArmError as error:
             reply = _error_reply(error)
         reply.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
+        retry_after = pacing.seconds_asked(reply.headers)
         with self._log_lock:
             self._log.append(
                 LoggedRequest(
@@ -277,6 +284,9 @@ class Routes:
                     bool(route and route.poll),
                     time.monotonic(),
                     principal,
+                    received,
+                    reply.operation.id if reply.operation else None,
+                    retry_after,
                 )
             )
         return reply
@@ -341,41 +351,55 @@ class Routes:
 
     # -- LRO headers ---------------------------------------------------------------------------
 
-    def _status_url(self, request: Request, operation: Operation) -> str:
+    def _status_url(self, request: Request, operation: Operation, *, monitor: bool = False) -> str:
+        """Azure-AsyncOperation's URL as Azure shapes it (recording B): .../providers/{namespace}/locations/{loc}/
+        operations/{id}, Compute's with a partition `p=` first; Compute's Location is the same with monitor=true."""
+        query = f"api-version={request.api_version}"
+        if operation.namespace == "Microsoft.Compute":
+            query = f"p={self.partition}&" + ("monitor=true&" if monitor else "") + query
         return (
             f"{request.base_url}/subscriptions/{self.state.subscription_id}/providers/{operation.namespace}"
-            f"/locations/{operation.location}/operations/{operation.id}?api-version={request.api_version}"
+            f"/locations/{operation.location}/operations/{operation.id}?{query}"
         )
 
     def _result_url(self, request: Request, operation: Operation) -> str:
+        """Location's URL: a group's operationresults (recording D), Compute's monitor URL (recording B), Network's
+        operationResults (NetworkSecurityGroupDelete.json)."""
         base = f"{request.base_url}/subscriptions/{self.state.subscription_id}"
         if operation.namespace == "Microsoft.Resources":
             return f"{base}/operationresults/{operation.id}?api-version={request.api_version}"
-        if operation.namespace == "Microsoft.Compute":  # as VirtualMachine_Delete_Force.json: monitor=true
-            return (
-                f"{base}/providers/Microsoft.Compute/locations/{operation.location}/operations/{operation.id}"
-                f"?monitor=true&api-version={request.api_version}"
-            )
+        if operation.namespace == "Microsoft.Compute":
+            return self._status_url(request, operation, monitor=True)
         return (
             f"{base}/providers/{operation.namespace}/locations/{operation.location}/operationResults"
             f"/{operation.id}?api-version={request.api_version}"
         )
 
+    def _started(self, reply: Reply, operation: Operation) -> Reply:
+        """The response that starts an operation, with the Retry-After Azure sends on it (pacing.py)."""
+        seconds = self.state.retry_after(operation, first=True)
+        if seconds:
+            reply.headers.update(pacing.headers(seconds, self.state.time_scale))
+        return reply
+
     def _put_reply(self, request: Request, result: PutResult) -> Reply:
-        headers = {}
-        if result.operation is not None:
-            headers["Azure-AsyncOperation"] = self._status_url(request, result.operation)
-        return Reply(201 if result.created else 200, result.body, headers, operation=result.operation)
+        headers = dict(result.headers)
+        if result.operation is None:
+            return Reply(201 if result.created else 200, result.body, headers)
+        headers["Azure-AsyncOperation"] = self._status_url(request, result.operation)
+        reply = Reply(201 if result.created else 200, result.body, headers, operation=result.operation)
+        return self._started(reply, result.operation)
 
-    def _accepted(self, request: Request, operation: Operation, *, with_status_url: bool = False) -> Reply:
+    def _accepted(self, request: Request, operation: Operation) -> Reply:
+        """202 with Location; but for a group's delete (recording D), with Azure-AsyncOperation too (recordings B, I)."""
         headers = {"Location": self._result_url(request, operation)}
-        if with_status_url:
+        if operation.namespace != "Microsoft.Resources":
             headers["Azure-AsyncOperation"] = self._status_url(request, operation)
-        return Reply(202, None, headers, operation=operation)
+        return self._started(Reply(202, None, headers, operation=operation), operation)
 
-    def _delete_reply(self, request: Request, result: DeleteResult, *, with_status_url: bool = False) -> Reply:
+    def _delete_reply(self, request: Request, result: DeleteResult) -> Reply:
         if result.operation is not None:
-            return self._accepted(request, result.operation, with_status_url=with_status_url)
+            return self._accepted(request, result.operation)
         return Reply(200 if result.existed else 204)
 
     # -- subscriptions -------------------------------------------------------------------------
@@ -477,17 +501,22 @@ class Routes:
         return self._paced(operation, self._result_reply(operation))
 
     def poll_group_operation(self, request: Request, op: str) -> Reply:
+        """202 with its own URL as Location while the group's delete runs, then 200 (recording D)."""
         operation = self.state.operation(op)
-        return self._paced(operation, self._result_reply(operation))
+        reply = self._result_reply(operation)
+        if reply.status == 202:
+            reply.headers["Location"] = self._result_url(request, operation)
+        return self._paced(operation, reply)
 
     def _paced(self, operation: Operation, reply: Reply) -> Reply:
-        """While the operation runs, the Retry-After its kind asks for (FakeARM.pace): Azure's status
-        responses may carry one, "the number of seconds to wait before checking the status of the
-        asynchronous operation" (https://learn.microsoft.com/azure/azure-resource-manager/management/
-        async-operations)."""
-        seconds = self.state.pace_of(operation.kind)
-        if seconds and operation.status == "InProgress":
-            reply.headers["Retry-After"] = str(seconds)
+        """While the operation runs, the Retry-After Azure sends on its polls (pacing.py; FakeARM.pace overrides):
+        "the number of seconds to wait before checking the status of the asynchronous operation"
+        (https://learn.microsoft.com/azure/azure-resource-manager/management/async-operations)."""
+        reply.operation = operation
+        if operation.status == "InProgress":
+            seconds = self.state.retry_after(operation, first=False)
+            if seconds:
+                reply.headers.update(pacing.headers(seconds, self.state.time_scale))
         return reply
 
     @staticmethod
@@ -538,6 +567,8 @@ class Routes:
         return Reply(200, self.compute.get_instance_view(rg, name))
 
     def vm_action(self, request: Request, rg: str, name: str, action: str) -> Reply:
+        """202, empty, both Azure-AsyncOperation and Location (recordings A, B, C); should the action fail, its
+        status poll answers 200 `{"status": "Failed", "error": ...}`."""
         return self._accepted(request, self.compute.act(rg, name, action, request.failure))
 
     # -- subnets -------------------------------------------------------------------------------
@@ -588,17 +619,19 @@ class Routes:
         spec = self._spec(ns, type)
         if spec.delete is None:
             raise NotImplementedInFake(f"The fake ARM does not delete '{spec.kind}'.")
-        result = spec.delete(rg, name, request.failure)
-        return self._delete_reply(request, result, with_status_url=spec.delete_has_async_header)
+        return self._delete_reply(request, spec.delete(rg, name, request.failure))
 
     # -- Microsoft.Authorization at any scope (authorization.py) ------------------------------------
 
     def get_permissions(self, request: Request, scope: str) -> Reply:
         return Reply(200, self.authorization.permissions(request.principal, scope))
 
+    def list_role_definitions(self, request: Request, scope: str) -> Reply:
+        clauses = parse_filter(request.param("$filter"), {"rolename"})
+        return Reply(200, self.authorization.list_definitions(scope, clauses.get("rolename")))
+
     def put_role_definition(self, request: Request, scope: str, guid: str) -> Reply:
-        created, body = self.authorization.put_definition(scope, guid, request.body or {})
-        return Reply(201 if created else 200, body)
+        return Reply(201, self.authorization.put_definition(scope, guid, request.body or {}, request.principal))
 
     def get_role_definition(self, request: Request, scope: str, guid: str) -> Reply:
         return Reply(200, self.authorization.get_definition(scope, guid))
@@ -608,9 +641,10 @@ class Routes:
         return Reply(200, found) if found else Reply(204)
 
     def list_role_assignments(self, request: Request, scope: str) -> Reply:
-        if request.param("$filter"):
-            raise NotImplementedInFake("The fake ARM lists role assignments without $filter only.")
-        return Reply(200, self.authorization.list_assignments(scope))
+        text = (request.param("$filter") or "").strip()
+        at_scope = text.lower() == "atscope()"
+        clauses = {} if at_scope else parse_filter(text, {"principalid"})
+        return Reply(200, self.authorization.list_assignments(scope, clauses.get("principalid"), at_scope=at_scope))
 
     def put_role_assignment(self, request: Request, scope: str, guid: str) -> Reply:
         created, body = self.authorization.put_assignment(scope, guid, request.body or {}, request.principal)
