@@ -205,14 +205,14 @@ class Build:
     def python(self) -> str:
         return os.path.join(self.env, "bin", "python")
 
-    def current(self) -> bool:
+    def built_marker(self) -> dict | None:
+        """The marker of this environment when it was built from the same content over the same Python."""
         try:
             with open(os.path.join(self.env, MARKER)) as f:
                 marker = json.load(f)
         except (OSError, ValueError):
-            return False
-        same = all(marker.get(key) == value for key, value in self.marker.items())
-        return same and (not marker.get("replaced") or self.job["allow_torch"])
+            return None
+        return marker if all(marker.get(key) == value for key, value in self.marker.items()) else None
 
     def make(self) -> dict:
         """Build the environment; what it installed, and what of the image it replaced (allowed)."""
@@ -236,7 +236,8 @@ class Build:
         self.stage(f"creating a venv over {sys.executable}")
         self.run("creating the venv", [sys.executable, "-m", "venv", "--without-pip", self.env])
         purelib = self.run(
-            "creating the venv", [self.python(), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            "creating the venv",
+            [self.python(), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
             capture=True,
         ).strip()
         lines = [f"import site; site.addsitedir({d!r})\n" for d in base_site_dirs()]
@@ -248,8 +249,10 @@ class Build:
         if conda is None:
             raise Failed(
                 "finding conda",
-                [f"{self.job['file']} needs conda on the machine, and {sys.executable} is in no conda installation; "
-                 "use a requirements.txt"],
+                [
+                    f"{self.job['file']} needs conda on the machine, and {sys.executable} is in no conda installation; "
+                    "use a requirements.txt"
+                ],
             )
         spec = self.job["conda"]
         commands = conda_commands(conda, sys.prefix, self.env, spec["channels"], spec["specs"])
@@ -271,9 +274,9 @@ class Build:
         with open(requirements, "w") as f:
             f.write(self.job["pip"])
         pip = [self.python(), "-m", "pip"]
-        version = self.run("finding pip", [*pip, "--version"], capture=True).split()
-        if tuple(int(p) for p in re.findall(r"\d+", version[1])[:2]) < PIP_DRY_RUN:
-            self.stage(f"pip {version[1]} cannot tell what it would install: a newer pip into the environment")
+        version = self.run("finding pip", [self.python(), "-c", "import pip; print(pip.__version__)"], capture=True)
+        if tuple(int(p) for p in re.findall(r"\d+", version)[:2]) < PIP_DRY_RUN:
+            self.stage(f"pip {version.strip()} cannot tell what it would install: a newer pip into the environment")
             self.run("installing pip", [*pip, "install", "--quiet", "pip>=%d.%d" % PIP_DRY_RUN])
         self.stage(f"resolving {self.job['file']}")
         report_path = os.path.join(self.env, "resolution.json")
@@ -385,7 +388,14 @@ def build(job: dict) -> dict:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another node on a shared home, another `up`: one builds, one waits
         b = Build(job)
         result = {"python": b.python(), "log": b.log_path, "installed": [], "built": False}
-        if not b.current():
+        marker = b.built_marker()
+        if marker is not None and marker.get("replaced") and not job["allow_torch"]:
+            message = (
+                f"{job['file']} was built with --environment-allow-torch and replaced the image's "
+                f"{', '.join(marker['replaced'])}: pass it again, or remove that requirement"
+            )
+            return {**result, "status": "refused", "message": message}
+        if marker is None:
             try:
                 made = b.make()
             except Refused as e:
