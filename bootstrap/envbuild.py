@@ -17,6 +17,7 @@ lock: the exact versions of the environment's own packages (not the base's).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -191,7 +192,7 @@ class Build:
             stdout=subprocess.PIPE if capture else self.log,
             stderr=subprocess.PIPE if capture else subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            universal_newlines=True,
+            text=True,
             env={**os.environ, "PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
         )
         if capture:
@@ -277,7 +278,7 @@ class Build:
         version = self.run("finding pip", [self.python(), "-c", "import pip; print(pip.__version__)"], capture=True)
         if tuple(int(p) for p in re.findall(r"\d+", version)[:2]) < PIP_DRY_RUN:
             self.stage(f"pip {version.strip()} cannot tell what it would install: a newer pip into the environment")
-            self.run("installing pip", [*pip, "install", "--quiet", "pip>=%d.%d" % PIP_DRY_RUN])
+            self.run("installing pip", [*pip, "install", "--quiet", "pip>={}.{}".format(*PIP_DRY_RUN)])
         self.stage(f"resolving {self.job['file']}")
         report_path = os.path.join(self.env, "resolution.json")
         self.run("resolving", [*pip, "install", "--dry-run", "--report", report_path, "-r", requirements])
@@ -325,7 +326,7 @@ class Build:
     def prune(self) -> list[str]:
         """Remove the project's other environments and logs (older contents of the file, failed builds); the
         names of the environments removed."""
-        same_project = re.compile(re.escape(self.job["project"]) + r"-[0-9a-f]{%d}(\.log)?" % HASH_LENGTH)
+        same_project = re.compile(re.escape(self.job["project"]) + rf"-[0-9a-f]{{{HASH_LENGTH}}}(\.log)?")
         removed = []
         for entry in sorted(os.listdir(self.job["envs_dir"])):
             log = entry.endswith(".log")
@@ -374,10 +375,8 @@ def _read_from(path: str, offset: int) -> str:
 
 
 def _remove(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.remove(path)
-    except OSError:
-        pass
 
 
 def build(job: dict) -> dict:
@@ -425,7 +424,7 @@ def lock(job: dict) -> dict:
 
 
 def _output(argv: list[str]) -> str:
-    return subprocess.run(argv, stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    return subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=True).stdout
 
 
 def main() -> None:

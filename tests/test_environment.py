@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import shlex
 import zipfile
 from pathlib import Path
