@@ -266,8 +266,9 @@ def _bootstrap(
     record = journal.record
     if reused and record.jupyter:
         settings = replace(settings, remote_python=record.jupyter["python"])
-    passed = bool(reused and record.check and record.check.get("passed"))
     python = session.prepare(remote, settings, out, allow_cpu=options.skip_check)
+    session.prepare_environment(remote, python, settings, journal, out)
+    passed = bool(reused and record.check and record.check.get("passed") and _same_environment(record, record.check))
 
     def jupyter_and_idle_agent():
         server, token = session.serve_jupyter(remote, python, settings, journal, out)
@@ -285,6 +286,11 @@ def _bootstrap(
     return session.alongside(*steps)
 
 
+def _same_environment(record: Record, check: dict) -> bool:
+    """Whether a check ran in the environment the deployment has now (both none, or the same content)."""
+    return check.get("environment") == (record.environment or {}).get("name")
+
+
 def _check_nodes(
     head: Remote, settings: Settings, journal: Journal, out: Output, options: UpOptions, *, reused: bool
 ) -> None:
@@ -295,12 +301,13 @@ def _check_nodes(
     from provision import allreduce  # only a deployment of several nodes needs it
 
     done = journal.record.allreduce
-    if reused and done and done.get("passed") and not options.check:
+    if reused and done and done.get("passed") and _same_environment(journal.record, done) and not options.check:
         out.note(f"the all-reduce check passed on these nodes ({done['at']}); --check runs it again")
         return
     assert isinstance(head, SSHRemote), "several nodes are always reached over SSH"
     workers = allreduce.prepare_workers(head, settings, journal, out, allow_cpu=options.skip_check)
     try:
+        session.prepare_environment_on_workers(workers, settings, journal, out)
         if options.skip_check:
             out.warn("all-reduce check skipped (--skip-check): the nodes have not been proven to reach each other")
             return
@@ -494,6 +501,7 @@ def start(name: str, store: StateStore, out: Output, options: UpOptions) -> None
             # The Python `up` chose and judged; the check is not run again (`provision check` does).
             same = replace(settings, remote_python=record.jupyter["python"])
             server, token = session.start_jupyter(remote, same, journal, out, allow_cpu=True)
+            session.restore_environment(remote, server.python, same, journal, out)
             session.install_idle_stop(remote, same, journal, out, server.port)
         except BootstrapError as e:
             remote.close()
