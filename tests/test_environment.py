@@ -7,11 +7,8 @@ python-slugify brings text-unidecode along, for the lock.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import shlex
-import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -21,6 +18,7 @@ from bootstrap.pyenv import KERNEL_DATA_DIR
 from bootstrap.remote import Remote, expand
 from provision.errors import UsageError
 from provision.settings import load
+from tests.fakes.wheels import wheel
 
 pytest_plugins = ["tests.fakes.fixtures"]
 
@@ -262,27 +260,6 @@ def test_the_kernel_runs_the_environment_over_the_base_and_a_rerun_does_not_buil
     again = build(remote, env_python, "inflection\n")
     assert not again.built and again.installed == () and again.python == env.python
     assert modified(remote, env) == built_at
-
-
-def wheel(directory: Path, name: str, version: str) -> Path:
-    """A real (tiny) wheel of `name`: what a pinned build of another torch looks like to pip."""
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": f"__version__ = {version!r}\n",
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-
-    def digest(text: str) -> str:
-        return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-
-    record = "".join(f"{path},sha256={digest(text)},{len(text)}\n" for path, text in files.items())
-    path = directory / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as archive:
-        for member, text in files.items():
-            archive.writestr(member, text)
-        archive.writestr(f"{dist}/RECORD", record + f"{dist}/RECORD,,\n")
-    return path
 
 
 def test_an_edit_rebuilds_and_a_failed_or_refused_build_leaves_the_kernel_as_it_was(ssh_remote, vm, tmp_path):
