@@ -8,6 +8,7 @@ python-slugify brings text-unidecode along, for the lock.
 from __future__ import annotations
 
 import hashlib
+import io
 import shlex
 
 import pytest
@@ -15,9 +16,12 @@ import pytest
 from bootstrap import envbuild, environment
 from bootstrap.environment import BuildFailed, Refused, Spec, SpecError
 from bootstrap.pyenv import KERNEL_DATA_DIR
-from bootstrap.remote import Remote, expand
+from bootstrap.remote import LocalRemote, Remote, expand
+from provision import session
 from provision.errors import UsageError
-from provision.settings import load
+from provision.output import Output
+from provision.settings import Settings, load
+from provision.state import Journal, Record, StateStore
 from tests.fakes.wheels import wheel
 
 pytest_plugins = ["tests.fakes.fixtures"]
@@ -312,3 +316,19 @@ def test_the_lock_used_as_the_environment_builds_the_same_packages(ssh_remote, v
     locked = environment.ensure(ssh_remote, vm.python, "proj", Spec("requirements.lock.txt", text))
     assert locked.built and locked.name != loose.name
     assert sorted(locked.installed) == sorted(" ".join(pin.split("==")) for pin in pins)
+
+
+@pytest.mark.parametrize(("content", "shown"), [("inflection==0.3.0\n", "changed since `up`"), (None, "is gone")])
+def test_start_keeps_the_environment_up_made_when_its_file_changed_or_is_gone(tmp_path, content, shown):
+    file = tmp_path / "requirements.txt"
+    if content is not None:
+        file.write_text(content)
+    made = {"name": "proj-0123456789ab", "file": str(file), "sha256": Spec("requirements.txt", "inflection\n").sha256}
+    journal = Journal(StateStore(tmp_path / "state"), Record(name="proj", target="local", created="", environment=made))
+    err = io.StringIO()
+    nowhere = LocalRemote(str(tmp_path / "no-such-home"), env={"PATH": ""})  # nothing may run there
+    session.restore_environment(nowhere, "/no/python", Settings(), journal, Output(err=err))
+    assert (
+        f"{file} {shown}: the machine keeps environment proj-0123456789ab; `provision up` rebuilds it" in err.getvalue()
+    )
+    assert journal.record.environment == made
