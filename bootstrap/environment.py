@@ -25,6 +25,7 @@ KINDS = {".txt": "pip", ".yml": "conda", ".yaml": "conda"}
 LOCK_FILES = {"pip": "requirements.lock.txt", "conda": "environment.lock.yml"}
 _BUILD_TIMEOUT = 3600.0  # seconds: a large environment downloads gigabytes
 _POLL = 0.5  # seconds between looks at the build's log
+_INCLUDES = ("-r", "--requirement", "-c", "--constraint")  # pip options that read another file
 
 
 class SpecError(ValueError):
@@ -63,9 +64,15 @@ class Spec:
 
     def parts(self) -> tuple[dict | None, str]:
         """The conda part ({channels, specs}; None for a requirements file) and the pip requirements' text."""
-        if self.kind == "pip":
-            return None, self.text
-        return parse_conda(self.text, self.file)
+        conda, pip = (None, self.text) if self.kind == "pip" else parse_conda(self.text, self.file)
+        for line in pip.splitlines():
+            words = line.split()
+            if words and (words[0] in _INCLUDES or words[0].startswith(tuple(f"{w}=" for w in _INCLUDES))):
+                raise SpecError(
+                    f"{self.file} refers to another file ({line.strip()}): only {self.file} goes to the machine; "
+                    "put that file's lines in it"
+                )
+        return conda, pip
 
 
 def read(path: Path) -> Spec:
@@ -209,7 +216,10 @@ def _run_watched(
     thread = threading.Thread(target=work, name="environment-build", daemon=True)
     thread.start()
     shown = None
-    while thread.join(_POLL) or thread.is_alive():
+    while True:
+        thread.join(_POLL)
+        if not thread.is_alive():
+            break
         if on_progress is None:
             continue
         tail = remote.run(f"tail -n 20 {shlex.quote(log)} 2>/dev/null", check=False).stdout

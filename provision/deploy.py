@@ -307,7 +307,7 @@ def _check_nodes(
     assert isinstance(head, SSHRemote), "several nodes are always reached over SSH"
     workers = allreduce.prepare_workers(head, settings, journal, out, allow_cpu=options.skip_check)
     try:
-        session.prepare_environment_on_workers(workers, settings, journal, out)
+        session.prepare_environment_on_workers(workers, journal, out)
         if options.skip_check:
             out.warn("all-reduce check skipped (--skip-check): the nodes have not been proven to reach each other")
             return

@@ -233,7 +233,7 @@ def restore_environment(remote: Remote, python: str, settings: Settings, journal
     prepare_environment(remote, python, same, journal, out)
 
 
-def prepare_environment_on_workers(workers: list[SSHRemote], settings: Settings, journal: Journal, out: Output) -> None:
+def prepare_environment_on_workers(workers: list[SSHRemote], journal: Journal, out: Output) -> None:
     """The head's environment on every worker (each over the Python chosen there), built at once; a worker
     sharing the head's home finds it built."""
     made = journal.record.environment

@@ -146,6 +146,8 @@ def test_environment_yml_gives_channels_conda_specs_and_its_pip_section():
         ("environment.yml", "name: x\n", "must be a conda environment file with a `dependencies:` list"),
         ("environment.yml", "dependencies:\n  - {conda: [a]}\n", "dependency {'conda': ['a']} is neither"),
         ("Pipfile", "[packages]\n", "must be a requirements .txt or a conda environment .yml"),
+        ("requirements.txt", "a\n-r base.txt\n", "requirements.txt refers to another file (-r base.txt): only"),
+        ("environment.yml", "dependencies:\n  - pip:\n    - --constraint=c.txt\n", "refers to another file"),
     ],
 )
 def test_a_bad_environment_file_is_one_line(tmp_path, name, text, message):
