@@ -429,7 +429,7 @@ def env_lock(
     quiet: Quiet = False,
 ) -> None:
     """Write the exact versions in the deployment's environment, for a teammate's `up` (or yours) to build."""
-    from provision.envlock import lock
+    from provision.projectenv import lock
 
     lock(_name(name), _store(), Output(quiet=quiet), output)
 

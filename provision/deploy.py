@@ -6,7 +6,7 @@ from typing import Any
 
 from bootstrap import jupyter
 from bootstrap.remote import BootstrapError, Remote
-from provision import idle_view, power, prices, public, session, tunnel
+from provision import idle_view, power, prices, projectenv, public, session, tunnel
 from provision.errors import ProvisionError
 from provision.interrupts import sigterm_as_interrupt
 from provision.output import Output
@@ -267,7 +267,7 @@ def _bootstrap(
     if reused and record.jupyter:
         settings = replace(settings, remote_python=record.jupyter["python"])
     python = session.prepare(remote, settings, out, allow_cpu=options.skip_check)
-    session.prepare_environment(remote, python, settings, journal, out)
+    projectenv.prepare(remote, python, settings, journal, out)
     passed = bool(reused and record.check and record.check.get("passed") and _same_environment(record, record.check))
 
     def jupyter_and_idle_agent():
@@ -307,7 +307,7 @@ def _check_nodes(
     assert isinstance(head, SSHRemote), "several nodes are always reached over SSH"
     workers = allreduce.prepare_workers(head, settings, journal, out, allow_cpu=options.skip_check)
     try:
-        session.prepare_environment_on_workers(workers, journal, out)
+        projectenv.prepare_workers(workers, journal, out)
         if options.skip_check:
             out.warn("all-reduce check skipped (--skip-check): the nodes have not been proven to reach each other")
             return
@@ -501,7 +501,7 @@ def start(name: str, store: StateStore, out: Output, options: UpOptions) -> None
             # The Python `up` chose and judged; the check is not run again (`provision check` does).
             same = replace(settings, remote_python=record.jupyter["python"])
             server, token = session.start_jupyter(remote, same, journal, out, allow_cpu=True)
-            session.restore_environment(remote, server.python, same, journal, out)
+            projectenv.restore(remote, server.python, same, journal, out)
             session.install_idle_stop(remote, same, journal, out, server.port)
         except BootstrapError as e:
             remote.close()

@@ -5,16 +5,15 @@ import secrets
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import bootstrap
-from bootstrap import datasets, environment, idle, jupyter, notebooks, pychoice
+from bootstrap import datasets, idle, jupyter, notebooks, pychoice
 from bootstrap.gpucheck import Verdict, judge
 from bootstrap.pyenv import install
-from bootstrap.remote import BootstrapError, ConnectTimeout, Endpoint, LocalRemote, Remote, SSHRemote, connect
+from bootstrap.remote import ConnectTimeout, Endpoint, LocalRemote, Remote, SSHRemote, connect
 from provision.output import Output
 from provision.public import PublicJupyter, deployment_certificate
 from provision.settings import OPEN_TO_ALL, Settings
@@ -178,102 +177,6 @@ def prepare(remote: Remote, settings: Settings, out: Output, *, allow_cpu: bool 
         pushed = notebooks.push(remote, notebooks_dir())
         out.note(f"{len(pushed)} changed file(s)" if pushed else "all up to date")
     return python
-
-
-def prepare_environment(remote: Remote, python: str, settings: Settings, journal: Journal, out: Output) -> None:
-    """The project's environment (settings.environment) over `python`, built unless its content was built
-    before, and the kernel named after the project pointed at it; kept in record.environment (None without one).
-    On this machine it lives in the state directory, elsewhere in ~/.dsvm-kit/envs."""
-    record, name = journal.record, journal.record.name
-    if settings.environment is None:
-        record.environment = None
-        journal.save()
-        return
-    spec = environment.read(Path(settings.environment))
-    local = isinstance(remote, LocalRemote)
-    envs_dir = str(journal.store.dir_for(name) / "envs") if local else environment.ENVS_DIR
-    with out.step(f"Python environment from {spec.file} over {python} (kernel {name!r})") as step:
-        try:
-            env = environment.ensure(
-                remote,
-                python,
-                name,
-                spec,
-                envs_dir=envs_dir,
-                allow_torch=settings.environment_allow_torch,
-                on_progress=step.update,
-            )
-        except environment.BuildFailed as e:
-            raise BootstrapError(
-                f"{e}\nthe full log: {e.log} on the machine, {_copy_log(remote, e.log, journal)}"
-            ) from None
-        out.note(_built(env))
-    record.environment = {
-        **env.to_record(spec),
-        "file": settings.environment,
-        "allow_torch": settings.environment_allow_torch,
-    }
-    journal.save()
-
-
-def restore_environment(remote: Remote, python: str, settings: Settings, journal: Journal, out: Output) -> None:
-    """`start`: the environment `up` made, its kernel registered again; rebuilt by `up` only (on every node),
-    so a file changed since is noted and not built."""
-    made = journal.record.environment
-    if made is None:
-        return
-    path = Path(made["file"])
-    current = environment.read(path).sha256 if path.is_file() else None
-    if current != made["sha256"]:
-        why = "is gone" if current is None else "changed since `up`"
-        out.warn(f"{path} {why}: the machine keeps environment {made['name']}; `provision up` rebuilds it")
-        return
-    allow = bool(made.get("allow_torch"))
-    same = replace(settings, environment=made["file"], environment_allow_torch=allow)
-    prepare_environment(remote, python, same, journal, out)
-
-
-def prepare_environment_on_workers(workers: list[SSHRemote], journal: Journal, out: Output) -> None:
-    """The head's environment on every worker (each over the Python chosen there), built at once; a worker
-    sharing the head's home finds it built."""
-    made = journal.record.environment
-    if made is None or not workers:
-        return
-    spec = environment.read(Path(made["file"]))
-    pythons = [node["python"] for node in journal.record.nodes[1:]]
-    allow = bool(made.get("allow_torch"))
-
-    def build(worker: SSHRemote, python: str) -> environment.Environment:
-        try:
-            return environment.ensure(worker, python, journal.record.name, spec, allow_torch=allow)
-        except environment.BuildFailed as e:
-            raise BootstrapError(
-                f"{e}\nthe full log: {e.log} on the worker, {_copy_log(worker, e.log, journal)}"
-            ) from None
-
-    with out.step(f"Python environment {made['name']} on {len(workers)} worker node(s)"):
-        envs = alongside(*(lambda w=w, p=p: build(w, p) for w, p in zip(workers, pythons, strict=True)))
-        for env in envs:
-            out.note(_built(env))
-    if any(env.python != made["python"] for env in envs):
-        raise BootstrapError(f"the workers' environment is not at {made['python']}, where the head's is")
-
-
-def _built(env: environment.Environment) -> str:
-    if not env.built:
-        return f"{env.name} is built already (same content): nothing to do"
-    text = f"built {env.name}: " + (", ".join(env.installed) or "nothing to add to the base")
-    return text + (f"; removed {', '.join(env.removed)}" if env.removed else "")
-
-
-def _copy_log(remote: Remote, log: str, journal: Journal) -> str:
-    """The failed build's log copied into the deployment's state directory; where it is (or why not)."""
-    local = journal.store.dir_for(journal.record.name) / Path(log).name
-    try:
-        remote.get(log, local)
-    except (OSError, BootstrapError) as e:
-        return f"not copied here ({e})"
-    return f"{local} here"
 
 
 def serve_jupyter(

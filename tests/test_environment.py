@@ -17,7 +17,7 @@ from bootstrap import envbuild, environment
 from bootstrap.environment import BuildFailed, Refused, Spec, SpecError
 from bootstrap.pyenv import KERNEL_DATA_DIR
 from bootstrap.remote import LocalRemote, Remote, expand
-from provision import session
+from provision import projectenv
 from provision.errors import UsageError
 from provision.output import Output
 from provision.settings import Settings, load
@@ -329,7 +329,7 @@ def test_start_keeps_the_environment_up_made_when_its_file_changed_or_is_gone(tm
     journal = Journal(StateStore(tmp_path / "state"), Record(name="proj", target="local", created="", environment=made))
     err = io.StringIO()
     nowhere = LocalRemote(str(tmp_path / "no-such-home"), env={"PATH": ""})  # nothing may run there
-    session.restore_environment(nowhere, "/no/python", Settings(), journal, Output(err=err))
+    projectenv.restore(nowhere, "/no/python", Settings(), journal, Output(err=err))
     assert (
         f"{file} {shown}: the machine keeps environment proj-0123456789ab; `provision up` rebuilds it" in err.getvalue()
     )
