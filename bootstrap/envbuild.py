@@ -104,8 +104,11 @@ def progress(lines: list[str]) -> str | None:
 
 
 def failure_lines(text: str, most: int = 12) -> list[str]:
-    """The lines of a failed stage's output that say why: from pip's or conda's first error line on, else its
-    last lines; warnings about unreachable extra indexes left out."""
+    """The lines of a failed stage's output that say why: conda's `--json` error message, or from pip's first
+    error line on, else its last lines; warnings about unreachable extra indexes left out."""
+    conda_error = re.search(r'^\s*"error": ("(?:[^"\\]|\\.)*")', text, re.M)
+    if conda_error:
+        text = json.loads(conda_error.group(1))
     lines = [line.rstrip() for line in text.splitlines() if line.strip() and "is ignored: it is neither" not in line]
     first_error = next((i for i, line in enumerate(lines) if re.match(r"(ERROR|\w+Error)\b", line.strip())), None)
     chosen = lines[first_error:] if first_error is not None else lines
@@ -133,12 +136,13 @@ def find_conda(prefix: str) -> str | None:
 
 
 def conda_commands(conda: str, base: str, env: str, channels: list[str], specs: list[str]) -> dict[str, list[str]]:
-    """The conda command lines of a build: the dry run against the base env (nothing is installed), the clone,
-    the install of the file's conda dependencies into the clone."""
+    """The conda command lines of a build: the clone of the base env (conda links what its package cache holds
+    and downloads the rest), the dry run of the file's conda dependencies in the clone (our own prefix: the base
+    may not be writable), then their install there."""
     channel_args = ["--override-channels", *[arg for c in channels for arg in ("-c", c)]] if channels else []
     return {
-        "dry_run": [conda, "install", "--dry-run", "--json", "--prefix", base, *channel_args, *specs],
-        "clone": [conda, "create", "--yes", "--quiet", "--offline", "--prefix", env, "--clone", base],
+        "clone": [conda, "create", "--yes", "--quiet", "--prefix", env, "--clone", base],
+        "dry_run": [conda, "install", "--dry-run", "--json", "--prefix", env, *channel_args, *specs],
         "install": [conda, "install", "--yes", "--quiet", "--prefix", env, *channel_args, *specs],
     }
 
@@ -257,14 +261,14 @@ class Build:
             )
         spec = self.job["conda"]
         commands = conda_commands(conda, sys.prefix, self.env, spec["channels"], spec["specs"])
+        self.stage(f"cloning {sys.prefix}")
+        self.run("cloning the base env", commands["clone"])
         items = []
         if spec["specs"]:
             self.stage(f"resolving the conda dependencies of {self.job['file']}")
             answer = json.loads(self.run("resolving", commands["dry_run"], capture=True) or "{}")
             items = conda_items(answer)
             self.refuse(items)
-        self.stage(f"cloning {sys.prefix}")
-        self.run("cloning the base env", commands["clone"])
         if items:
             self.stage(f"installing {len(items)} conda package(s): " + ", ".join(i["name"] for i in items))
             self.run("installing", commands["install"])
@@ -346,8 +350,10 @@ class Refused(Exception):
 
 
 def base_site_dirs() -> list[str]:
-    """The base env's site-packages directories, in its own order."""
-    found = [*site.getsitepackages(), sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
+    """The base env's site-packages directories, in its own order: the user's first where the base reads it (what
+    `pip install --user` put there, e.g. when the base env is not writable), then the env's."""
+    user = [site.getusersitepackages()] if site.ENABLE_USER_SITE else []
+    found = [*user, *site.getsitepackages(), sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
     return [d for i, d in enumerate(found) if d not in found[:i] and os.path.isdir(d)]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shlex
 
 import pytest
@@ -157,19 +158,14 @@ def test_a_bad_environment_file_is_one_line(tmp_path, name, text, message):
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_conda_command_lines_resolve_against_the_base_clone_offline_then_install():
-    commands = envbuild.conda_commands(
-        "/anaconda/bin/conda", "/anaconda/envs/py38_default", "/e/p-1", ["conda-forge"], ["scipy>=1.11"]
-    )
-    assert commands["dry_run"] == [
-        *("/anaconda/bin/conda", "install", "--dry-run", "--json", "--prefix", "/anaconda/envs/py38_default"),
-        *("--override-channels", "-c", "conda-forge", "scipy>=1.11"),
-    ]
-    assert commands["clone"] == [
-        *("/anaconda/bin/conda", "create", "--yes", "--quiet", "--offline", "--prefix", "/e/p-1"),
-        *("--clone", "/anaconda/envs/py38_default"),
-    ]
-    assert commands["install"][:6] == ["/anaconda/bin/conda", "install", "--yes", "--quiet", "--prefix", "/e/p-1"]
+def test_conda_command_lines_clone_the_base_then_resolve_and_install_in_the_clone():
+    conda, base = "/anaconda/bin/conda", "/anaconda/envs/py38_default"
+    commands = envbuild.conda_commands(conda, base, "/e/p-1", ["conda-forge"], ["scipy>=1.11"])
+    assert list(commands) == ["clone", "dry_run", "install"]  # the order a build runs them in
+    assert commands["clone"] == [conda, "create", "--yes", "--quiet", "--prefix", "/e/p-1", "--clone", base]
+    channels = ["--override-channels", "-c", "conda-forge", "scipy>=1.11"]
+    assert commands["dry_run"] == [conda, "install", "--dry-run", "--json", "--prefix", "/e/p-1", *channels]
+    assert commands["install"] == [conda, "install", "--yes", "--quiet", "--prefix", "/e/p-1", *channels]
     assert envbuild.conda_commands("c", "b", "e", [], ["x"])["install"] == [
         "c",
         "install",
@@ -179,7 +175,21 @@ def test_conda_command_lines_resolve_against_the_base_clone_offline_then_install
         "e",
         "x",
     ]
-    assert envbuild.conda_root("/anaconda/envs/py38_default") == envbuild.conda_root("/anaconda") == "/anaconda"
+    assert envbuild.conda_root(base) == envbuild.conda_root("/anaconda") == "/anaconda"
+
+
+def test_a_conda_json_error_gives_its_message():
+    answer = json.dumps(
+        {
+            "error": "PackagesNotFoundError: The following packages are not available from current channels:\n\n  - nosuch",
+            "exception_name": "PackagesNotFoundError",
+        },
+        indent=2,
+    )
+    assert envbuild.failure_lines(answer + "\n") == [
+        "PackagesNotFoundError: The following packages are not available from current channels:",
+        "  - nosuch",
+    ]
 
 
 def test_conda_dry_run_answers_are_judged_like_pips():
