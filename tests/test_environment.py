@@ -1,8 +1,8 @@
 """A project's environment on the machine (bootstrap.environment, bootstrap.envbuild): the rules as pure functions,
 then real builds with real pip from the package index, over SSH to a fake VM and on this machine.
 
-The package installed is inflection (one small pure-Python file, not in the test venv, so not in the base env);
-python-slugify brings text-unidecode along, for the lock.
+The package installed is inflection (one small pure-Python file, not in the test venv, so not in the base env).
+The lock's round trip is in test_environment_e2e.py.
 """
 
 from __future__ import annotations
@@ -314,20 +314,6 @@ def test_an_edit_rebuilds_and_a_failed_or_refused_build_leaves_the_kernel_as_it_
     with pytest.raises(Refused, match="was built with --environment-allow-torch and replaced the image's torch"):
         build(ssh_remote, base, swap)  # ...and is refused once no longer allowed, the environment left as it is
     assert modified(ssh_remote, allowed)
-
-
-def test_the_lock_used_as_the_environment_builds_the_same_packages(ssh_remote, vm):
-    loose = build(ssh_remote, vm.python, "python-slugify\n")
-    record = loose.to_record(Spec("requirements.txt", "python-slugify\n"))
-    text = environment.lock(ssh_remote, vm.python, record, "# locked\n")
-    pins = [line for line in text.splitlines() if not line.startswith("#")]
-    assert text.startswith("# locked\n") and {pin.split("==")[0].lower() for pin in pins} == {
-        "python-slugify",
-        "text-unidecode",
-    }, text
-    locked = environment.ensure(ssh_remote, vm.python, "proj", Spec("requirements.lock.txt", text))
-    assert locked.built and locked.name != loose.name
-    assert sorted(locked.installed) == sorted(" ".join(pin.split("==")) for pin in pins)
 
 
 @pytest.mark.parametrize(("content", "shown"), [("inflection==0.3.0\n", "changed since `up`"), (None, "is gone")])
