@@ -24,6 +24,7 @@ RESULT_SCHEMA: dict[str, tuple[type, ...]] = {
     "cuda_available": (bool,),
     "cuda_version": (str, type(None)),
     "torch_version": (str,),
+    "python": (str,),  # the kernel's: the project's environment when it has one
     "dataset": (str,),
     "num_classes": (int,),
     "epochs": (int,),
@@ -165,9 +166,8 @@ def _result_facts(result: dict) -> list[str]:
     get = result.get
     build = f"built for CUDA {get('cuda_version')}" if get("cuda_version") else "a CPU-only build"
     images = _number(get("train_samples"), "{:,}")
-    kernel = [f"the kernel's Python: {get('python')}"] if get("python") else []  # notebooks before it had none
     return [
-        *kernel,
+        f"the kernel's Python: {get('python')}",
         f"torch.cuda.is_available(): {get('cuda_available')}",
         f"torch {get('torch_version')}: {build}",
         f"the notebook trained on: {get('device')} ({get('device_name')})",
