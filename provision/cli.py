@@ -1,6 +1,6 @@
 """The `provision` command: parse, call the core, print, and map errors to exit codes here only.
 
-The core (provision.deploy and friends) is imported inside each command so that `--help`
+The core (provision.commands and friends) is imported inside each command so that `--help`
 costs neither the Azure SDK nor paramiko.
 """
 
@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from provision.errors import ExitStatus, ProvisionError
+from provision.errors import ExitStatus, ProvisionError, UsageError
 from provision.output import Output, configure_logging, show_chain
 
 app = typer.Typer(
@@ -190,8 +190,8 @@ def up(
 ) -> None:
     """Create the GPU VM, start Jupyter, prove the notebook trains on the GPU, print the URL."""
     flags = _flags(locals())  # first, while the parameters are the only locals
-    from provision.deploy import UpOptions
-    from provision.deploy import up as run_up
+    from provision.commands.core import UpOptions
+    from provision.commands.up import up as run_up
     from provision.settings import load
 
     for option in ("skip_check", "check", "no_bootstrap", "detach", "keep_on_failure", "port", "quiet"):
@@ -216,7 +216,7 @@ def down(
     quiet: Quiet = False,
 ) -> None:
     """Delete everything `up` made for a deployment (only that), then its record."""
-    from provision.deploy import down as run_down
+    from provision.commands.down import down as run_down
 
     flags = _flags({"subscription": subscription})
     run_down(_name(name), flags, _store(), Output(quiet=quiet), wait=not no_wait, yes=yes)
@@ -225,7 +225,7 @@ def down(
 @app.command()
 def stop(name: NameArg = None, quiet: Quiet = False) -> None:
     """Deallocate a deployment's VM: its compute stops billing (its disk does not); `start` resumes it."""
-    from provision.deploy import stop as run_stop
+    from provision.commands.power import stop as run_stop
 
     run_stop(_name(name), _store(), Output(quiet=quiet))
 
@@ -241,8 +241,8 @@ def start(
     quiet: Quiet = False,
 ) -> None:
     """Start a stopped (or evicted) deployment: same host key, same Jupyter token and notebooks; print the URL."""
-    from provision.deploy import UpOptions
-    from provision.deploy import start as run_start
+    from provision.commands.core import UpOptions
+    from provision.commands.power import start as run_start
 
     run_start(_name(name), _store(), Output(quiet=quiet), UpOptions(detach=detach, local_port=port))
 
@@ -255,7 +255,7 @@ def gc(
     quiet: Quiet = False,
 ) -> None:
     """Find dsvm-kit resource groups that no record here knows, and delete them."""
-    from provision.deploy import gc as run_gc
+    from provision.commands.gc import gc as run_gc
 
     flags = _flags({"subscription": subscription})
     run_gc(flags, _store(), Output(quiet=quiet), yes=yes, everyone=everyone)
@@ -318,14 +318,20 @@ def plan(
     max_price: MaxPrice = None,
     nodes: Nodes = None,
     json: Json = False,
+    quota: Annotated[
+        bool,
+        typer.Option("--quota", help="Also sign in and read (only read) your quota: does `up` fit each choice?"),
+    ] = False,
 ) -> None:
-    """What `up` would create on Azure and what it costs, for review; sends no request to Azure."""
+    """What `up` would create on Azure and what it costs, for review; sends no request to Azure (--quota reads)."""
     flags = _flags(locals())  # first, while the parameters are the only locals
     from provision.report import plan_table
     from provision.settings import load
+    from provision.targets import CLOUD
 
     flags.pop("json", None)
-    plan_table(load({**flags, "target": "azure"}), Output(), as_json=json)
+    flags.pop("quota", None)
+    plan_table(load({**flags, "target": CLOUD}), Output(), as_json=json, with_quota=quota)
 
 
 @app.command()
@@ -337,7 +343,7 @@ def check(
     quiet: Quiet = False,
 ) -> None:
     """Run the notebook again on a live deployment and judge whether it trained on the GPU."""
-    from provision.deploy import check as run_check
+    from provision.commands.check import check as run_check
 
     flags = _flags({"allow_cpu": allow_cpu, "dataset": dataset, "epochs": epochs})
     run_check(_name(name), flags, _store(), Output(quiet=quiet))
@@ -352,7 +358,7 @@ def tunnel(
     quiet: Quiet = False,
 ) -> None:
     """Reopen the SSH tunnel to a deployment's Jupyter and print its URL."""
-    from provision.deploy import reopen_tunnel
+    from provision.commands.tunnel import reopen_tunnel
 
     reopen_tunnel(
         _name(name),
@@ -429,7 +435,7 @@ def env_lock(
     quiet: Quiet = False,
 ) -> None:
     """Write the exact versions in the deployment's environment, for a teammate's `up` (or yours) to build."""
-    from provision.projectenv import lock
+    from provision.commands.env import lock
 
     lock(_name(name), _store(), Output(quiet=quiet), output)
 
@@ -440,6 +446,93 @@ def ssh_config(name: NameArg = None) -> None:
     from provision.sshfiles import ssh_config_block
 
     Output().result(ssh_config_block(_store(), _name(name)))
+
+
+# -- quota: where a GPU fits, and asking Azure for more (provision/commands/quota.py) ------------------------
+
+quota_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+app.add_typer(quota_app, name="quota")
+
+
+def _cloud(flags: dict[str, Any]):
+    """Settings for a quota command: the cloud, whatever provision.toml's target."""
+    from provision.settings import load
+    from provision.targets import CLOUD
+
+    return load({**_flags(flags), "target": CLOUD})
+
+
+def _words(values: list[str] | None) -> tuple[str, ...] | None:
+    """`--size a --size b` or `--size a,b`."""
+    found = tuple(word.strip() for value in values or [] for word in value.split(",") if word.strip())
+    return found or None
+
+
+@quota_app.callback(invoke_without_command=True)
+def quota(
+    context: typer.Context,
+    size: Annotated[
+        list[str] | None,
+        typer.Option(metavar="SIZE", help="A VM size (repeat it, or a,b) [default: the kit's GPU sizes and yours]."),
+    ] = None,
+    region: Annotated[
+        list[str] | None, typer.Option(metavar="REGION", help="A region (repeat it, or a,b) [default: your regions].")
+    ] = None,
+    all_regions: Annotated[
+        bool, typer.Option("--all-regions", help="Every region where the size is offered to you.")
+    ] = False,
+    subscription: Subscription = None,
+    json: Json = False,
+) -> None:
+    """Where a GPU fits today: each size's family, your limit and use, and whether `up` fits; `quota request`
+    asks Azure for more, `quota status` shows how requests stand."""
+    if context.invoked_subcommand is not None:
+        return
+    from provision.commands.quota import show
+
+    if region and all_regions:
+        raise UsageError("--region and --all-regions exclude each other")
+    sizes = _words(size)
+    settings = _cloud({"sizes": sizes, "regions": _words(region), "subscription": subscription})
+    show(settings, Output(), sizes=settings.sizes if sizes else None, all_regions=all_regions, as_json=json)
+
+
+@quota_app.command("request")
+def quota_request(
+    size: Annotated[str, typer.Option(help="The VM size, e.g. Standard_NC4as_T4_v3 (its family comes from Azure).")],
+    region: Annotated[str, typer.Option(help="The region, e.g. eastus.")],
+    vcpus: Annotated[
+        int | None, typer.Option(help="vCPUs to make room for [default: what `up` needs: the size's vCPUs x nodes].")
+    ] = None,
+    spot: Annotated[
+        bool, typer.Option("--spot", help="Ask for Spot (low-priority) vCPUs, which Spot VMs count against.")
+    ] = False,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for Azure's answer.")] = 120.0,
+    subscription: Subscription = None,
+    quiet: Quiet = False,
+) -> None:
+    """Ask Azure (its Quota API) to raise your quota so that `up` fits; approved, pending or refused."""
+    from provision.commands.quota import request
+
+    settings = _cloud({"sizes": size, "regions": region, "subscription": subscription})
+    request(settings, Output(quiet=quiet), _store(), vcpus=vcpus, spot=spot, wait=wait)
+
+
+@quota_app.command("status")
+def quota_status(
+    request_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="A request's id [default: the latest filed from here].")
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="Where a request filed elsewhere was filed [default: your first region].")
+    ] = None,
+    subscription: Subscription = None,
+) -> None:
+    """A quota request (or the latest ones filed from here) as Azure reports it now."""
+    from provision.commands.quota import status as read_status
+
+    settings = _cloud({"regions": region, "subscription": subscription})
+    read_status(settings, Output(), _store(), request_id=request_id)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from provision.state import StateStore
 
 ENDPOINT = "https://prices.azure.com/api/retail/prices"
 API = "Azure Retail Prices API"
+SHIPPED = f"shipped table of {price_table.DATE}"
 CACHE_FOR = timedelta(days=7)
 CACHE_DIR, CACHE_FILE = "_prices", "cache.json"  # "_prices" can never be a deployment's name
 TIMEOUT = 5.0  # seconds per request
@@ -37,11 +38,13 @@ DISK_TIERS = (
 class Price:
     usd: float | None  # None: no source knew it
     source: str  # "Azure Retail Prices API", "cache of 2026-11-28", "shipped table of 2026-12-01"...
+    indicative: bool = False  # a spot figure from the shipped table: spot prices move daily
 
     def text(self, unit: str) -> str:
         if self.usd is None:
             return "unknown"
-        return f"${self.usd:.3f}/{unit}" if unit == "h" else f"${self.usd:.2f}/{unit}"
+        figure = f"${self.usd:.3f}/{unit}" if unit == "h" else f"${self.usd:.2f}/{unit}"
+        return f"~{figure}" if self.indicative else figure
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,10 @@ class Quote:
     def compute(self, spot: bool) -> Price:
         return self.spot if spot else self.hourly
 
-    def sources(self) -> str:
-        found = dict.fromkeys([self.hourly.source, self.disk.source])
-        return "; ".join(found)
+    def sources(self, *, spot: bool = True) -> str:
+        """Where the figures shown came from, each source once (a shipped spot figure's says it is indicative)."""
+        compute = self.spot if spot and self.spot.usd is not None else self.hourly
+        return compute.source if self.disk.source == self.hourly.source else f"{compute.source}; {self.disk.source}"
 
 
 def disk_tier(disk_gb: int) -> str:
@@ -93,11 +97,12 @@ class Prices:
             price_table.DISK.get(region, {}).get(tier),
         )
         hourly, spot = compute if compute else (None, None)
+        shipped_spot = spot is not None and compute_source == SHIPPED
         return Quote(
             size,
             region,
             Price(hourly, compute_source),
-            Price(spot, compute_source),
+            Price(spot, f"{SHIPPED}, {price_table.SPOT_NOTE}", True) if shipped_spot else Price(spot, compute_source),
             Price(disk, disk_source),
             tier,
         )
@@ -126,7 +131,7 @@ class Prices:
         if cached:
             return cached["value"], f"cache of {fetched.date()}"
         if shipped is not None:
-            return shipped, f"shipped table of {price_table.DATE}"
+            return shipped, SHIPPED
         return None, "no price known"
 
     def _read_cache(self) -> dict:
@@ -201,5 +206,5 @@ def describe(quote: Quote, *, spot: bool) -> str:
         compute = quote.hourly.text("h")
     return (
         f"{quote.size} in {quote.region}: {compute}; OS disk {quote.disk_tier} {quote.disk.text('month')}, "
-        f"billed while the VM is deallocated too (prices: {quote.sources()})"
+        f"billed while the VM is deallocated too (prices: {quote.sources(spot=spot)})"
     )

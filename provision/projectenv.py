@@ -1,17 +1,15 @@
-"""The project's Python environment, laptop side: built on the machine by `up` (every node), its kernel registered
-again by `start`, its exact versions written by `provision env lock` (bootstrap.environment does the machine's part)."""
+"""The project's Python environment, laptop side: built on the machine by `up` (on every node), its kernel
+registered again by `start` (bootstrap.environment does the machine's part; commands/env.py locks it)."""
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from bootstrap import environment
-from bootstrap.remote import BootstrapError, LocalRemote, Remote, SSHRemote
+from bootstrap.remote import BootstrapError, Remote, SSHRemote
 from provision import session
-from provision.errors import ProvisionError
 from provision.output import Output
 from provision.settings import Settings
-from provision.state import Journal, StateStore
+from provision.state import Journal, Record
 from provision.targets import Machine
 
 
@@ -25,8 +23,8 @@ def prepare(remote: Remote, python: str, settings: Settings, journal: Journal, o
         journal.save()
         return
     spec = environment.read(Path(settings.environment))
-    local = isinstance(remote, LocalRemote)
-    envs_dir = str(journal.store.dir_for(name) / "envs") if local else environment.ENVS_DIR
+    over_ssh = Machine.from_dict(record.machine or {}).over_ssh  # else this machine: in the state directory
+    envs_dir = environment.ENVS_DIR if over_ssh else str(journal.store.dir_for(name) / "envs")
     with out.step(f"Python environment from {spec.file} over {python} (kernel {name!r})") as step:
         try:
             env = environment.ensure(
@@ -47,6 +45,12 @@ def prepare(remote: Remote, python: str, settings: Settings, journal: Journal, o
         "allow_torch": settings.environment_allow_torch,
     }
     journal.save()
+
+
+def checked_in(record: Record, check: dict) -> bool:
+    """Whether a check (the notebook's, the all-reduce) ran in the environment the deployment has now: both
+    none, or the same content."""
+    return check.get("environment") == (record.environment or {}).get("name")
 
 
 def restore(remote: Remote, python: str, settings: Settings, journal: Journal, out: Output) -> None:
@@ -108,34 +112,3 @@ def _with_log(
     except (OSError, BootstrapError) as e:
         copied = f"not copied here ({e})"
     return BootstrapError(f"{error}\nthe full log: {error.log} on {where}, {copied}")
-
-
-def lock(name: str, store: StateStore, out: Output, output: Path | None = None) -> Path:
-    """Write requirements.lock.txt (or environment.lock.yml) from the environment on the machine; its path."""
-    record = store.require(name)
-    made = record.environment
-    if made is None or record.jupyter is None:
-        raise ProvisionError(
-            f'{name!r} has no environment: set `environment = "requirements.txt"` in provision.toml '
-            "(or pass --environment) and run `provision up`"
-        )
-    path = output or Path(made["file"]).parent / environment.LOCK_FILES[made["kind"]]
-    header = (
-        f"# provision env lock: the exact versions in environment {made['name']} of deployment {name!r},\n"
-        f"# built from {Path(made['file']).name} over {record.jupyter['python']} "
-        f"({datetime.now(UTC):%Y-%m-%d}).\n"
-        "# Packages of that base env (the image's torch among them) are not listed: they come with the image.\n"
-        f'# Use it: environment = "{path.name}" in provision.toml, then `provision up`.\n'
-    )
-    remote = session.open_remote(Machine.from_dict(record.machine or {}), out, timeout=60)
-    try:
-        with out.step(f"Reading the exact versions in {made['name']}"):
-            text = environment.lock(remote, record.jupyter["python"], made, header)
-    finally:
-        remote.close()
-    path.write_text(text)
-    count = sum(
-        1 for line in text.splitlines() if line.strip() and not line.startswith(("#", "dependencies:", "  - pip:"))
-    )
-    out.result(f"wrote {path}: {count} package(s) at their exact versions")
-    return path

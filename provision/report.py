@@ -4,13 +4,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from provision import idle_view, power
-from provision.errors import ProvisionError
+from provision.deployment import settings_for
+from provision.errors import ProvisionError, UsageError
 from provision.output import Output
 from provision.plan import Owner, redacted, summary_rows
 from provision.prices import Price, Quote
 from provision.settings import Settings, load
 from provision.state import Record, StateStore
-from provision.targets import target_for
+from provision.targets import CLOUD, cloud_target, target_for
 
 
 def age(created: str, now: datetime | None = None) -> str:
@@ -30,7 +31,6 @@ def _environment(record: Record) -> str:
 def status(name: str, store: StateStore) -> dict:
     """The record and the machine's live state, flat, for a table or JSON."""
     from provision import tunnel
-    from provision.deploy import settings_for
 
     record = store.require(name)
     machine = record.machine or {}
@@ -133,15 +133,13 @@ def deployments(store: StateStore, *, cloud: bool) -> list[dict]:
             }
         )
     if cloud:
-        from provision.targets.azure import AzureTarget
-
         known = {row["name"] for row in rows}
-        for group in AzureTarget(load({"target": "azure"})).list_groups():
+        for group in cloud_target(load({"target": CLOUD})).list_groups():
             if group["deployment"] not in known:
                 rows.append(
                     {
                         "name": group["deployment"],
-                        "target": "azure",
+                        "target": CLOUD,
                         "region": group["region"],
                         "size": "",
                         "phase": f"no local record (group {group['resource_group']})",
@@ -157,8 +155,6 @@ def deployments(store: StateStore, *, cloud: bool) -> list[dict]:
 
 def _state(store: StateStore, record: Record) -> str:
     """The machine's power state as its target reports it now (`evicted` included); "unknown" when it cannot."""
-    from provision.deploy import settings_for
-
     if record.machine is None:
         return "-"
     try:
@@ -180,23 +176,36 @@ DETECTED_AT_UP = "your address, detected at `up`"
 SIGNED_IN_AT_UP = Owner("your Azure identity, read at `up`")
 
 
-def plan_table(settings: Settings, out: Output, *, as_json: bool) -> None:
+def plan_table(settings: Settings, out: Output, *, as_json: bool, with_quota: bool = False) -> None:
     """What `up` would create and what it costs; sends nothing to Azure Resource Manager and does not look up
-    this machine's address, nor to the prices API: prices come from the cache `up` keeps, or the shipped table."""
-    from provision.targets.azure import AzureTarget
-
-    plan = AzureTarget(replace(settings, allow_ip=settings.allow_ip or DETECTED_AT_UP)).plan(owner=SIGNED_IN_AT_UP)
+    this machine's address, nor to the prices API: prices come from the cache `up` keeps, or the shipped table.
+    With `with_quota` it signs in and reads (only reads) each region's sizes and quota: does `up` fit there?"""
+    if as_json and with_quota:
+        raise UsageError("plan --quota shows a table; for quota as JSON, run `provision quota --json`")
+    plan = cloud_target(replace(settings, allow_ip=settings.allow_ip or DETECTED_AT_UP)).plan(owner=SIGNED_IN_AT_UP)
     if as_json:
         out.json([{"kind": s.kind, "name": s.name, "id": s.id, "body": redacted(s.body)} for s in plan.every_step()])
         return
     title = f"provision up would create, in subscription {plan.subscription}:"
     out.table(["resource", "name", "settings"], summary_rows(plan), title=title)
-    quotes = AzureTarget(settings).quotes(offline=True)
+    target = cloud_target(settings)
+    quotes = target.quotes(offline=True)
+    verdicts = {}
+    if with_quota:
+        with out.step("Sizes and quota (read from Azure now)"):
+            verdicts = {(fit.size, fit.region): fit.verdict for fit in target.fits()}
     sources = sorted({quote.sources() for quote in quotes})
-    columns = ["size", "region", "US$/hour", "spot US$/hour", "disk US$/month"] + ["source"] * (len(sources) > 1)
+    columns = ["size", "region", "US$/hour", "spot US$/hour", "disk US$/month"]
+    columns += ["up fits (quota now)"] * with_quota + ["source"] * (len(sources) > 1)
+
+    def cells(quote: Quote) -> tuple[str, ...]:
+        price = price_row(quote)
+        fits = (verdicts.get((quote.size, quote.region), ""),) if with_quota else ()
+        return (*price[:5], *fits, *price[5:])[: len(columns)]
+
     out.table(
         columns,
-        [price_row(quote)[: len(columns)] for quote in quotes],
+        [cells(quote) for quote in quotes],
         title=f"What it costs ({sources[0] if len(sources) == 1 else 'sources in the last column'}); "
         "a deallocated VM bills only its disk:",
     )

@@ -63,7 +63,7 @@ def _with_address_hint(error: ConnectTimeout, machine: Machine) -> ConnectTimeou
 
 def open_remote(machine: Machine, out: Output, *, timeout: float = SSH_WAIT) -> Remote:
     """One connection to the machine, reused for every step (the local transport for local)."""
-    if machine.local:
+    if not machine.over_ssh:
         return LocalRemote()
     with out.step(_ssh_step(machine)) as step:
         try:
@@ -82,7 +82,7 @@ class EarlySSH:
         self._dial: _Dial | None = None
 
     def start(self, machine: Machine) -> None:
-        if machine.local or (self._dial is not None and self._dial.machine == machine):
+        if not machine.over_ssh or (self._dial is not None and self._dial.machine == machine):
             return
         self.cancel()  # an earlier attempt's machine (another region): it is gone
         self._dial = _Dial(machine)

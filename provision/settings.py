@@ -17,6 +17,8 @@ from provision.errors import UsageError
 
 CONFIG_FILE = "provision.toml"
 DEFAULT_SIZE = "Standard_NC4as_T4_v3"
+# The smallest size of each GPU series the kit knows (T4, A100, H100): what `provision quota` looks at by default.
+GPU_SIZES = (DEFAULT_SIZE, "Standard_NC24ads_A100_v4", "Standard_NC40ads_H100_v5")
 DEFAULT_IMAGE = "microsoft-dsvm:ubuntu-2204:2204-gen2:latest"
 CLOUDS = {
     "public": "https://management.azure.com",

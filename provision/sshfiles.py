@@ -17,7 +17,7 @@ def host_pattern(host: str, port: int) -> str:
 def write_known_hosts(store: StateStore, name: str, machine: Machine, workers: list[Machine] | None = None) -> None:
     """known_hosts with the pinned key under the machine's address (and FQDN, if any), and each worker's under its
     private address."""
-    if machine.local or not machine.host_key:
+    if not machine.host_key:  # this machine: reached without SSH
         return
     hosts = [host_pattern(h, machine.port) for h in (machine.host, machine.fqdn) if h]
     lines = [f"{','.join(hosts)} {machine.host_key}"]
@@ -43,7 +43,7 @@ def _ssh_machines(store: StateStore, name: str) -> list[Machine]:
     if record is None or not record.machine:
         raise ProvisionError(f"no machine recorded for {name!r}; see `provision list`")
     machine = Machine.from_dict(record.machine)
-    if machine.local:
+    if not machine.over_ssh:
         raise ProvisionError(f"{name!r} is this machine (--target local): no SSH needed")
     return [Machine.from_dict(node) for node in record.nodes] or [machine]
 

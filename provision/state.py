@@ -10,6 +10,7 @@ Layout under the state directory (platformdirs, or PROVISION_STATE_DIR):
     <name>/jupyter_token   the Jupyter token
     <name>/jupyter.crt     the TLS certificate of --access public (and jupyter.key)
     <name>/tunnel.pid      the tunnel process and its local port, while one runs (tunnel.lock, tunnel.log)
+    quota-requests.json    the quota increase requests filed from this machine (provision/commands/quota.py)
 
 A new deployment's record is written only once its first resource is asked for: a failure
 before that (credentials, subscription, preflight) leaves no record behind.
@@ -128,25 +129,18 @@ class StateStore:
         self.write_secret(record.name, "record.json", record.to_json())
 
     def write_secret(self, name: str, file: str, text: str) -> Path:
-        """Write a file atomically with mode 0600 (a crash leaves the old file or the new one)."""
-        directory = self.dir_for(name)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{file}.")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, directory / file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return directory / file
+        """Write a deployment's file atomically with mode 0600 (a crash leaves the old file or the new one)."""
+        return _write_atomically(self.dir_for(name), file, text)
+
+    def write_own(self, file: str, text: str) -> Path:
+        """Write a file of the kit's own, beside the deployments, as write_secret does."""
+        return _write_atomically(self._ensure(self.root), file, text)
+
+    def read_own(self, file: str) -> str | None:
+        return _read(self.root / file)
 
     def read_secret(self, name: str, file: str) -> str | None:
-        try:
-            return (self.root / name / file).read_text()
-        except FileNotFoundError:
-            return None
+        return _read(self.root / name / file)
 
     def delete(self, name: str) -> None:
         shutil.rmtree(self.root / name, ignore_errors=True)
@@ -173,6 +167,28 @@ class StateStore:
         finally:
             holder.unlink(missing_ok=True)
             lock.release()
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
+
+
+def _write_atomically(directory: Path, file: str, text: str) -> Path:
+    """mkstemp makes the file 0600; it replaces the old one only once written and synced."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{file}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, directory / file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return directory / file
 
 
 def acquire(

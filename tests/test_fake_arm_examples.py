@@ -7,7 +7,9 @@ response must carry the fields the example's response has.
 
 import json
 import os
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -32,11 +34,13 @@ RESOURCE_PERMISSIONS = (
 )
 ROLE_DEFINITION = "/{scope}/providers/Microsoft.Authorization/roleDefinitions/{roleDefinitionId}"
 ROLE_ASSIGNMENT = "/{scope}/providers/Microsoft.Authorization/roleAssignments/{roleAssignmentName}"
+QUOTA = "/{scope}/providers/Microsoft.Quota"
 # The role-assignment examples' subscription, principal and custom role (made real in the fake by `arrange`).
 EXAMPLE_SUBSCRIPTION = "a925f2f7-5c63-4b7b-8799-25a5f97bc3b2"
 EXAMPLE_PRINCIPAL = "ce2ce14e-85d7-4629-bdbc-454d0519d987"
 EXAMPLE_ROLE = "0b5fe924-9a61-425c-96af-cfe6e287ca2d"
 ROLE_GUID = "2a7f2e2e-6f3b-4c55-9c1e-1d3b8f7c0a11"  # for the role-definition examples' "roleDefinitionId"
+T4_FAMILY = "standardNCASv3_T4Family"
 
 # example file -> (method, path template); templates take the example's path parameters.
 REQUESTS = {
@@ -136,6 +140,17 @@ REQUESTS = {
     "Microsoft.Compute/2025-11-01/ProximityPlacementGroup_Delete.json": ("DELETE", PPG),
     "Microsoft.MarketplaceOrdering/2021-01-01/GetMarketplaceTerms.json": ("GET", TERMS),
     "Microsoft.MarketplaceOrdering/2021-01-01/SetMarketplaceTerms.json": ("PUT", TERMS),
+    "Microsoft.Quota/2025-09-01/putComputeOneSkuQuotaRequest.json": ("PUT", QUOTA + "/quotas/{resourceName}"),
+    "Microsoft.Quota/2021-03-15/getComputeOneSkuQuotaLimit.json": ("GET", QUOTA + "/quotas/{resourceName}"),
+    "Microsoft.Quota/2025-09-01/getComputeOneSkuUsages.json": ("GET", QUOTA + "/usages/{resourceName}"),
+    **dict.fromkeys(
+        [
+            "Microsoft.Quota/2025-09-01/getQuotaRequestStatusById.json",
+            "Microsoft.Quota/2025-09-01/getQuotaRequestStatusFailed.json",
+            "Microsoft.Quota/2025-09-01/getQuotaRequestStatusInProgress.json",
+        ],
+        ("GET", QUOTA + "/quotaRequests/{id}"),
+    ),
 }
 # Azure's examples the fake does not serve yet, each with the issue that will model it (or why none will).
 NOT_YET_MODELLED = {
@@ -158,17 +173,6 @@ NOT_YET_MODELLED = {
             "Microsoft.Compute/2025-11-01/VirtualMachineSizes_List_MaximumSet_Gen.json",
         ],
         "not used: the kit reads sizes and capabilities from resource SKUs",
-    ),
-    **dict.fromkeys(
-        [
-            "Microsoft.Quota/2021-03-15/getComputeOneSkuQuotaLimit.json",
-            "Microsoft.Quota/2025-09-01/getComputeOneSkuUsages.json",
-            "Microsoft.Quota/2025-09-01/getQuotaRequestStatusById.json",
-            "Microsoft.Quota/2025-09-01/getQuotaRequestStatusFailed.json",
-            "Microsoft.Quota/2025-09-01/getQuotaRequestStatusInProgress.json",
-            "Microsoft.Quota/2025-09-01/putComputeOneSkuQuotaRequest.json",
-        ],
-        "not yet modelled: the Quota API arrives with `provision quota` (issue 18)",
     ),
     "Microsoft.MarketplaceOrdering/2021-01-01/SignMarketplaceTerms.json": (
         "not used: the kit, like `az vm image terms accept` (azure-cli accept_market_ordering_terms), "
@@ -244,6 +248,8 @@ def arrange(client: Client, sub: str, example: str, params: dict) -> None:
         )
     if folder.startswith("Microsoft.Authorization"):
         arrange_authorization(client, sub, name, params)
+    if folder.startswith("Microsoft.Quota"):
+        arrange_quota(client, name, params)
     creator = next((c for prefix, c in CREATED_BY.items() if name.startswith(prefix) and "Create" not in name), None)
     if creator:
         source = json.loads((EXAMPLES / folder / f"{creator}.json").read_text())
@@ -276,6 +282,26 @@ def arrange_authorization(client: Client, sub: str, name: str, params: dict) -> 
             scope=params["scope"], roleAssignmentName="b0f43c54-e787-4862-89b1-a653fa9cf747"
         )
         assert client.send("PUT", assignment, body, api).status_code == 201
+
+
+# A quota request status example: (auto_approve_up_to, verdict) that gives a request its state.
+REVIEWS = {"ById": (16, None), "InProgress": (0, None), "Failed": (0, "refuse")}
+
+
+def arrange_quota(client: Client, name: str, params: dict) -> None:
+    """The quota the example names, known to the fake; for a status example, a request in the example's state,
+    filed first (its id replaces the example's)."""
+    if "resourceName" in params:
+        client.arm.set_quota("eastus", params["resourceName"], 100)
+    review = next((r for key, r in REVIEWS.items() if name == f"getQuotaRequestStatus{key}.json"), None)
+    if review is None:
+        return
+    client.arm.quota_review(auto_approve_up_to=review[0], verdict=review[1])
+    body = {"properties": {"limit": {"limitObjectType": "LimitValue", "value": 8}, "name": {"value": T4_FAMILY}}}
+    path = QUOTA.format(scope=params["scope"]) + f"/quotas/{T4_FAMILY}"
+    filed = client.send("PUT", path, body, {"api-version": params["api-version"]})
+    assert filed.status_code in (200, 202), filed.text
+    params["id"] = urlsplit(filed.headers["location"]).path.rsplit("/", 1)[-1]
 
 
 def nic_body(sub: str, group: str) -> dict:
@@ -438,11 +464,13 @@ def test_the_fake_answers_like_the_example(example):
             if scope:
                 params.update(scope=f"subscriptions/{sub}" if scope == "scope" else fix_body(scope, sub))
             params.update(roleDefinitionId=ROLE_GUID)
+        if example.startswith("Microsoft.Quota"):  # a compute location of another subscription: the fake's
+            params.update(scope=re.sub(r"^subscriptions/[^/]+", f"subscriptions/{sub}", params["scope"]))
         arrange(client, sub, example, params)
         method, template = REQUESTS[example]
         body = next((v for v in spec["parameters"].values() if isinstance(v, dict)), None)
         query = {k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items() if k in QUERY}
-        if example.startswith("Microsoft.Authorization"):
+        if example.startswith(("Microsoft.Authorization", "Microsoft.Quota")):
             query["api-version"] = params["api-version"]
         if example.endswith("ListAvailableResourceSkus.json"):
             query["$filter"] = "location eq 'eastus'"
@@ -461,3 +489,6 @@ def test_the_fake_answers_like_the_example(example):
             set(missing_fields(example_body, response.json())) - NO_PAGING - NOT_MODELLED.get(Path(example).name, set())
         )
         assert not gaps, sorted(gaps)
+        if "getQuotaRequestStatus" in example:  # the request arranged is in the example's state
+            state = response.json()["properties"]["provisioningState"]
+            assert state == example_body["properties"]["provisioningState"]

@@ -90,7 +90,7 @@ FAILURES = {
     "preflight refusal (no quota)": (
         no_quota,
         lambda arm: arm.set_quota("eastus", T4_FAMILY, 100),
-        "quota: standardNCASv3_T4Family in eastus allows 0 of the 4 vCPUs needed",
+        "no quota for Standard_NC4as_T4_v3 in eastus: family standardNCASv3_T4Family has a limit of 0 vCPUs",
     ),
 }
 

@@ -6,8 +6,10 @@ import json
 import os
 import pty
 import re
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -267,9 +269,8 @@ def test_ssh_sessions_count_only_when_they_run_a_process():
 
 
 def test_policy_and_a_stop_the_kit_did_not_make(tmp_path, monkeypatch):
-    from provision import idle_view, power
+    from provision import idle_view, keys, power
     from provision.state import Record
-    from tests.conftest import free_port
 
     record = Record("x", "azure", "2026-01-01T00:00:00+00:00", idle={"idle_stop": 60.0, "auto_shutdown": None})
     assert idle_view.policy(record) == "idle stop after 60 min"
@@ -280,19 +281,26 @@ def test_policy_and_a_stop_the_kit_did_not_make(tmp_path, monkeypatch):
     power.note(record, "deallocated", "by hand")
     assert idle_view.shown_state(record, "deallocated") == "deallocated"
 
-    # SSH that does not answer: status shows "unknown" and does not fail.
+    # SSH that does not answer: a port that accepts and never speaks, with a good key and host key, so that only the
+    # silence stands between status and the agent. Status gives up after STATUS_SSH_WAIT, shows "unknown", does not fail.
     monkeypatch.setattr(idle_view, "STATUS_SSH_WAIT", 1)
     key = tmp_path / "key"
-    key.write_text("not a key")
+    key.write_text(keys.generate().private_openssh)
+    key.chmod(0o600)
     record.idle = {"idle_stop": 60.0, "agent": "detached"}
-    record.machine = {
-        "host": "127.0.0.1",
-        "port": free_port(),
-        "user": "u",
-        "key_path": str(key),
-        "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB",
-    }
-    assert idle_view.agent_facts(record, "running") == {"idle_minutes": "unknown", "idle_agent_error": "unknown"}
+    facts: dict = {}
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts the connection; nobody ever writes
+        host, port = silent.getsockname()
+        host_key = keys.generate().public_openssh
+        record.machine = {"host": host, "port": port, "user": "u", "key_path": str(key), "host_key": host_key}
+        asking = threading.Thread(target=lambda: facts.update(idle_view.agent_facts(record, "running")), daemon=True)
+        asking.start()
+        asking.join(timeout=30)  # a guard against a hang (the default wait is 300 s), not a speed target
+        assert not asking.is_alive(), "status waited past STATUS_SSH_WAIT for an SSH server that never answers"
+        silent.setblocking(False)
+        connection, _ = silent.accept()  # status did connect: the silence, not the key nor a refusal, made it "unknown"
+        connection.close()
+    assert facts == {"idle_minutes": "unknown", "idle_agent_error": "unknown"}
     assert idle_view.agent_facts(record, "deallocated") == {}
 
 

@@ -67,7 +67,8 @@ def test_preflight_counts_every_node_against_quota(azure_env, arm, state_dir):
     arm.set_quota("eastus", "standardNCASv3_T4Family", limit=15)  # 4 nodes of 4 vCPUs need 16
     result = provision("up", "--name", "quota", "--nodes", "4", "--no-bootstrap")
     assert result.exit_code != 0
-    assert "allows 15 of the 16 vCPUs needed (4 nodes of 4)" in result.stderr, result.stderr
+    assert "has a limit of 15 vCPUs, 0 in use, and up needs 16 (4 nodes of 4); run " in result.stderr, result.stderr
+    assert "provision quota request --size Standard_NC4as_T4_v3 --region eastus --vcpus 16`" in result.stderr
     assert arm.inventory() == [] and StateStore(state_dir).load("quota") is None
 
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from provision import price_table
-from provision.prices import API, CACHE_DIR, CACHE_FILE, Prices, describe, disk_tier
+from provision.prices import API, CACHE_DIR, CACHE_FILE, DISK_TIERS, Prices, describe, disk_tier
 from provision.state import StateStore
-from tests.fakes.prices import FakePrices
+from tests.fakes.prices import ROWS, FakePrices
 
 T4 = "Standard_NC4as_T4_v3"
 UNREACHABLE = "http://127.0.0.1:9/api/retail/prices"  # the discard port: nothing listens, refused at once
@@ -19,9 +19,15 @@ def store(tmp_path):
     return StateStore(tmp_path / "state")
 
 
+@pytest.fixture(params=["listed", "reversed"])
+def order(request):
+    """The fake's rows as listed (each Linux row before those it must beat) and reversed (after them)."""
+    return list if request.param == "listed" else lambda rows: list(reversed(rows))
+
+
 @pytest.fixture
-def fake():
-    with FakePrices() as server:
+def fake(order):
+    with FakePrices(order(ROWS)) as server:
         yield server
 
 
@@ -40,6 +46,17 @@ def test_h100_windows_rows_say_win(fake, store):
     assert quote.hourly.usd == 6.9
 
 
+def test_the_newest_effective_price_wins_in_any_order(order, store):
+    older = [
+        {**row, "retailPrice": row["retailPrice"] * 3, "effectiveStartDate": "2019-01-01T00:00:00Z"}
+        for row in ROWS
+        if row["serviceName"] == "Virtual Machines" or row["meterName"] == "E15 LRS Disk"
+    ]
+    with FakePrices(order([*older, *ROWS]), page_size=100) as server:
+        quote = Prices(store, server.url).quote(T4, "eastus", 256)
+    assert (quote.hourly.usd, quote.spot.usd, quote.disk.usd) == (0.5, 0.0789, 18.5)
+
+
 def test_a_500_then_success_is_retried(fake, store):
     fake.fail(1)
     quote = Prices(store, fake.url).quote(T4, "eastus", 256)
@@ -48,11 +65,21 @@ def test_a_500_then_success_is_retried(fake, store):
 
 
 def test_server_down_falls_back_to_the_shipped_table_and_says_so(store):
-    quote = Prices(store, UNREACHABLE).quote(T4, "eastus", 256)
-    assert quote.hourly.usd == price_table.COMPUTE["eastus"][T4][0]
-    assert quote.disk.usd == price_table.DISK["eastus"]["E15"]
-    assert quote.hourly.source == f"shipped table of {price_table.DATE}"
+    quote = Prices(store, UNREACHABLE).quote(T4, "eastus", 1024)
+    assert (quote.hourly.usd, quote.spot.usd) == price_table.COMPUTE["eastus"][T4]
+    assert (quote.disk_tier, quote.disk.usd) == ("E30", price_table.DISK["eastus"]["E30"])
+    assert quote.hourly.source == quote.disk.source == f"shipped table of {price_table.DATE}"
     assert store.read_secret(CACHE_DIR, CACHE_FILE) is None  # nothing learnt, nothing cached
+
+
+def test_a_shipped_spot_price_says_it_is_indicative_wherever_it_shows(store):
+    quote = Prices(store, UNREACHABLE).quote(T4, "eastus", 1024)
+    shipped = f"shipped table of {price_table.DATE}"
+    assert quote.spot.source == f"{shipped}, {price_table.SPOT_NOTE}"  # what status and the max-price warning show
+    assert quote.spot.text("h") == f"~${price_table.COMPUTE['eastus'][T4][1]:.3f}/h"  # the price question
+    assert describe(quote, spot=True).endswith(f"(prices: {shipped}, {price_table.SPOT_NOTE})")
+    assert describe(quote, spot=False).endswith(f"(prices: {shipped})")
+    assert quote.hourly.text("h") == f"${price_table.COMPUTE['eastus'][T4][0]:.3f}/h"  # list prices hold
 
 
 def test_an_unknown_region_with_no_api_has_no_price(store):
@@ -103,6 +130,13 @@ def test_the_endpoint_comes_from_the_environment(fake, store, monkeypatch):
 @pytest.mark.parametrize(("gb", "tier"), [(30, "E4"), (128, "E10"), (129, "E15"), (256, "E15"), (4095, "E50")])
 def test_disk_tier_is_the_smallest_that_holds_the_disk(gb, tier):
     assert disk_tier(gb) == tier
+
+
+def test_the_shipped_table_is_whole():
+    for region, sizes in price_table.COMPUTE.items():
+        for size, (hourly, spot) in sizes.items():
+            assert spot is None or 0 < spot < hourly, (region, size)
+    assert {tier for tiers in price_table.DISK.values() for tier in tiers} <= {tier for tier, _ in DISK_TIERS}
 
 
 def test_describe_names_spot_and_pay_as_you_go(fake, store):

@@ -157,6 +157,9 @@ def problems(value: typing.Any, hint: typing.Any, where: str) -> list[str]:
         return [p for key, item in value.items() for p in problems(item, args[1], f"{where}.{key}")]
     if hint is typing.Any:
         return []
+    if origin is typing.Literal:  # a discriminator's value
+        known = {getattr(a, "value", a) for a in args}
+        return [] if value in known else [f"{where}: {value!r} is not one of {sorted(known)}"]
     if is_model(hint):
         return model_problems(value, hint, where)
     expected = {bool: bool, int: int, float: (int, float), str: str, datetime.datetime: str}.get(hint)
@@ -176,6 +179,8 @@ def is_model(hint: typing.Any) -> bool:
 def model_problems(body: typing.Any, model: type, where: str) -> list[str]:
     if not isinstance(body, dict):
         return [f"{where}: not an object (a {model.__name__})"]
+    subclasses = getattr(model, "__mapping__", None) or {}  # a polymorphic model: its discriminator picks one
+    model = next((subclasses[v] for v in body.values() if isinstance(v, str) and v in subclasses), model)
     found = []
     known = fields_of(model)
     for key, value in body.items():
@@ -286,3 +291,28 @@ def test_the_sdk_sends_each_body_as_planned(clients, planned: Plan):
             == (API_VERSIONS[step.kind])
         ), step.kind
         assert json.loads(request.body) == step.body, step.kind
+
+
+# -- the quota request (provision/targets/azure/quota.py) ---------------------------------------------
+
+
+def test_the_quota_request_fits_the_sdk_model_and_goes_to_a_compute_location():
+    from azure.mgmt.quota import QuotaMgmtClient
+    from azure.mgmt.quota.models import CurrentQuotaLimitBase
+
+    from provision.targets.azure import quota
+
+    body = quota.request_body("standardNCASv3_T4Family", 4)
+    assert model_problems(body, CurrentQuotaLimitBase, "quota") == []
+    wrong = {"properties": {"limit": {"limitObjectType": "LimitValues", "value": 4}}}
+    assert model_problems(wrong, CurrentQuotaLimitBase, "quota") != []
+    client = QuotaMgmtClient(Credential(), SUB, transport=CapturingTransport(), retry_total=0)
+    with pytest.raises(Captured) as caught:
+        client.quota.begin_create_or_update("standardNCASv3_T4Family", quota.scope(SUB, "eastus"), body, polling=False)
+    request = caught.value.request
+    assert (request.method, request.url) == (
+        "PUT",
+        f"https://management.azure.com/subscriptions/{SUB}/providers/Microsoft.Compute/locations/eastus"
+        "/providers/Microsoft.Quota/quotas/standardNCASv3_T4Family?api-version=2025-09-01",
+    )
+    assert json.loads(request.body) == body

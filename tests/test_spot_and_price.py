@@ -97,8 +97,9 @@ def test_exhausted_low_priority_quota_stops_a_spot_vm_before_any_write(arm, azur
     result = up("--spot")
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: quota: the regional Spot (low-priority) vCPU total in eastus allows 2 of the 4 vCPUs needed; "
-        "request more in the portal (Subscriptions > Usage + quotas) or try another --region or --size"
+        f"error: no quota for {T4} as Spot (family standardNCASv3_T4Family) in eastus: the regional Spot "
+        "(low-priority) vCPU total has a limit of 10 vCPUs, 8 in use, and up needs 4; run "
+        f"`provision quota request --size {T4} --region eastus --spot`"
     )
     assert writes(arm) == [] and arm.inventory() == []
 

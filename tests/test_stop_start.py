@@ -2,17 +2,19 @@
 real sshd stops and comes back with the same host key, Jupyter with the same token and notebooks; eviction."""
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from provision import power
+from provision import power, tunnel
 from provision.errors import ProvisionError
 from provision.output import Output
 from provision.settings import load
 from provision.state import Record, StateStore
 from provision.targets.ssh import SSHTarget
 from tests.conftest import console, provision
+from tests.fakes.prices import FakePrices
 from tests.test_e2e import URL, http, jupyter_pids, listing, port_open, render
 
 VM_ID = "/subscriptions/{sub}/resourceGroups/dsvm-{name}/providers/Microsoft.Compute/virtualMachines/{name}"
@@ -28,8 +30,27 @@ def status_of(name: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_stop_deallocates_and_start_brings_back_the_same_machine_token_and_notebooks(cloud, state_dir, tmp_path):
-    up = console("up", "--name", "sst", "--detach", "--skip-check", env=cloud.env, timeout=600)
+@pytest.fixture
+def tunnel_closed_after_a_failure(cloud, state_dir):
+    """`up --detach` and `start --detach` leave a tunnel process running until `down`; a test that fails before its
+    `down` would leave it too, and the cloud fixture would then report it as a running orphan on top of the failure.
+    Close the tunnel of every deployment still recorded (after a `down` none is, so a tunnel `down` left stays
+    for the cloud fixture to find)."""
+    yield
+    store = StateStore(state_dir)
+    for name in store.names():
+        tunnel.stop(store, name)
+
+
+SERVED_T4 = 0.5  # $/hour of the fake Retail Prices API's Linux pay-as-you-go T4 row (tests/fakes/prices.py)
+
+
+def test_stop_deallocates_and_start_brings_back_the_same_machine_token_and_notebooks(
+    cloud, state_dir, tmp_path, tunnel_closed_after_a_failure
+):
+    with FakePrices() as prices:  # `up` records the price it quoted; status and stop use that record
+        env = {**cloud.env, "PROVISION_PRICES_ENDPOINT": prices.url}
+        up = console("up", "--name", "sst", "--detach", "--skip-check", env=env, timeout=600)
     assert up.exit_code == 0, up.stderr
     port, token = URL.search(up.stdout).groups()
     ssh_port = int(cloud.env["PROVISION_SSH_PORT"])
@@ -65,16 +86,27 @@ def test_stop_deallocates_and_start_brings_back_the_same_machine_token_and_noteb
 
     status = console("status", "sst", env=cloud.env)
     print(status.stdout)  # for the report
-    started = status_of("sst")
-    assert (started["power_state"], started["tunnel"]) == ("running", "open")
-    assert started["usd_per_hour"].startswith("0.526 (shipped table")
-    assert started["compute_cost_so_far"].startswith("$0.00 for 0.0")
-    record = StateStore(state_dir).require("sst")
+    store = StateStore(state_dir)
+    record = store.require("sst")
     assert [(e["state"], e["reason"]) for e in record.power] == [
         ("running", "created"),
         ("deallocated", "by hand"),
         ("running", "started"),
     ]
+    # The cost so far, from the history: stretch its first running spell to an hour, so that a wrong figure shows.
+    started_at = datetime.fromisoformat(record.power[2]["at"])
+    record.power[0]["at"] = (started_at - timedelta(hours=2)).isoformat(timespec="seconds")
+    record.power[1]["at"] = (started_at - timedelta(hours=1)).isoformat(timespec="seconds")
+    store.save(record)
+    before = datetime.now(UTC)
+    started = status_of("sst")
+    after = datetime.now(UTC)
+    assert (started["power_state"], started["tunnel"]) == ("running", "open")
+    assert started["usd_per_hour"] == f"{SERVED_T4:.3f} (Azure Retail Prices API)"
+    hours = [1 + (now - started_at).total_seconds() / 3600 for now in (before, after)]
+    cost, ran = re.fullmatch(r"\$(\S+) for (\S+) h running \(the disk aside\)", started["compute_cost_so_far"]).groups()
+    assert float(f"{hours[0]:.2f}") <= float(ran) <= float(f"{hours[1]:.2f}"), (hours, started)
+    assert float(f"{hours[0] * SERVED_T4:.2f}") <= float(cost) <= float(f"{hours[1] * SERVED_T4:.2f}"), (hours, started)
     assert console("down", "sst", "--yes", env=cloud.env).exit_code == 0
     assert cloud.arm.inventory() == []
 

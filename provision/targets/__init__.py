@@ -2,15 +2,21 @@
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from provision.output import Output
 from provision.prices import Quote
 from provision.settings import Settings
 from provision.state import Journal, Record
 
+if TYPE_CHECKING:
+    from provision.targets.azure import AzureTarget
+
 RUNNING = "running"
 NOT_A_CLOUD_MACHINE = "unknown (not a cloud machine)"  # no API tells whether it is on
+# The target whose machines live in a cloud account, tagged: `gc`, `list --cloud`, `plan` and `down` of a
+# deployment whose record is lost act there.
+CLOUD = "azure"
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,24 @@ class Machine:
     private_ip: str | None = None  # its address in the deployment's network (several nodes only)
     via_head: bool = False  # a worker node: reached only through the head's SSH connection, at private_ip
 
+    @property
+    def over_ssh(self) -> bool:
+        """Reached over SSH, its host key pinned; False for this machine, reached as it is (no tunnel either)."""
+        return not self.local
+
+    @property
+    def label(self) -> str:
+        """The machine in a sentence: "this machine", or "the machine HOST"."""
+        return f"the machine {self.host}" if self.over_ssh else "this machine"
+
+    @property
+    def summary(self) -> str:
+        """The line that says the machine is there, and how to reach it."""
+        where = f"{self.user}@{self.host}:{self.port}"
+        if not self.over_ssh:
+            return "machine: this one (--target local)"
+        return f"VM ready: {where} ({self.fqdn})" if self.fqdn else f"machine: {where}"
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -37,6 +61,8 @@ class Machine:
 
 
 class Target(Protocol):
+    deletes_machine: bool  # `destroy` deletes the machine itself; else it stays, and `down` stops our Jupyter there
+
     def create(self, journal: Journal, out: Output, *, on_address: Callable[[Machine], None] | None = None) -> Machine:
         """Make (or find) the machine; record every resource in the journal as it goes. `on_address` hears
         of the machine as soon as its address is known, which may be before it is made (SSH may begin)."""
@@ -54,17 +80,41 @@ class Target(Protocol):
         """Power a stopped machine on again; the machine as it is now reached (recorded in the journal)."""
 
     def check_access(self, out: Output) -> None:
-        """Prove, before anything is created or asked, that the kit may act there (credentials, account)."""
+        """Prove, before anything is created or asked, that the kit may act there (credentials, account; on Azure,
+        that some size and region has quota)."""
 
     def quotes(self) -> list[Quote]:
         """What each machine `create` may make costs, in the order it tries them; empty when free."""
 
+    def down_question(self, record: Record | None) -> str:
+        """What `down` asks before it acts: what it will delete (or stop), and where."""
+
+
+class ExistingMachine:
+    """A machine the kit did not make (this one, or a host over SSH): nothing to sign in to, pay for or delete;
+    `down` stops the Jupyter the kit started there and forgets the deployment."""
+
+    deletes_machine = False
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def destroy(self, record: Record | None, out: Output, *, wait: bool) -> None:
+        """Nothing to delete: the caller stops Jupyter and removes the record."""
+
+    def check_access(self, out: Output) -> None:
+        """Nothing to sign in to: the machine is reached as it is."""
+
+    def quotes(self) -> list:
+        return []  # a machine that is already there costs nothing more
+
+    def down_question(self, record: Record | None) -> str:
+        return f"Stop Jupyter on {self.settings.target} and forget deployment {self.settings.name!r}?"
+
 
 def target_for(settings: Settings) -> Target:
     if settings.is_azure:
-        from provision.targets.azure import AzureTarget
-
-        return AzureTarget(settings)
+        return cloud_target(settings)
     if settings.target == "local":
         from provision.targets.local import LocalTarget
 
@@ -72,3 +122,34 @@ def target_for(settings: Settings) -> Target:
     from provision.targets.ssh import SSHTarget
 
     return SSHTarget(settings)
+
+
+def cloud_target(settings: Settings) -> "AzureTarget":
+    """The CLOUD target, with what only a cloud has: its tagged resource groups, who is signed in, a plan."""
+    from provision.targets.azure import AzureTarget
+
+    return AzureTarget(settings)
+
+
+QUOTA_PENDING = {"Accepted", "InProgress"}  # QuotaRequestState values that are not an answer yet
+
+
+@dataclass(frozen=True)
+class QuotaRequest:
+    """A quota increase request as Azure reports it (QuotaRequestStatus_Get)."""
+
+    id: str
+    region: str
+    quota: str  # the quota's name: a family, cores or lowPriorityCores
+    limit: int  # the limit asked for
+    state: str  # provisioningState: Accepted, InProgress, Succeeded, Failed or Invalid
+    message: str = ""
+    error: str = ""  # "code: message" of a refusal
+
+    @property
+    def pending(self) -> bool:
+        return self.state in QUOTA_PENDING
+
+    @property
+    def approved(self) -> bool:
+        return self.state == "Succeeded"

@@ -5,15 +5,11 @@ from collections.abc import Callable
 
 from provision.errors import ProvisionError
 from provision.output import Output
-from provision.settings import Settings
 from provision.state import Journal, Record
-from provision.targets import RUNNING, Machine
+from provision.targets import RUNNING, ExistingMachine, Machine
 
 
-class LocalTarget:
-    def __init__(self, settings: Settings):
-        self.settings = settings
-
+class LocalTarget(ExistingMachine):
     def create(self, journal: Journal, out: Output, *, on_address: Callable[[Machine], None] | None = None) -> Machine:
         machine = Machine(host="127.0.0.1", port=0, user=getpass.getuser(), local=True)
         journal.record.machine = machine.to_dict()
@@ -21,15 +17,6 @@ class LocalTarget:
         if on_address is not None:
             on_address(machine)
         return machine
-
-    def destroy(self, record: Record | None, out: Output, *, wait: bool) -> None:
-        """Nothing to delete: the caller stops Jupyter and removes the record."""
-
-    def check_access(self, out: Output) -> None:
-        """Nothing to sign in to: the machine is reached as it is."""
-
-    def quotes(self) -> list:
-        return []  # a machine that is already there costs nothing more
 
     def status(self, record: Record) -> dict:
         return {"power_state": RUNNING}

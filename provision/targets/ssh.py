@@ -6,17 +6,13 @@ from pathlib import Path
 from provision.errors import ProvisionError
 from provision.keys import fingerprint
 from provision.output import Output
-from provision.settings import Settings
 from provision.state import Journal, Record
-from provision.targets import NOT_A_CLOUD_MACHINE, Machine
+from provision.targets import NOT_A_CLOUD_MACHINE, ExistingMachine, Machine
 
 DEFAULT_IDENTITIES = ("id_ed25519", "id_ecdsa", "id_rsa")
 
 
-class SSHTarget:
-    def __init__(self, settings: Settings):
-        self.settings = settings
-
+class SSHTarget(ExistingMachine):
     def create(self, journal: Journal, out: Output, *, on_address: Callable[[Machine], None] | None = None) -> Machine:
         user, host, port = self.settings.ssh_target
         machine = Machine(
@@ -57,15 +53,6 @@ class SSHTarget:
                 "(the line from /etc/ssh/ssh_host_ed25519_key.pub on the machine)"
             )
         return presented
-
-    def destroy(self, record: Record | None, out: Output, *, wait: bool) -> None:
-        """Nothing to delete: the caller stops Jupyter and removes the record."""
-
-    def check_access(self, out: Output) -> None:
-        """Nothing to sign in to: the machine is reached as it is."""
-
-    def quotes(self) -> list:
-        return []  # a machine that is already there costs nothing more
 
     def status(self, record: Record) -> dict:
         return {"power_state": NOT_A_CLOUD_MACHINE}

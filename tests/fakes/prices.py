@@ -57,19 +57,21 @@ def disk_row(region: str, tier: str, meter: str, unit: str, price: float) -> dic
 
 
 T4, H100 = "Standard_NC4as_T4_v3", "Standard_NC40ads_H100_v5"
-# Prices chosen apart from the shipped table's, so that a test can tell which source answered.
+# Prices chosen apart from the shipped table's, so that a test can tell which source answered. Each Linux row comes
+# before the rows it must beat (Windows, Low Priority, the disk's operations meter); tests serve them reversed too,
+# so that a filter the client lacks shows in one order or the other.
 ROWS = [
+    vm_row("eastus", T4, "Virtual Machines NCasT4_v3 Series", "NC4as T4 v3", "NC4as T4 v3", 0.5),
     vm_row("eastus", T4, "Virtual Machines NCasT4_v3 Series Windows", "NC4as T4 v3", "NC4as T4 v3", 0.71),
     vm_row(
         "eastus", T4, "Virtual Machines NCasT4_v3 Series", "NC4as T4 v3 Low Priority", "NC4as T4 v3 Low Priority", 0.05
     ),
-    vm_row("eastus", T4, "Virtual Machines NCasT4_v3 Series Windows", "NC4as T4 v3 Spot", "NC4as T4 v3 Spot", 0.2),
     vm_row("eastus", T4, "Virtual Machines NCasT4_v3 Series", "NC4as T4 v3 Spot", "NC4as T4 v3 Spot", 0.0789),
-    vm_row("eastus", T4, "Virtual Machines NCasT4_v3 Series", "NC4as T4 v3", "NC4as T4 v3", 0.5),
-    vm_row("eastus", H100, "Virtual Machines NCadsH100v5 Series Win", "NC40ads H100 v5", "NC40ads H100 v5", 9.9),
+    vm_row("eastus", T4, "Virtual Machines NCasT4_v3 Series Windows", "NC4as T4 v3 Spot", "NC4as T4 v3 Spot", 0.2),
     vm_row("eastus", H100, "Virtual Machines NCadsH100v5 Series", "NC40ads H100 v5", "NC40ads H100 v5", 6.9),
-    disk_row("eastus", "E15", "E15 LRS Disk Operations", "10K", 0.002),
+    vm_row("eastus", H100, "Virtual Machines NCadsH100v5 Series Win", "NC40ads H100 v5", "NC40ads H100 v5", 9.9),
     disk_row("eastus", "E15", "E15 LRS Disk", "1/Month", 18.5),
+    disk_row("eastus", "E15", "E15 LRS Disk Operations", "10K", 0.002),
 ]
 
 

@@ -16,7 +16,7 @@ from provision.prices import Prices, Quote
 from provision.settings import Settings
 from provision.state import CLIENT_KEY_FILE, Journal, Record
 from provision.targets import Machine
-from provision.targets.azure import idle, nodes, preflight
+from provision.targets.azure import idle, nodes, preflight, quota
 from provision.targets.azure.caller import detect_public_ip
 from provision.targets.azure.clients import Clients
 from provision.targets.azure.errors import AzureError, explain
@@ -31,9 +31,17 @@ POWER_WAIT = 900.0  # deallocate takes a minute or two; start, at worst as long 
 
 
 class AzureTarget:
+    deletes_machine = True  # the VM goes with its resource group
+
     def __init__(self, settings: Settings):
         self.settings = settings
         self._clients: Clients | None = None
+        self._choices: list[quota.Fit] | None = None  # what `up` tries, once quota has been read
+
+    @property
+    def quotas(self) -> quota.Quotas:
+        """What regions offer and allow this subscription, and asking Azure for more (quota.py)."""
+        return quota.Quotas(self._call, self.clients)
 
     @property
     def clients(self) -> Clients:
@@ -102,19 +110,20 @@ class AzureTarget:
         return public.strip()
 
     def create(self, journal: Journal, out: Output, *, on_address: Callable[[Machine], None] | None = None) -> Machine:
-        """Try each size, then each region, in the order given (and each zone of a region); move on
-        from quota and capacity errors after deleting what the attempt made; stop at any other error."""
+        """Try each size, then each region, in the order given (and each zone of a region), less those without
+        quota; move on from quota and capacity errors after deleting what the attempt made; stop at any other."""
         self._idle_preflight(out)
-        attempts = [(size, region) for size in self.settings.sizes for region in self.settings.regions]
+        attempts = self._candidates(out)
         failures: list[tuple[str, AzureError]] = []
-        for size, region in attempts:
+        for choice in attempts:
+            size, region = choice.size, choice.region
             if failures:
                 self._clear(journal, out)
                 out.note(f"trying {size} in {region}")
             started = time.monotonic()
             try:
                 with out.step(f"Preflight: {size} in {region}"):
-                    offer = self._preflight(region, size)
+                    offer = self._preflight(choice)
                 out.note(offer.describe())
                 machine = self._create_in_a_zone(journal, out, offer, on_address)
                 self._guard_cost(journal, out)
@@ -127,9 +136,28 @@ class AzureTarget:
         reasons = "; ".join(reason for reason, _ in failures)
         raise AzureError(
             f"none of the {len(attempts)} size and region choices could be had ({reasons}); "
-            "add regions or sizes (--region a,b --size x,y), or request quota",
+            "add regions or sizes (--region a,b --size x,y), or request quota (`provision quota`)",
             failures[-1][1].code,
         )
+
+    def _candidates(self, out: Output) -> list[quota.Fit]:
+        """What `create` tries, once quota has been read (the first time, every region at once): those without
+        quota left out, each with a note; none with quota, one line naming the command that asks for it."""
+        if self._choices is None:
+            with out.step(f"Sizes and quota in {', '.join(self.settings.regions)}"):
+                fits = self.fits()
+            self._choices = quota.choose(fits, out.note)
+        return self._choices
+
+    def fits(self) -> list[quota.Fit]:
+        """Each size in each region, in the order `create` tries them, weighed against quota read now."""
+        settings = self.settings
+        regions = {region.name: region for region in self.quotas.regions(settings.regions)}
+        return [
+            quota.fit(regions[region], size, nodes=settings.nodes, spot=settings.spot)
+            for size in settings.sizes
+            for region in settings.regions
+        ]
 
     # -- idle stop and auto-shutdown (provision/targets/azure/idle.py) ---------------------------
 
@@ -231,30 +259,31 @@ class AzureTarget:
                 )
 
     def check_access(self, out: Output) -> None:
-        """The sign-in and the subscription, proven with one cheap read before anything else is asked."""
+        """The sign-in and the subscription, proven with one cheap read before anything else is asked; then
+        which sizes and regions have quota (before the price of one without is shown)."""
         subscription = self.settings.subscription
         with out.step(f"Azure sign-in and subscription {subscription}"):
             self._call(f"read subscription {subscription}", self.clients.read_subscription)
+        self._candidates(out)
 
     def quotes(self, *, offline: bool = False) -> list[Quote]:
         """The price of each size and region `create` may try (its OS disk included), from provision.prices;
         offline, from the cache or the shipped table only."""
-        found, disk_gb = Prices(offline=offline), self.settings.os_disk_gb
-        return [found.quote(size, region, disk_gb) for size in self.settings.sizes for region in self.settings.regions]
+        found, disk_gb, settings = Prices(offline=offline), self.settings.os_disk_gb, self.settings
+        if self._choices is not None:  # quota read: only what `create` will try
+            return [found.quote(choice.size, choice.region, disk_gb) for choice in self._choices]
+        return [found.quote(size, region, disk_gb) for size in settings.sizes for region in settings.regions]
 
-    def _preflight(self, region: str, size: str) -> preflight.Offer:
+    def _preflight(self, choice: quota.Fit) -> preflight.Offer:
         """Preflight's offer; an image plan's marketplace terms accepted (with --accept-terms) or an error."""
         settings = self.settings
         offer = preflight.check(
             self._call,
             self.clients.compute,
-            region,
-            size,
+            choice,
             settings.image_parts,
             os_disk_gb=settings.os_disk_gb,
             trusted_launch=settings.trusted_launch,
-            spot=settings.spot,
-            nodes=settings.nodes,
         )
         if offer.image_plan:
             assert settings.subscription
@@ -541,6 +570,10 @@ class AzureTarget:
         except AzureError as e:  # a caller who may not delete roles could not have made one
             if e.code != "AuthorizationFailed":
                 raise
+
+    def down_question(self, record: Record | None) -> str:
+        where = f" in {record.settings.get('region')}" if record else " (found by its tags)"
+        return f"Delete deployment {self.settings.name!r}{where}: its VM, disk, network and resource group?"
 
     def status(self, record: Record) -> dict:
         view = self._get_or_none(

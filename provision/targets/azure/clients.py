@@ -126,3 +126,10 @@ class Clients:
         from azure.mgmt.compute import ComputeManagementClient
 
         return ComputeManagementClient(self.credential, self.subscription, **self._options())
+
+    @cached_property
+    def quota(self):
+        """Azure's Quota API (Microsoft.Quota): quota limits, usages and increase requests."""
+        from azure.mgmt.quota import QuotaMgmtClient
+
+        return QuotaMgmtClient(self.credential, self.subscription, **self._options())

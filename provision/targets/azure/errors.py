@@ -19,11 +19,13 @@ CAPACITY_CODES = {
     "OverconstrainedAllocationRequest",
     "OverconstrainedZonalAllocationRequest",
 }
+QUOTA_HINT = (
+    "`provision quota` shows where there is room and `provision quota request --size SIZE --region REGION` asks "
+    "Azure for more; or try another --region or --size"
+)
 HINTS = {
-    "OperationNotAllowed": "request more quota in the portal (Subscriptions > Usage + quotas) "
-    "or try another --region or --size",
-    "QuotaExceeded": "request more quota in the portal (Subscriptions > Usage + quotas) "
-    "or try another --region or --size",
+    "OperationNotAllowed": QUOTA_HINT,
+    "QuotaExceeded": QUOTA_HINT,
     "SkuNotAvailable": "this size is not offered to your subscription there; try another --region or --size",
     "AllocationFailed": "Azure has no capacity for this size there right now; try another "
     "--region or --size, or again later",

@@ -2,9 +2,8 @@
 
 from dataclasses import dataclass
 
+from provision.targets.azure import quota
 from provision.targets.azure.errors import AzureError
-
-QUOTA_FIX = "request more in the portal (Subscriptions > Usage + quotas) or try another --region"
 
 
 @dataclass(frozen=True)
@@ -28,100 +27,38 @@ class Offer:
         )
 
 
-def _norm(name: str) -> str:
-    return name.lower().replace(" ", "")
-
-
 def check(
     call,
     compute,
-    region: str,
-    size: str,
+    fit: quota.Fit,
     image: tuple[str, str, str, str],
     *,
     os_disk_gb: int,
     trusted_launch: bool,
-    spot: bool = False,
-    nodes: int = 1,
 ) -> Offer:
-    """The size is offered in the region (as Spot, when asked for), not restricted, within quota; the image
-    exists, the size boots it, the OS disk holds it, and Trusted Launch (when asked for) is allowed for both.
+    """The size is offered in the region (as Spot, when asked for) and not restricted (its quota was weighed
+    before, by quota.choose); the image exists, the size boots it, the OS disk holds it, and Trusted Launch (when
+    asked for) is allowed for both.
 
-    `call(action, fn, *args)` runs an SDK call and turns its errors into AzureErrors. Several nodes need
-    `nodes` times the size's vCPUs within each quota.
+    `call(action, fn, *args)` runs an SDK call and turns its errors into AzureErrors.
     """
-    skus = call(
-        f"list VM sizes in {region}",
-        lambda: [
-            s
-            for s in compute.resource_skus.list(filter=f"location eq '{region}'")
-            if s.resource_type == "virtualMachines"
-        ],
-    )
-    if not skus:
-        raise AzureError(
-            f"region {region!r} offers no VM sizes to this subscription; check its name "
-            "(`az account list-locations -o table`)",
-            "LocationNotAvailable",
-        )
-    sku = next((s for s in skus if s.name.lower() == size.lower()), None)
-    if sku is None:
-        raise AzureError(
-            f"size {size} is not offered in {region}; try another --region or --size",
-            "SkuNotAvailable",
-        )
-    for restriction in sku.restrictions or []:
-        if restriction.type == "Location":
-            reason = getattr(restriction.reason_code, "value", restriction.reason_code)
-            raise AzureError(
-                f"size {size} is not available to this subscription in {region} "
-                f"({reason}); try another --region or --size, or ask Azure "
-                "support to enable it",
-                "SkuNotAvailable",
-            )
-    capabilities = {c.name: c.value for c in sku.capabilities or []}
-    if spot and capabilities.get("LowPriorityCapable", "").lower() != "true":
-        raise AzureError(f"size {size} is not offered as Spot; drop --spot or choose another --size", "SkuNotAvailable")
-    vcpus = int(capabilities.get("vCPUs", 0))
-    needed = vcpus * nodes
-    usages = {_norm(u.name.value): u for u in call(f"read quotas in {region}", compute.usage.list, region)}
-    free = []
-    for key, label in _quotas(sku.family, spot):
-        usage = usages.get(_norm(key))
-        if usage is None:
-            continue
-        available = usage.limit - usage.current_value
-        free.append(available)
-        if available < needed:
-            nodes_text = f" ({nodes} nodes of {vcpus})" if nodes > 1 else ""
-            raise AzureError(
-                f"quota: {label} in {region} allows {max(available, 0)} of the {needed} vCPUs "
-                f"needed{nodes_text}; {QUOTA_FIX} or --size",
-                "QuotaExceeded",
-            )
-    found = _image(call, compute, region, image)
-    _check_fit(size, capabilities, found, ":".join(image), os_disk_gb, trusted_launch)
+    if fit.unavailable is not None:
+        raise fit.unavailable
+    found = _image(call, compute, fit.region, image)
+    capabilities = quota.capabilities(fit.sku)
+    _check_fit(fit.size, capabilities, found, ":".join(image), os_disk_gb, trusted_launch)
     plan = found.plan
     return Offer(
-        region,
-        size,
-        sku.family,
-        vcpus,
-        min(free, default=0),
+        fit.region,
+        fit.size,
+        fit.family,
+        fit.vcpus,
+        fit.free,
         found.name,
         {"name": plan.name, "publisher": plan.publisher, "product": plan.product} if plan else None,
-        _zones(sku),
+        _zones(fit.sku),
         accelerated_networking=capabilities.get("AcceleratedNetworkingEnabled", "").lower() == "true",
     )
-
-
-def _quotas(family: str, spot: bool) -> tuple[tuple[str, str], ...]:
-    """(usage name, label) of the quotas a VM counts against. Spot VMs count against one regional
-    "Total Regional Low-priority vCPUs" quota instead of the family and regional ones
-    (learn.microsoft.com/azure/virtual-machines/spot-vms, "Quota")."""
-    if spot:
-        return (("lowPriorityCores", "the regional Spot (low-priority) vCPU total"),)
-    return ((family, family), ("cores", "the regional vCPU total"))
 
 
 def _check_fit(size: str, capabilities: dict, found, urn: str, os_disk_gb: int, trusted_launch: bool) -> None:

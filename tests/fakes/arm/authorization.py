@@ -21,9 +21,10 @@ from .errors import ArmError, Conflict, InvalidParameter, NotFound
 PROVIDER = "/providers/microsoft.authorization/"
 ROLE_DEFINITIONS = "Microsoft.Authorization/roleDefinitions"
 ROLE_ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
-# Built-in roles as `az role definition list --name Owner|Contributor` shows them (ids are Azure's).
+# Built-in roles as `az role definition list --name Owner|Contributor|Reader` shows them (ids are Azure's).
 BUILT_IN = {
     "Owner": ("8e3af657-a8ff-443c-a75c-2fe8c4bcb635", ["*"], []),
+    "Reader": ("acdd72a7-3385-48ef-bd42-f606fba81ae7", ["*/read"], []),
     "Contributor": (
         "b24988ac-6180-42a0-ab88-20f7382dd24c",
         ["*"],

@@ -134,6 +134,18 @@ class ComputeModel:
                 default.name if default else family, label, limit, current
             )
 
+    def set_limit(self, location: str, name: str, limit: int) -> None:
+        """A quota's new limit (an approved quota request, or a fresh subscription: quota.py); its use stays."""
+        key = (normalize_location(location), family_key(name))
+        with self.state.lock:
+            usage = self.quotas.get(key) or next(u for u in catalog.DEFAULT_USAGES if family_key(u.name) == key[1])
+            self.quotas[key] = dataclasses.replace(usage, limit=limit)
+
+    def usage(self, location: str, name: str) -> Usage | None:
+        """One quota of `location` as its usages list reports it (quota.py reads limits and use here)."""
+        with self.state.lock:
+            return self._usages(normalize_location(location)).get(family_key(name))
+
     def restrict_sku(self, location: str, size: str, reason: str) -> None:
         with self.state.lock:
             self.restrictions[(normalize_location(location), size.lower())] = reason

@@ -11,6 +11,7 @@ from .imds import FakeIMDS
 from .marketplace import MarketplaceModel
 from .models import ArmState
 from .network import NetworkModel
+from .quota import QuotaModel
 from .routes import LoggedRequest, Routes
 from .server import HttpsServer
 
@@ -53,6 +54,7 @@ class FakeARM:
         self._compute = ComputeModel(self._state, self._network, self._marketplace)
         self._compute.tenant_id = tenant_id
         self._authorization = AuthorizationModel(subscription_id, self._vm_of_principal, self._scope_exists)
+        self._quota = QuotaModel(self._state, self._compute)
         self._faults = FaultRegistry()
         self._routes = Routes(
             self._state,
@@ -61,6 +63,7 @@ class FakeARM:
             self._faults,
             marketplace=self._marketplace,
             authorization=self._authorization,
+            quota=self._quota,
             tenant_id=tenant_id,
             token=token,
         )
@@ -197,6 +200,25 @@ class FakeARM:
     def set_quota(self, location: str, family: str, limit: int, current: int = 0) -> None:
         self._compute.set_quota(location, family, limit, current)
 
+    def fresh_subscription(self) -> None:
+        """A new pay-as-you-go subscription: every GPU family's limit is 0 in every region (DESIGN.md 9)."""
+        self._quota.fresh_subscription()
+
+    def quota_review(self, *, auto_approve_up_to: int = 16, verdict: str | None = None) -> None:
+        """Quota requests for a new limit up to `auto_approve_up_to` vCPUs are approved at once; larger ones stay
+        InProgress until a verdict ("approve" or "refuse", with ContactSupport) is given, which those still under
+        review meet when they are next read."""
+        self._quota.review(auto_approve_up_to, verdict)
+
+    def quota_requests(self) -> list[dict]:
+        """Every quota request filed: id, location, quota name, limit asked for, state."""
+        self._state.settle()
+        with self._state.lock:
+            return [
+                {"id": r.id, "location": r.location, "name": r.name, "limit": r.limit, "state": r.state}
+                for r in self._quota.requests.values()
+            ]
+
     def restrict_sku(self, location: str, size: str, reason: str = "NotAvailableForSubscription") -> None:
         self._compute.restrict_sku(location, size, reason)
 
@@ -223,6 +245,10 @@ class FakeARM:
     def make_caller_contributor(self) -> None:
         """The signed-in caller holds Contributor, not Owner: no Microsoft.Authorization/*/Write or Delete."""
         self._authorization.caller_role = "Contributor"
+
+    def make_caller_reader(self) -> None:
+        """The signed-in caller holds Reader: it may read, and nothing else (a quota request is refused 403)."""
+        self._authorization.caller_role = "Reader"
 
     def add_principal(self, principal_id: str, principal_type: str = "User") -> None:
         """A principal the directory knows (role assignments to unknown ones fail with PrincipalNotFound)."""

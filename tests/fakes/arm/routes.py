@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import catalog
@@ -33,6 +33,9 @@ from .marketplace import MarketplaceModel
 from .models import ArmState, DeleteResult, Operation, PutResult
 from .network import NetworkModel
 from .tokens import claims_of
+
+if TYPE_CHECKING:
+    from .quota import QuotaModel
 
 PROVIDER_AT = "/providers/microsoft.authorization"
 _BEARER = re.compile(r"^Bearer\s+(\S+)$")
@@ -133,6 +136,7 @@ class Routes:
         *,
         marketplace: MarketplaceModel,
         authorization: AuthorizationModel,
+        quota: QuotaModel,
         tenant_id: str,
         token: str | None,
     ):
@@ -142,6 +146,7 @@ class Routes:
         self.faults = faults
         self.marketplace = marketplace
         self.authorization = authorization
+        self.quota = quota
         self.tenant_id = tenant_id
         self.token = token
         self._log: list[LoggedRequest] = []
@@ -209,6 +214,8 @@ class Routes:
         add("GET", sub + "/providers/{ns}/locations/{loc}/operationresults/{op}", self.poll_result, poll=True)
         add("GET", sub + "/providers/microsoft.compute/skus", self.list_skus)
         add("GET", compute_at + "/usages", self.list_usages)
+        for method, tail, handler in self.quota.routes():  # Microsoft.Quota at a compute location (quota.py)
+            add(method, compute_at + "/providers/microsoft.quota" + tail, handler)
         add("GET", image, self.list_image_versions)
         add("GET", image + "/{version}", self.get_image)
         add("GET", terms, self.get_terms)

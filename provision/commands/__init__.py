@@ -1,0 +1,1 @@
+"""The commands' core, one module per verb family: each asks its target and access, never which kind they are."""
