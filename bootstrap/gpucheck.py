@@ -24,6 +24,7 @@ RESULT_SCHEMA: dict[str, tuple[type, ...]] = {
     "cuda_available": (bool,),
     "cuda_version": (str, type(None)),
     "torch_version": (str,),
+    "python": (str,),  # the kernel's: the project's environment when it has one
     "dataset": (str,),
     "num_classes": (int,),
     "epochs": (int,),
@@ -166,6 +167,7 @@ def _result_facts(result: dict) -> list[str]:
     build = f"built for CUDA {get('cuda_version')}" if get("cuda_version") else "a CPU-only build"
     images = _number(get("train_samples"), "{:,}")
     return [
+        f"the kernel's Python: {get('python')}",
         f"torch.cuda.is_available(): {get('cuda_available')}",
         f"torch {get('torch_version')}: {build}",
         f"the notebook trained on: {get('device')} ({get('device_name')})",

@@ -132,9 +132,17 @@ def _yaml_safe_json(value) -> str:
 
 
 def execute(
-    remote: Remote, python: str, notebook: str, *, parameters: dict, timeout: float, root: str = "~/notebooks"
+    remote: Remote,
+    python: str,
+    notebook: str,
+    *,
+    parameters: dict,
+    timeout: float,
+    root: str = "~/notebooks",
+    kernel: str = "python3",
 ) -> NotebookRun:
-    """Run `notebook` (relative to root, or absolute) with papermill in `python`'s env.
+    """Run `notebook` (relative to root, or absolute) with papermill in `python`'s env, in `kernel` (`python3`
+    runs `python` itself; a project's kernel, its environment: see bootstrap.environment).
 
     The executed copy keeps its outputs, also when a cell fails or time runs out.
     The `result_path` parameter is set to a file under <root>/runs that is fetched.
@@ -153,7 +161,7 @@ def execute(
     limit = max(1, math.ceil(timeout))
     q = shlex.quote
     papermill = f"""\
-timeout -k 10 {limit} {q(python)} -m papermill --no-progress-bar -k python3 \\
+timeout -k 10 {limit} {q(python)} -m papermill --no-progress-bar -k {q(kernel)} \\
   --cwd {q(posixpath.dirname(source))} -y {q(_yaml_safe_json({**parameters, "result_path": result_path}))} \\
   {q(source)} {q(executed)} >{q(log)} 2>&1
 echo $? >{q(run_dir)}/status.partial && mv {q(run_dir)}/status.partial {q(run_dir)}/status

@@ -66,6 +66,7 @@ def check(remotes: list[SSHRemote], journal: Journal, out: Output) -> Verdict:
         "passed": verdict.passed,
         "summary": verdict.summary,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "environment": (journal.record.environment or {}).get("name"),
     }
     journal.save()
     return verdict

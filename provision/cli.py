@@ -87,6 +87,17 @@ Epochs = Annotated[int | None, typer.Option(help="Epochs of the notebook check [
 Nodes = Annotated[
     int | None, typer.Option(help="GPU VMs in one private network, the first the head (Azure only) [default: 1].")
 ]
+Environment = Annotated[
+    str | None,
+    typer.Option(
+        help="requirements.txt or environment.yml of the project: built on the machine over its CUDA torch env, "
+        "the project's Jupyter kernel."
+    ),
+]
+EnvironmentAllowTorch = Annotated[
+    bool,
+    typer.Option("--environment-allow-torch", help="Let the environment replace the image's torch or CUDA libraries."),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Port = Annotated[int, typer.Option("--port", help="Local port for the tunnel [default: a free one].")]
@@ -160,6 +171,8 @@ def up(
     dataset: Dataset = None,
     epochs: Epochs = None,
     nodes: Nodes = None,
+    environment: Environment = None,
+    environment_allow_torch: EnvironmentAllowTorch = False,
     skip_check: Annotated[bool, typer.Option("--skip-check", help="Do not run the GPU check.")] = False,
     check: Annotated[
         bool, typer.Option("--check", help="Run the GPU check again on a deployment whose check passed.")
@@ -406,6 +419,25 @@ def run_job(
         torchrun_args=tuple(shlex.split(torchrun_args or "")),
     )
     run_script(_name(name), options, _store(), Output(quiet=quiet))
+
+
+env_app = typer.Typer(no_args_is_help=True, help="The project's Python environment on the machine (its kernel).")
+app.add_typer(env_app, name="env")
+
+
+@env_app.command("lock")
+def env_lock(
+    name: NameArg = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Where to write [default: requirements.lock.txt beside the file]."),
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Write the exact versions in the deployment's environment, for a teammate's `up` (or yours) to build."""
+    from provision.commands.env import lock
+
+    lock(_name(name), _store(), Output(quiet=quiet), output)
 
 
 @app.command("ssh-config")

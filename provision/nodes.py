@@ -22,9 +22,11 @@ def machines(record: Record) -> list[Machine]:
 
 
 def pythons(record: Record) -> list[str]:
-    """Each node's Python, head first: the one its bootstrap chose (a worker's own, else the head's)."""
-    head = (record.jupyter or {}).get("python") or "python3"
-    return [node.get("python") or head for node in record.nodes] or [head]
+    """Each node's Python, head first: the project environment's (at the same path on every node) when there is
+    one, else the one its bootstrap chose (a worker's own, else the head's)."""
+    project = (record.environment or {}).get("python")
+    head = project or (record.jupyter or {}).get("python") or "python3"
+    return [project or node.get("python") or head for node in record.nodes] or [head]
 
 
 def connect_all(record: Record, out: Output) -> list[SSHRemote]:

@@ -23,6 +23,11 @@ def age(created: str, now: datetime | None = None) -> str:
     return f"{hours} h {mins} min" if hours else f"{mins} min"
 
 
+def _environment(record: Record) -> str:
+    env = record.environment
+    return f"{env['name']} (kernel {env['kernel']}, from {env['file']})" if env else ""
+
+
 def status(name: str, store: StateStore) -> dict:
     """The record and the machine's live state, flat, for a table or JSON."""
     from provision import tunnel
@@ -45,6 +50,7 @@ def status(name: str, store: StateStore) -> dict:
         "tls_sha256": (record.jupyter or {}).get("tls_sha256", ""),
         "tunnel": "open" if tunnel.is_alive(store, name) else "closed",
         "last_check": (record.check or {}).get("summary", "never run"),
+        "environment": _environment(record),
     }
     if record.idle is not None:
         facts["idle_policy"] = idle_view.policy(record)

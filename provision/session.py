@@ -17,7 +17,7 @@ from bootstrap.remote import ConnectTimeout, Endpoint, LocalRemote, Remote, SSHR
 from provision.output import Output
 from provision.public import PublicJupyter, deployment_certificate
 from provision.settings import OPEN_TO_ALL, Settings
-from provision.state import TOKEN_FILE, Journal, StateStore
+from provision.state import TOKEN_FILE, Journal, Record, StateStore
 from provision.targets import Machine
 
 NOTEBOOK = notebooks.TRAINING
@@ -271,6 +271,7 @@ def run_check(remote: Remote, python: str, settings: Settings, journal: Journal,
             NOTEBOOK,
             parameters={"dataset": settings.dataset, "epochs": settings.epochs, "device": "auto"},
             timeout=settings.check_timeout,
+            kernel=check_kernel(journal.record),
         )
     verdict = judge(run.result, nvidia_smi=run.nvidia_smi, error=run.error, allow_cpu=settings.allow_cpu)
     journal.record.check = {
@@ -279,9 +280,16 @@ def run_check(remote: Remote, python: str, settings: Settings, journal: Journal,
         "details": list(verdict.details),
         "executed": run.executed_path,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "environment": (journal.record.environment or {}).get("name"),
+        "python": (run.result or {}).get("python"),  # the kernel's, as the notebook saw it
     }
     journal.save()
     return verdict
+
+
+def check_kernel(record: Record) -> str:
+    """The kernel the check runs in: the project's when it has an environment, else `python3` (the base)."""
+    return (record.environment or {}).get("kernel") or "python3"
 
 
 def install_idle_stop(remote: Remote, settings: Settings, journal: Journal, out: Output, port: int) -> None:

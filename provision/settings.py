@@ -90,6 +90,8 @@ class Settings:
     auto_shutdown: str | None = None  # "HH:MM" local daily deallocation, "off"; None: only if idle stop cannot be
     idle_probe: float = 60.0  # seconds between the agent's looks at activity
     imds_url: str = "http://169.254.169.254"  # the instance metadata service as the VM reaches it
+    environment: str | None = None  # requirements.txt or environment.yml (absolute once loaded): the project's kernel
+    environment_allow_torch: bool = False  # let that environment replace the image's torch or CUDA libraries
 
     @property
     def region(self) -> str:
@@ -158,6 +160,8 @@ ENVIRONMENT = {
     "auto_shutdown": "PROVISION_AUTO_SHUTDOWN",
     "idle_probe": "PROVISION_IDLE_PROBE",
     "imds_url": "PROVISION_IMDS_URL",
+    "environment": "PROVISION_ENVIRONMENT",
+    "environment_allow_torch": "PROVISION_ENVIRONMENT_ALLOW_TORCH",
 }
 # provision.toml spells the list fields in the singular, like the flags.
 TOML_KEYS = {"region": "regions", "size": "sizes"}
@@ -181,6 +185,8 @@ def load(
     raw.update({key: value for key, value in (flags or {}).items() if value is not None})
     if only is not None:
         raw = {key: value for key, value in raw.items() if key in only}
+    if raw.get("environment"):  # relative to the project: the directory of provision.toml
+        raw["environment"] = str((cwd or Path.cwd()) / Path(str(raw["environment"])).expanduser())
     if "subscription" not in raw and raw.get("target", "azure") == "azure":
         raw["subscription"] = azure_cli_subscription(env)
     return validate(raw)
@@ -270,7 +276,7 @@ def validate(raw: Mapping[str, Any]) -> Settings:
     for key in ("poll_interval", "max_price", "idle_probe"):
         if key in values:
             values[key] = _as_float(key, values[key])
-    for key in ("allow_cpu", "trusted_launch", "accept_terms", "spot", "yes"):
+    for key in ("allow_cpu", "trusted_launch", "accept_terms", "spot", "yes", "environment_allow_torch"):
         if key in values:
             values[key] = _as_bool(key, values[key])
     if values.get("host_key"):
@@ -484,6 +490,21 @@ def _check_identity(s: Settings) -> None:
         raise UsageError(f"identity {s.identity!r} is not a file (a private SSH key)")
 
 
+def _check_environment(s: Settings) -> None:
+    """The environment file exists and parses, before anything is created."""
+    if s.environment is None:
+        return
+    from bootstrap.environment import SpecError, read
+
+    path = Path(s.environment)
+    if not path.is_file():
+        raise UsageError(f"environment {path} is not a file (a requirements.txt or environment.yml of the project)")
+    try:
+        read(path)
+    except SpecError as e:
+        raise UsageError(str(e)) from None
+
+
 def _check_choices(s: Settings) -> None:
     if s.access not in ("tunnel", "public"):
         raise UsageError(f"access {s.access!r} is not one of tunnel, public")
@@ -530,4 +551,5 @@ CHECKS = (
     _check_idle,
     _check_choices,
     _check_public_access,
+    _check_environment,
 )

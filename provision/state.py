@@ -63,6 +63,7 @@ class Record:
     power: list[dict] = field(default_factory=list)  # power changes the kit saw: state, at, reason (provision.power)
     idle: dict | None = None  # idle_stop minutes (None: off), auto_shutdown HH:MM, vm_id, compute_api
     price: dict | None = None  # what the machine costs, as quoted when it was made: usd_per_hour, source, disk...
+    environment: dict | None = None  # the project's environment and kernel: name, path, python, kernel, file, sha256
 
     def track(self, kind: str, resource_id: str) -> Resource:
         """The entry for a resource, added in state "creating" if new."""

@@ -28,6 +28,7 @@ def gpu_result(**changes):
         "cuda_available": True,
         "cuda_version": "12.2",
         "torch_version": "2.5.1+cu122",
+        "python": "/anaconda/envs/py38_default/bin/python",
         "dataset": "cifar10",
         "num_classes": 10,
         "epochs": 2,

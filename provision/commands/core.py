@@ -4,7 +4,7 @@ from dataclasses import dataclass, replace
 
 from bootstrap import jupyter
 from bootstrap.remote import BootstrapError, Remote
-from provision import idle_view, power, session, tunnel
+from provision import idle_view, power, projectenv, session, tunnel
 from provision.errors import ProvisionError
 from provision.output import Output
 from provision.settings import Settings
@@ -76,6 +76,7 @@ def bring_back(journal: Journal, settings: Settings, machine: Machine, out: Outp
             journal.save()
         same = replace(settings, remote_python=record.jupyter["python"])
         server, token = session.start_jupyter(remote, same, journal, out, allow_cpu=True)
+        projectenv.restore(remote, server.python, same, journal, out)
         session.install_idle_stop(remote, same, journal, out, server.port)
     except BootstrapError as e:
         remote.close()

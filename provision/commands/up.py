@@ -3,7 +3,7 @@
 from dataclasses import replace
 
 from bootstrap.remote import BootstrapError, Remote
-from provision import power, prices, public, session
+from provision import power, prices, projectenv, public, session
 from provision.commands.core import UpOptions, gpu_check, power_on, still_running, teardown, workers
 from provision.commands.tunnel import serve
 from provision.deployment import new_record
@@ -193,8 +193,11 @@ def _bootstrap(
     record = journal.record
     if reused and record.jupyter:
         settings = replace(settings, remote_python=record.jupyter["python"])
-    passed = bool(reused and record.check and record.check.get("passed"))
     python = session.prepare(remote, settings, out, allow_cpu=options.skip_check)
+    projectenv.prepare(remote, python, settings, journal, out)
+    passed = bool(
+        reused and record.check and record.check.get("passed") and projectenv.checked_in(record, record.check)
+    )
 
     def jupyter_and_idle_agent():
         server, token = session.serve_jupyter(remote, python, settings, journal, out)
@@ -222,12 +225,13 @@ def _check_nodes(
     from provision import allreduce  # only a deployment of several nodes needs it
 
     done = journal.record.allreduce
-    if reused and done and done.get("passed") and not options.check:
+    if reused and done and done.get("passed") and projectenv.checked_in(journal.record, done) and not options.check:
         out.note(f"the all-reduce check passed on these nodes ({done['at']}); --check runs it again")
         return
     assert isinstance(head, SSHRemote), "several nodes are always reached over SSH"
     workers = allreduce.prepare_workers(head, settings, journal, out, allow_cpu=options.skip_check)
     try:
+        projectenv.prepare_workers(workers, journal, out)
         if options.skip_check:
             out.warn("all-reduce check skipped (--skip-check): the nodes have not been proven to reach each other")
             return

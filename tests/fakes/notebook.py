@@ -59,7 +59,7 @@ def write_training_stand_in(path: Path, seconds: float = 0.0) -> Path:
     cells = [
         nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(
-            "import json, os, time\n"
+            "import json, os, sys, time\n"
             "runs = os.path.dirname(result_path)\n"
             f"with open(os.path.join(runs, {STAND_IN_STARTS!r}), 'a') as f:\n"
             '    f.write("started\\n")\n'
@@ -69,7 +69,7 @@ def write_training_stand_in(path: Path, seconds: float = 0.0) -> Path:
             'if dataset == "cifar10":\n'
             "    import torchvision  # CIFAR-10 comes through torchvision, as in the real notebook\n"
             f"result = {result!r}\n"
-            'result.update(dataset=dataset, epochs=len(result["losses"]))\n'
+            'result.update(dataset=dataset, epochs=len(result["losses"]), python=sys.executable)\n'
             'with open(result_path, "w") as f:\n'
             "    json.dump(result, f)\n"
             f"with open(os.path.join(runs, {STAND_IN_TIMES!r}), 'a') as f:\n"
