@@ -201,3 +201,28 @@ def test_a_machine_the_kit_did_not_make_cannot_be_resized(state_dir):
         assert str(e) == "local is a machine the kit did not create: it cannot be resized (only a VM `up` made can)"
     else:
         raise AssertionError("resize of a local machine was not refused")
+
+
+def test_a_spot_resize_shows_the_new_spot_price_and_reports_an_eviction_during_the_move(
+    azure_env, arm, booter, state_dir, monkeypatch
+):
+    from provision.targets.azure import AzureTarget
+
+    assert provision("up", "--name", "spotty", "--spot", "--no-bootstrap").exit_code == 0
+    moved = AzureTarget._set_size
+
+    def moved_then_evicted(self, group: str, size: str) -> None:  # Azure takes the capacity back once it moved
+        moved(self, group, size)
+        arm.evict(vm_id(arm, "spotty"))
+
+    monkeypatch.setattr(AzureTarget, "_set_size", moved_then_evicted)
+    evicted = provision("resize", "spotty", "--size", T4_8, "--yes")  # in place: the PUT is the last step
+    assert evicted.exit_code != 0
+    assert re.search(rf"{T4_8}: ~\$\S+/h Spot", evicted.stderr), evicted.stderr  # the new size's spot price
+    assert errors(evicted.stderr) == [
+        "error: Azure evicted the Spot VM of 'spotty' during the resize (it wanted the capacity back): it is "
+        f"deallocated, now {T4_8}; `provision start spotty` resumes it"
+    ]
+    record = StateStore(state_dir).require("spotty")
+    assert record.settings["size"] == T4_8 == size_of(arm, "spotty")  # the record matches Azure
+    assert (record.power[-1]["state"], record.power[-1]["reason"]) == ("evicted", "eviction seen")

@@ -37,6 +37,12 @@ def resize(name: str, size: str, flags: dict, store: StateStore, out: Output, op
         machine = target.resize(journal, move, out, on_power)
         _record(record, move)
         journal.save()
+        if power.observe(record, target.status(record).get("power_state", ""))[0] == power.EVICTED:
+            journal.save()
+            raise ProvisionError(
+                f"Azure evicted the Spot VM of {name!r} during the resize (it wanted the capacity back): it is "
+                f"deallocated, now {move.new.size}; `provision start {name}` resumes it"
+            )
         write_known_hosts(store, name, machine, workers(record))
         out.result(f"{name!r} is now {move.new.size}, at {_hourly(move, move.new)}")
         back = bring_back(journal, settings, machine, out)

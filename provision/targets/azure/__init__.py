@@ -783,12 +783,6 @@ class AzureTarget:
                 f"Azure could not allocate {new} in {record.settings['region']} ({e.code}); {record.name!r} is back "
                 f"on {old} and running"
             ) from None
-        if self.status(record)["power_state"] != RUNNING:  # a Spot VM taken back while it moved
-            on_power("evicted", f"evicted while resizing to {new}")
-            raise ProvisionError(
-                f"Azure evicted the Spot VM of {record.name!r} during the resize (it wanted the capacity back): it is "
-                f"deallocated, now {new}; `provision start {record.name}` resumes it"
-            )
         return self._readdressed(journal)
 
     def _put_back(self, group: str, old: str, out: Output) -> None:
