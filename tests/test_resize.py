@@ -93,11 +93,15 @@ def test_a_resize_off_the_cluster_deallocates_puts_and_starts_and_costs_each_siz
         there = console("resize", "big", "--size", A100, "--yes", "--detach", "--skip-check", env=env, timeout=600)
         assert there.exit_code == 0, there.stderr
         calls = vm_calls(cloud.arm, "big")
+        shown = json.loads(provision("status", "big", "--json").stdout)
+        (listed,) = json.loads(provision("list", "--json").stdout)
         cloud.arm.clear_log()
         back = console("resize", "big", "--size", T4, "--yes", "--detach", "--skip-check", env=env, timeout=600)
         assert back.exit_code == 0, back.stderr
     print("T4 -> A100:\n" + there.stderr + there.stdout + "\nA100 -> T4:\n" + back.stderr + back.stdout)
     assert calls == [("POST", "big/deallocate"), ("PUT", "big"), ("POST", "big/start")]
+    assert (shown["size"], shown["usd_per_hour"]) == (A100, "3.500 (Azure Retail Prices API)")
+    assert (listed["size"], listed["usd_per_hour"]) == (A100, SERVED[A100])
     assert vm_calls(cloud.arm, "big") == [("POST", "big/deallocate"), ("PUT", "big"), ("POST", "big/start")]
     assert f"{A100} is not offered on the hardware that runs the VM: deallocating it to move" in there.stderr
     assert URL.search(there.stdout).group(2) == token == URL.search(back.stdout).group(2)
