@@ -230,3 +230,16 @@ def test_a_spot_resize_shows_the_new_spot_price_and_reports_an_eviction_during_t
     record = StateStore(state_dir).require("spotty")
     assert record.settings["size"] == T4_8 == size_of(arm, "spotty")  # the record matches Azure
     assert (record.power[-1]["state"], record.power[-1]["reason"]) == ("evicted", "eviction seen")
+
+
+def test_the_question_shows_both_prices_and_the_moves_cost_and_no_answer_changes_nothing(azure_env, arm, state_dir):
+    assert provision("up", "--name", "asked", "--no-bootstrap").exit_code == 0
+    arm.clear_log()
+    unanswered = provision("resize", "asked", "--size", A100)  # no terminal to answer on, no --yes
+    assert unanswered.exit_code != 0
+    assert f"{T4}: $0.526/h; {A100}: $3.673/h" in unanswered.stderr  # the shipped table's prices
+    assert "the move takes about 8 min (deallocate, resize, start): it bills at most $0.49" in unanswered.stderr
+    assert errors(unanswered.stderr) == [
+        "error: nothing changed (answer yes on a terminal, or pass --yes to resize without asking)"
+    ]
+    assert vm_calls(arm, "asked") == [] and size_of(arm, "asked") == T4
