@@ -14,7 +14,7 @@ from provision.output import Output
 from provision.settings import load
 from provision.state import Record, StateStore
 from provision.targets import target_for
-from tests.conftest import console, provision
+from tests.conftest import provision
 from tests.fakes.prices import ROWS, FakePrices, vm_row
 from tests.test_e2e import URL, http, listing, render
 from tests.test_stop_start import http_put, tunnel_closed_after_a_failure, vm_id  # noqa: F401 (a fixture)
@@ -51,7 +51,7 @@ def power_of(arm, name: str) -> str:
 
 @pytest.mark.usefixtures("tunnel_closed_after_a_failure")
 def test_an_in_place_resize_keeps_the_token_and_the_work_files_and_the_url_opens(cloud, state_dir, tmp_path):
-    up = console("up", "--name", "grow", "--detach", "--skip-check", env=cloud.env, timeout=600)
+    up = provision("up", "--name", "grow", "--detach", "--skip-check")
     assert up.exit_code == 0, up.stderr
     port, token = URL.search(up.stdout).groups()
     mine = {"type": "file", "format": "text", "content": "kept across a resize"}
@@ -59,7 +59,7 @@ def test_an_in_place_resize_keeps_the_token_and_the_work_files_and_the_url_opens
     known_hosts = (state_dir / "grow" / "known_hosts").read_text()
     cloud.arm.clear_log()
 
-    moved = console("resize", "grow", "--size", T4_8, "--yes", "--detach", "--skip-check", env=cloud.env, timeout=600)
+    moved = provision("resize", "grow", "--size", T4_8, "--yes", "--detach", "--skip-check")
     assert moved.exit_code == 0, moved.stderr
     assert vm_calls(cloud.arm, "grow") == [("PUT", "grow")]  # in place: no deallocate, no start
     assert (
@@ -79,24 +79,26 @@ def test_an_in_place_resize_keeps_the_token_and_the_work_files_and_the_url_opens
     assert "jp-NotebookPanel" in dom and "Train your first deep learning model" in dom
     record = StateStore(state_dir).require("grow")
     assert record.settings["size"] == T4_8 and record.power[-1]["reason"] == f"resized from {T4} to {T4_8}"
-    assert console("down", "grow", "--yes", env=cloud.env).exit_code == 0
+    assert provision("down", "grow", "--yes").exit_code == 0
 
 
 @pytest.mark.usefixtures("tunnel_closed_after_a_failure")
-def test_a_resize_off_the_cluster_deallocates_puts_and_starts_and_costs_each_size_at_its_price(cloud, state_dir):
+def test_a_resize_off_the_cluster_deallocates_puts_and_starts_and_costs_each_size_at_its_price(
+    cloud, state_dir, monkeypatch
+):
     with FakePrices([*ROWS, A100_ROW]) as prices:
-        env = {**cloud.env, "PROVISION_PRICES_ENDPOINT": prices.url}
-        up = console("up", "--name", "big", "--detach", "--skip-check", env=env, timeout=600)
+        monkeypatch.setenv("PROVISION_PRICES_ENDPOINT", prices.url)
+        up = provision("up", "--name", "big", "--detach", "--skip-check")
         assert up.exit_code == 0, up.stderr
         token = URL.search(up.stdout).group(2)
         cloud.arm.clear_log()
-        there = console("resize", "big", "--size", A100, "--yes", "--detach", "--skip-check", env=env, timeout=600)
+        there = provision("resize", "big", "--size", A100, "--yes", "--detach", "--skip-check")
         assert there.exit_code == 0, there.stderr
         calls = vm_calls(cloud.arm, "big")
         shown = json.loads(provision("status", "big", "--json").stdout)
         (listed,) = json.loads(provision("list", "--json").stdout)
         cloud.arm.clear_log()
-        back = console("resize", "big", "--size", T4, "--yes", "--detach", "--skip-check", env=env, timeout=600)
+        back = provision("resize", "big", "--size", T4, "--yes", "--detach", "--skip-check")
         assert back.exit_code == 0, back.stderr
     print("T4 -> A100:\n" + there.stderr + there.stdout + "\nA100 -> T4:\n" + back.stderr + back.stdout)
     assert calls == [("POST", "big/deallocate"), ("PUT", "big"), ("POST", "big/start")]
@@ -127,7 +129,7 @@ def test_a_resize_off_the_cluster_deallocates_puts_and_starts_and_costs_each_siz
     cost = float(re.match(r"\$(\S+) for", status["compute_cost_so_far"]).group(1))
     assert abs(cost - (1 * SERVED[T4] + 2 * SERVED[A100])) < 0.02, status
     assert status["usd_per_hour"].startswith("0.500 ")
-    assert console("down", "big", "--yes", env=cloud.env).exit_code == 0
+    assert provision("down", "big", "--yes").exit_code == 0
 
 
 def test_cost_so_far_counts_each_period_at_its_own_sizes_price():
@@ -182,7 +184,8 @@ def test_allocation_failed_on_the_new_size_puts_the_old_one_back_running(azure_e
 
 
 @pytest.mark.usefixtures("tunnel_closed_after_a_failure")
-def test_two_nodes_resize_together_and_the_all_reduce_runs_again(cloud, state_dir):
+def test_two_nodes_resize_together_and_the_all_reduce_runs_again(cloud, state_dir, monkeypatch):
+    monkeypatch.setenv("PROVISION_EPOCHS", "1")  # the check's verdict, not its training, is under test
     up = provision("up", "--name", "pair", "--nodes", "2", "--detach", "--skip-check")
     assert up.exit_code == 0, up.stderr
     cloud.arm.clear_log()
