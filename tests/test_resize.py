@@ -246,3 +246,40 @@ def test_the_question_shows_both_prices_and_the_moves_cost_and_no_answer_changes
         "error: nothing changed (answer yes on a terminal, or pass --yes to resize without asking)"
     ]
     assert vm_calls(arm, "asked") == [] and size_of(arm, "asked") == T4
+
+
+@pytest.mark.parametrize(
+    ("argv", "size", "capability", "message"),
+    [
+        (
+            [],
+            A100,
+            ("HyperVGenerations", "V1"),
+            f"size {A100} boots only V1 images but image microsoft-dsvm:ubuntu-2204:2204-gen2:latest is V2",
+        ),
+        (
+            ["--trusted-launch"],
+            A100,
+            ("TrustedLaunchDisabled", "True"),
+            f"size {A100} does not allow Trusted Launch",
+        ),
+        (
+            [],
+            T4_8,
+            ("AcceleratedNetworkingEnabled", "False"),
+            f"size {T4_8} does not support accelerated networking, which the VM's network interface uses",
+        ),
+    ],
+    ids=["generation", "trusted-launch", "accelerated-networking"],
+)
+def test_a_size_that_does_not_suit_the_image_or_network_is_one_line_and_changes_nothing(
+    azure_env, arm, state_dir, argv, size, capability, message
+):
+    assert provision("up", "--name", "unfit", "--no-bootstrap", *argv).exit_code == 0
+    arm.set_capability(size, *capability)
+    arm.clear_log()
+    refused = provision("resize", "unfit", "--size", size, "--yes")
+    assert refused.exit_code != 0
+    (error,) = errors(refused.stderr)
+    assert message in error, refused.stderr
+    assert vm_calls(arm, "unfit") == [] and size_of(arm, "unfit") == T4
