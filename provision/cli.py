@@ -248,6 +248,32 @@ def start(
 
 
 @app.command()
+def resize(
+    name: NameArg = None,
+    size: Annotated[str, typer.Option("--size", help="The VM size to move to (Standard_NC24ads_A100_v4).")] = "",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    allow_cpu: AllowCpu = False,
+    skip_check: Annotated[bool, typer.Option("--skip-check", help="Do not run the GPU check afterwards.")] = False,
+    detach: Annotated[
+        bool,
+        typer.Option("--detach", help="Print the URL and exit; the tunnel runs in the background."),
+    ] = False,
+    port: Port = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Move a deployment to another size (in place, or deallocated and started): same disk, host key, token and
+    notebooks; the GPU check runs on the new GPU; print the URL."""
+    from provision.commands.core import UpOptions
+    from provision.commands.resize import resize as run_resize
+
+    if not size:
+        raise UsageError("--size is required: the VM size to move to (e.g. --size Standard_NC24ads_A100_v4)")
+    options = UpOptions(skip_check=skip_check, detach=detach, local_port=port)
+    flags = _flags({"yes": yes, "allow_cpu": allow_cpu})
+    run_resize(_name(name), size, flags, _store(), Output(quiet=quiet), options)
+
+
+@app.command()
 def gc(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     everyone: Annotated[bool, typer.Option("--everyone", help="Include groups other people created.")] = False,

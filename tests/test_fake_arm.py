@@ -425,6 +425,55 @@ def test_deallocate_halts_and_start_boots_again(arm, az, booter):
     assert power_state(az) == "PowerState/stopped"
 
 
+def resized(az: Clients, size: str, name: str = "dsvm"):
+    """GET the VM and PUT it back with another size, as `az vm resize` does."""
+    model = az.compute.virtual_machines.get(GROUP, name)
+    model.hardware_profile.vm_size = size
+    return az.compute.virtual_machines.begin_create_or_update(GROUP, name, model).result()
+
+
+def test_a_running_vm_resizes_only_within_its_hardware_cluster_a_deallocated_one_to_any_size(arm, az, booter):
+    create_vm(az)
+    cluster = [s.name for s in az.compute.virtual_machines.list_available_sizes(GROUP, "dsvm")]
+    assert "Standard_NC8as_T4_v3" in cluster and "Standard_NC24ads_A100_v4" not in cluster
+    with pytest.raises(HttpResponseError) as refused:
+        resized(az, "Standard_NC24ads_A100_v4")
+    assert (refused.value.status_code, refused.value.error.code) == (409, "OperationNotAllowed")
+    assert (
+        "Unable to resize the VM 'dsvm' because the requested size Standard_NC24ads_A100_v4 is not available in the "
+        "current hardware cluster. The available sizes are: Standard_NC4as_T4_v3,Standard_NC8as_T4_v3,"
+    ) in refused.value.error.message
+
+    assert resized(az, "Standard_NC8as_T4_v3").hardware_profile.vm_size == "Standard_NC8as_T4_v3"
+    assert [event for event, _ in booter.events] == ["boot", "halt", "boot"]  # in place: a restart, disk kept
+    assert power_state(az) == "PowerState/running"
+
+    az.compute.virtual_machines.begin_deallocate(GROUP, "dsvm").result()
+    anywhere = [s.name for s in az.compute.virtual_machines.list_available_sizes(GROUP, "dsvm")]
+    assert "Standard_NC24ads_A100_v4" in anywhere
+    assert resized(az, "Standard_NC24ads_A100_v4").hardware_profile.vm_size == "Standard_NC24ads_A100_v4"
+    assert power_state(az) == "PowerState/deallocated"  # a resize of a deallocated VM does not start it
+    arm.set_capability("Standard_NC4as_T4_v3", "HyperVGenerations", "V1")  # the image is Gen2
+    with pytest.raises(HttpResponseError) as generation:
+        resized(az, "Standard_NC4as_T4_v3")
+    assert "cannot boot Hypervisor Generation '2'" in generation.value.error.message
+
+
+def test_no_capacity_fails_a_start_and_an_in_place_resize_which_keeps_its_size(arm, az):
+    create_vm(az)
+    arm.no_capacity("Standard_NC8as_T4_v3")
+    with pytest.raises(HttpResponseError) as failed:
+        resized(az, "Standard_NC8as_T4_v3")
+    assert failed.value.error.code == "AllocationFailed"
+    assert az.compute.virtual_machines.get(GROUP, "dsvm").hardware_profile.vm_size == SIZE
+    assert power_state(az) == "PowerState/running"
+    az.compute.virtual_machines.begin_deallocate(GROUP, "dsvm").result()
+    resized(az, "Standard_NC8as_T4_v3")
+    with pytest.raises(HttpResponseError) as no_start:
+        az.compute.virtual_machines.begin_start(GROUP, "dsvm").result()
+    assert no_start.value.error.code == "AllocationFailed" and power_state(az) == "PowerState/deallocated"
+
+
 def test_deallocate_and_start_pass_through_their_transitional_power_states(arm, az):
     create_vm(az)
     arm.hold("Microsoft.Compute/virtualMachines", 600)

@@ -102,6 +102,7 @@ REQUESTS = {
         "GET",
         RG + "/providers/Microsoft.Compute/virtualMachines",
     ),
+    "Microsoft.Compute/2025-11-01/VirtualMachine_ListAvailableVmSizes.json": ("GET", VM + "/vmSizes"),
     "Microsoft.Compute/2021-07-01/ListAvailableResourceSkus.json": (
         "GET",
         "/subscriptions/{subscriptionId}/providers/Microsoft.Compute/skus",
@@ -164,12 +165,8 @@ NOT_YET_MODELLED = {
         "not used: every node's NIC is a resource of its own that the kit creates, records and deletes "
         "(issue 12 chose that over NICs made inline by the VM)"
     ),
-    **dict.fromkeys(
-        [
-            "Microsoft.Compute/2025-11-01/VirtualMachine_ListAvailableVmSizes.json",
-            "Microsoft.Compute/2025-11-01/VirtualMachineSizes_List_MaximumSet_Gen.json",
-        ],
-        "not used: the kit reads sizes and capabilities from resource SKUs",
+    "Microsoft.Compute/2025-11-01/VirtualMachineSizes_List_MaximumSet_Gen.json": (
+        "not used: the kit reads sizes and capabilities from resource SKUs"
     ),
     "Microsoft.MarketplaceOrdering/2021-01-01/SignMarketplaceTerms.json": (
         "not used: the kit, like `az vm image terms accept` (azure-cli accept_market_ordering_terms), "
@@ -224,7 +221,8 @@ def arrange(client: Client, sub: str, example: str, params: dict) -> None:
     if group and not name.startswith("CreateResourceGroup"):
         client.arm.add_resource_group(group, "eastus")
     network = f"/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Network"
-    if name.startswith(("NetworkInterface", "VirtualMachine_")) and "List" not in name:
+    needs_vm = name.startswith("VirtualMachine_") and not name.startswith("VirtualMachine_List_")
+    if name.startswith("NetworkInterface") or needs_vm:
         client.put(
             f"{network}/virtualNetworks/rg1-vnet",
             {
@@ -238,7 +236,7 @@ def arrange(client: Client, sub: str, example: str, params: dict) -> None:
         client.put(f"{network}/publicIPAddresses/test-ip", {"location": "eastus"})
     if name.startswith("VirtualMachine_Create"):
         client.put(f"{network}/networkInterfaces/existing-nic", nic_body(sub, group))
-    elif name.startswith("VirtualMachine_") and "List" not in name:
+    elif needs_vm:
         client.put(f"{network}/networkInterfaces/nic1", nic_body(sub, group))
         client.put(
             VM.format(subscriptionId=sub, resourceGroupName=group, vmName=params["vmName"]), vm_body(sub, group, "nic1")

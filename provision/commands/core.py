@@ -107,3 +107,33 @@ def gpu_check(
         machine = Machine.from_dict(journal.record.machine or {})
         raise ProvisionError(f"{verdict.summary}; {still_running(settings.name, machine)}")
     out.result(verdict.summary)
+
+
+def check_nodes(
+    head: Remote, settings: Settings, journal: Journal, out: Output, options: UpOptions, *, reused: bool
+) -> None:
+    """Several nodes: the workers bootstrapped through the head, then the all-reduce across every process of
+    every node (beside the notebook's check on the head). A reused deployment whose check passed is not checked
+    again unless asked (--check)."""
+    from bootstrap.remote import SSHRemote
+    from provision import allreduce  # only a deployment of several nodes needs it
+
+    done = journal.record.allreduce
+    if reused and done and done.get("passed") and projectenv.checked_in(journal.record, done) and not options.check:
+        out.note(f"the all-reduce check passed on these nodes ({done['at']}); --check runs it again")
+        return
+    assert isinstance(head, SSHRemote), "several nodes are always reached over SSH"
+    workers = allreduce.prepare_workers(head, settings, journal, out, allow_cpu=options.skip_check)
+    try:
+        projectenv.prepare_workers(workers, journal, out)
+        if options.skip_check:
+            out.warn("all-reduce check skipped (--skip-check): the nodes have not been proven to reach each other")
+            return
+        verdict = allreduce.check([head, *workers], journal, out)
+    finally:
+        for worker in workers:
+            worker.close()
+    if not verdict.passed:
+        machine = Machine.from_dict(journal.record.machine or {})
+        raise ProvisionError(f"{verdict.summary}; {still_running(settings.name, machine)}")
+    out.result(verdict.summary)

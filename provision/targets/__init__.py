@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from provision.errors import ProvisionError
 from provision.output import Output
 from provision.prices import Quote
 from provision.settings import Settings
@@ -60,6 +61,34 @@ class Machine:
         return cls(**{key: data.get(key) for key in cls.__dataclass_fields__ if key in data})
 
 
+@dataclass(frozen=True)
+class Move:
+    """A resize the target has checked and may make: from one size to another, on every node."""
+
+    name: str
+    old: Quote
+    new: Quote
+    in_place: bool  # the new size is on the hardware that runs the VM: no deallocation
+    nodes: int = 1
+    spot: bool = False
+
+    @property
+    def minutes(self) -> int:
+        """About how long the move takes: a restart in place; else deallocate, resize and start."""
+        return 3 if self.in_place else 8
+
+    def hourly(self, quote: Quote) -> float | None:
+        return quote.compute(self.spot).usd
+
+    @property
+    def move_cost(self) -> float | None:
+        """The most the move's minutes bill: every node, at the dearer of the two sizes."""
+        prices = [self.hourly(self.old), self.hourly(self.new)]
+        if None in prices:
+            return None
+        return max(p for p in prices if p is not None) * self.nodes * self.minutes / 60
+
+
 class Target(Protocol):
     deletes_machine: bool  # `destroy` deletes the machine itself; else it stays, and `down` stops our Jupyter there
 
@@ -89,6 +118,15 @@ class Target(Protocol):
     def down_question(self, record: Record | None) -> str:
         """What `down` asks before it acts: what it will delete (or stop), and where."""
 
+    def plan_resize(self, record: Record, size: str, out: Output) -> Move:
+        """Check, before anything changes, that every node may move to `size` (offered, quota, image, network);
+        how it would move and what both sizes cost. Else a one-line error."""
+
+    def resize(self, journal: Journal, move: Move, out: Output, on_power: Callable[[str, str], None]) -> Machine:
+        """Move every node to the new size (in place, or deallocated, resized and started); on a capacity or
+        quota failure put the old size back, start the machine as it was, and say both in one line. `on_power`
+        hears of each change of power state (state, reason). The machine as it is now reached."""
+
 
 class ExistingMachine:
     """A machine the kit did not make (this one, or a host over SSH): nothing to sign in to, pay for or delete;
@@ -110,6 +148,11 @@ class ExistingMachine:
 
     def down_question(self, record: Record | None) -> str:
         return f"Stop Jupyter on {self.settings.target} and forget deployment {self.settings.name!r}?"
+
+    def plan_resize(self, record: Record, size: str, out: Output) -> Move:
+        raise ProvisionError(
+            f"{record.target} is a machine the kit did not create: it cannot be resized (only a VM `up` made can)"
+        )
 
 
 def target_for(settings: Settings) -> Target:

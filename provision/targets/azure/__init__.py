@@ -15,8 +15,8 @@ from provision.plan import Owner, Plan, Step, is_ours, make_plan, names_for
 from provision.prices import Prices, Quote
 from provision.settings import Settings
 from provision.state import CLIENT_KEY_FILE, Journal, Record
-from provision.targets import Machine
-from provision.targets.azure import idle, nodes, preflight, quota
+from provision.targets import RUNNING, Machine, Move
+from provision.targets.azure import idle, nodes, preflight, quota, resize
 from provision.targets.azure.caller import detect_public_ip
 from provision.targets.azure.clients import Clients
 from provision.targets.azure.errors import AzureError, explain
@@ -665,10 +665,9 @@ class AzureTarget:
         """Start the deallocated VM (every node's); its address read again (a Static public IP keeps it). No capacity
         for it now is one line that says to try later; the record stays as it was."""
         record, vms = journal.record, self._vms()
-        group = self._group_name(record)
         with out.step(f"Starting VM {', '.join(vms)}"):
             try:
-                self._power("start", self.clients.compute.virtual_machines.begin_start, group)
+                self._power("start", self.clients.compute.virtual_machines.begin_start, self._group_name(record))
             except AzureError as e:
                 if not e.is_capacity:
                     raise
@@ -677,13 +676,139 @@ class AzureTarget:
                     f"Azure has no {'Spot ' if self.settings.spot else ''}capacity for {size} in {region} right now "
                     f"({e.code}); try `provision start {record.name}` later"
                 ) from None
+        return self._readdressed(journal)
+
+    def _readdressed(self, journal: Journal) -> Machine:
+        """The head at its public address as Azure reports it after a start, recorded (and as the first node)."""
+        record = journal.record
         assert self.settings.subscription
         public_ip = names_for(record.name, self.settings.subscription).public_ip
-        machine = self._addressed(journal, Machine.from_dict(record.machine or {}), group, public_ip)
+        machine = self._addressed(journal, Machine.from_dict(record.machine or {}), self._group_name(record), public_ip)
         if record.nodes:
             record.nodes[0] = machine.to_dict()
             journal.save()
         return machine
+
+    # -- resize ----------------------------------------------------------------------------
+
+    def plan_resize(self, record: Record, size: str, out: Output) -> Move:
+        """Before any change: the VM runs; `size` is offered in its region and not restricted; quota holds the
+        vCPU difference x nodes; the image's generation and the VM's security type suit it; so does accelerated
+        networking, where the NIC has it. In place when every node's hardware offers the size (vmSizes)."""
+        settings, group = self.settings, self._group_name(record)
+        old, region = record.settings["size"], record.settings["region"]
+        if size.lower() == old.lower():
+            raise ProvisionError(f"{record.name!r} is already {old}; nothing to change")
+        live = self.status(record)
+        if live["power_state"] != RUNNING:
+            raise ProvisionError(
+                f"the VM of {record.name!r} is {live['power_state']}; `provision start {record.name}` first, "
+                "then resize"
+            )
+        with out.step(f"Checking {size} in {region}: offer, quota, image, network"):
+            offered = self.quotas.region(region)
+            new = quota.fit(offered, size, nodes=settings.nodes, spot=settings.spot)
+            short = resize.shortfall(
+                offered, new, quota.fit(offered, old, nodes=settings.nodes, spot=settings.spot), running=True
+            )
+            if short is not None:
+                raise short
+            offer = preflight.check(
+                self._call,
+                self.clients.compute,
+                new,
+                settings.image_parts,
+                os_disk_gb=settings.os_disk_gb,
+                trusted_launch=live["security_type"] == "TrustedLaunch",
+            )
+            self._check_network(record, offer)
+            in_place = all(size.lower() in self._cluster_sizes(group, vm) for vm in self._vms())
+        prices = Prices()
+        return Move(
+            record.name,
+            prices.quote(old, region, settings.os_disk_gb),
+            prices.quote(new.size, region, settings.os_disk_gb),
+            in_place,
+            settings.nodes,
+            settings.spot,
+        )
+
+    def _check_network(self, record: Record, offer: preflight.Offer) -> None:
+        """A NIC with accelerated networking needs a size that has it (Azure refuses the PUT otherwise)."""
+        assert self.settings.subscription
+        nic = names_for(record.name, self.settings.subscription).nic
+        found = self._call(
+            f"read NIC {nic}", self.clients.network.network_interfaces.get, self._group_name(record), nic
+        )
+        if found.enable_accelerated_networking and not offer.accelerated_networking:
+            raise AzureError(
+                f"size {offer.size} does not support accelerated networking, which the VM's network interface "
+                "uses; choose another --size",
+                "VMSizeIsNotPermittedToEnableAcceleratedNetworking",
+            )
+
+    def _cluster_sizes(self, group: str, vm: str) -> set[str]:
+        """The sizes (lower case) the hardware that runs the VM offers it now (VirtualMachines_ListAvailableSizes)."""
+        listed = self._call(
+            f"list the sizes VM {vm} may move to",
+            lambda: list(self.clients.compute.virtual_machines.list_available_sizes(group, vm)),
+        )
+        return {s.name.lower() for s in listed}
+
+    def resize(self, journal: Journal, move: Move, out: Output, on_power: Callable[[str, str], None]) -> Machine:
+        """In place (Azure restarts each VM on its new size), or deallocate, resize and start; every node at once.
+        No capacity or quota for the new size: the old one back, the VMs started as they were, one line."""
+        record, group, vms = journal.record, self._group_name(journal.record), self._vms()
+        old, new = move.old.size, move.new.size
+        compute = self.clients.compute.virtual_machines
+        try:
+            if move.in_place:
+                with out.step(f"Resizing VM {', '.join(vms)} to {new} in place (Azure restarts it)"):
+                    self._set_size(group, new)
+            else:
+                out.note(f"{new} is not offered on the hardware that runs the VM: deallocating it to move")
+                with out.step(f"Deallocating VM {', '.join(vms)}"):
+                    self._power("deallocate", compute.begin_deallocate, group)
+                on_power("deallocated", f"resizing to {new}")
+                with out.step(f"Resizing VM {', '.join(vms)} to {new}"):
+                    self._set_size(group, new)
+                with out.step(f"Starting VM {', '.join(vms)} on {new}"):
+                    self._power("start", compute.begin_start, group)
+        except AzureError as e:
+            if not (e.is_capacity or e.is_quota):
+                raise
+            self._put_back(group, old, out)
+            on_power(RUNNING, f"back on {old}: Azure could not place {new}")
+            raise ProvisionError(
+                f"Azure could not allocate {new} in {record.settings['region']} ({e.code}); {record.name!r} is back "
+                f"on {old} and running"
+            ) from None
+        return self._readdressed(journal)
+
+    def _put_back(self, group: str, old: str, out: Output) -> None:
+        """After a failed move: every node on its old size, and running (a start of a running VM does nothing)."""
+        with out.step(f"Putting {old} back and starting the VM as it was"):
+            self._set_size(group, old)
+            self._power("start", self.clients.compute.virtual_machines.begin_start, group)
+
+    def _set_size(self, group: str, size: str) -> None:
+        """GET each node's VM, PUT it back with the new size (as `az vm resize` does), all nodes at once."""
+        compute = self.clients.compute.virtual_machines  # made once here, before the threads share it
+
+        def one(vm: str) -> None:
+            model = self._call(f"read VM {vm}", compute.get, group, vm)
+            model.hardware_profile.vm_size = size
+            action = f"resize VM {vm} to {size}"
+            poller = self._call(
+                action, compute.begin_create_or_update, group, vm, model, polling=self.clients.polling()
+            )
+            self._finish(action, poller, POWER_WAIT)
+
+        with ThreadPoolExecutor(len(self._vms())) as pool:
+            futures = [pool.submit(one, vm) for vm in self._vms()]
+        errors = [f.exception() for f in futures if f.exception()]
+        if errors:
+            raise errors[0]
 
     def list_groups(self) -> list[dict]:
         """Every resource group in the subscription that dsvm-kit tagged as its own."""

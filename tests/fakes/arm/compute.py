@@ -123,6 +123,7 @@ class ComputeModel:
         self.quotas: dict[tuple[str, str], Usage] = {}  # (location, family key) -> usage set by a test
         self.restrictions: dict[tuple[str, str], str] = {}
         self.capability_overrides: dict[str, dict[str, str]] = {}  # size (lower case) -> capability -> value
+        self.no_capacity: set[str] = set()  # sizes (lower case) Azure cannot allocate now (FakeARM.no_capacity)
         self.images: dict[tuple[str, str, str], PlatformImage] = {i.key: i for i in catalog.default_images()}
         state.register(KindSpec(VM, put=self.put_vm, delete=self.delete_vm, view=self.vm_view, release=self.release_vm))
         state.register(KindSpec(DISK, put=None, delete=self.delete_disk, view=state.plain_view))
@@ -157,6 +158,20 @@ class ComputeModel:
     def set_capability(self, size: str, name: str, value: str) -> None:
         with self.state.lock:
             self.capability_overrides.setdefault(size.lower(), {})[name] = value
+
+    def set_no_capacity(self, size: str, gone: bool = True) -> None:
+        with self.state.lock:
+            (self.no_capacity.add if gone else self.no_capacity.discard)(size.lower())
+
+    def _allocation(self, size: VmSize) -> ArmError | None:
+        """The failure of an operation that must place `size` on hardware, while Azure has none for it."""
+        if size.name.lower() not in self.no_capacity:
+            return None
+        return ArmError(
+            "Allocation failed. We do not have sufficient capacity for the requested VM size in this region. Read "
+            "more about improving likelihood of allocation success at http://aka.ms/allocation-guidance",
+            code="AllocationFailed",
+        )
 
     def capabilities(self, size: VmSize) -> dict[str, str]:
         return {**catalog.capabilities(size), **self.capability_overrides.get(size.name.lower(), {})}
@@ -209,15 +224,21 @@ class ComputeModel:
             for u in usages.values()
         ]
 
-    def _check_quota(self, location: str, size: VmSize, spot: bool) -> None:
+    def _check_quota(self, location: str, size: VmSize, spot: bool, instead_of: Entry | None = None) -> None:
+        """The size's vCPUs fit every quota it counts against; a resize of a live VM (`instead_of`) needs only
+        what it adds to the VM's own use."""
         usages = self._usages(location)
         labels = {"cores": "Total Regional Cores", "lowprioritycores": "Low Priority Cores"}
+        freed: dict[str, int] = {}
+        if instead_of is not None and instead_of.meta["power"] != "deallocated":
+            old = catalog.SIZES_BY_NAME[instead_of.meta["size"].lower()]
+            freed = dict.fromkeys(self._quota_keys(old, instead_of.meta["spot"]), old.vcpus)
         for key in self._quota_keys(size, spot):
-            usage = usages[key]
-            if usage.current + size.vcpus > usage.limit:
+            usage, required = usages[key], size.vcpus - freed.get(key, 0)
+            if required > 0 and usage.current + required > usage.limit:
                 raise Conflict(
                     _quota_message(
-                        labels.get(key, f"{usage.name} Cores"), location, usage.limit, usage.current, size.vcpus
+                        labels.get(key, f"{usage.name} Cores"), location, usage.limit, usage.current, required
                     ),
                     code="OperationNotAllowed",
                 )
@@ -303,8 +324,10 @@ class ComputeModel:
                 }
             else:
                 os_profile = properties.get("osProfile") or existing.body["properties"]["osProfile"]
-                if existing.meta["size"].lower() != size.name.lower():
-                    self._check_quota(location, size, spot)
+                resized = existing.meta["size"].lower() != size.name.lower()
+                if resized:
+                    self._check_resize(existing, size, properties, nics)
+                    self._check_quota(location, size, spot, instead_of=existing)
                 entry.meta = dict(existing.meta)
                 self._detach_dropped_nics(existing, nics)
             entry.meta.update(size=size.name, spot=spot, user_data=properties.get("userData"))
@@ -325,14 +348,21 @@ class ComputeModel:
             # A create provisions (boots) the VM; an update does so only if provisioning never succeeded.
             previous_power = entry.meta["power"]
             provision = not entry.meta["provisioned"]
-            if provision:
+            # A resize of a running VM restarts it on the new size's hardware (learn.microsoft.com/azure/
+            # virtual-machines/sizes/resize-vm: "resizing a running VM restarts it"); its disk stays.
+            moved = existing is not None and resized and previous_power == "running"
+            if provision or moved:
                 entry.meta["power"] = "starting"
+            on_failure = self._failer(entry, previous_power)
+            if moved:
+                failure = failure or self._allocation(size)
+                on_failure = self._failer(entry, previous_power, existing)
             operation = state.start_operation(
                 VM,
                 location,
-                self._finisher(entry, provision, "running" if provision else previous_power),
+                self._finisher(entry, provision or moved, "running" if provision else previous_power, halt=moved),
                 failure=failure,
-                on_failure=self._failer(entry, previous_power),
+                on_failure=on_failure,
                 early=self._early_boot(entry) if provision else None,
                 pace=pacing.VM_PUT,
             )
@@ -565,6 +595,51 @@ class ComputeModel:
                 "with 'TrustedLaunch' security type. For more information, see https://aka.ms/TrustedLaunch-FAQ"
             )
 
+    def _cluster_sizes(self, vm: Entry) -> list[VmSize]:
+        """The sizes a VM may move to (VirtualMachines_ListAvailableSizes): while it is allocated, those its
+        hardware cluster offers (here: its own size's family, where not restricted); deallocated, every size of
+        its region (learn.microsoft.com/azure/virtual-machines/sizes/resize-vm)."""
+        location = vm.body["location"]
+        if vm.meta["power"] == "deallocated":
+            return list(catalog.VM_SIZES)
+        family = catalog.SIZES_BY_NAME[vm.meta["size"].lower()].family
+        return [
+            s for s in catalog.VM_SIZES if s.family == family and (location, s.name.lower()) not in self.restrictions
+        ]
+
+    def available_sizes(self, group: str, name: str) -> list[dict]:
+        """Shape of VirtualMachine_ListAvailableVmSizes.json."""
+        with self.state.lock:
+            vm = self.state.require(group, VM, name)
+            return [
+                {
+                    "name": s.name,
+                    "numberOfCores": s.vcpus,
+                    "osDiskSizeInMB": 1047552,
+                    "resourceDiskSizeInMB": s.temp_disk_mb,
+                    "memoryInMB": int(float(s.memory_gb) * 1024),
+                    "maxDataDiskCount": s.max_data_disks,
+                }
+                for s in self._cluster_sizes(vm)
+            ]
+
+    def _check_resize(self, vm: Entry, size: VmSize, properties: dict, nics: list[Entry]) -> None:
+        """A new size for an existing VM: one of its cluster's while it runs (409 OperationNotAllowed, target
+        vmSize, naming them: microsoft/service-fabric-issues 472, AutomatedLab/AutomatedLab 380); and, as at
+        create, the image's generation, Trusted Launch and accelerated networking."""
+        offered = self._cluster_sizes(vm)
+        if size not in offered:
+            raise Conflict(
+                f"Unable to resize the VM '{vm.name}' because the requested size {size.name} is not available in "
+                f"the current hardware cluster. The available sizes are: {','.join(s.name for s in offered)}. Read "
+                "more on VM resizing strategy at https://aka.ms/azure-resizevm.",
+                code="OperationNotAllowed",
+                target="vmSize",
+            )
+        self._check_image_fits(size, vm.meta["image"], {})
+        self._check_security(size, vm.meta["image"], properties)
+        self._check_accelerated_networking(size, nics, vm.id)
+
     def _check_accelerated_networking(self, size: VmSize, nics: list[Entry], vm_id: str) -> None:
         """A NIC with accelerated networking needs a size whose SKU has AcceleratedNetworkingEnabled."""
         if self.capabilities(size).get("AcceleratedNetworkingEnabled") == "True":
@@ -750,12 +825,18 @@ class ComputeModel:
 
         return boot
 
-    def _failer(self, vm: Entry, previous_power: str) -> Callable[[ArmError], None]:
-        """A failed operation leaves the VM "Failed" in the power state it had before."""
+    def _failer(self, vm: Entry, previous_power: str, before: Entry | None = None) -> Callable[[ArmError], None]:
+        """A failed operation leaves the VM "Failed" in the power state it had before; a resize that could not be
+        placed (`before`: the VM as it was), on the size it had."""
 
         def on_failure(error: ArmError) -> None:
             with self.state.lock:
                 vm.meta.update(failure=error, power=previous_power)
+                if before is not None:
+                    vm.meta["size"] = before.meta["size"]
+                    vm.body["properties"]["hardwareProfile"] = copy.deepcopy(
+                        before.body["properties"]["hardwareProfile"]
+                    )
                 vm.set_state("Failed")
 
         return on_failure
@@ -776,8 +857,10 @@ class ComputeModel:
                     "complete).",
                     code="OperationNotAllowed",
                 )
+            size = catalog.SIZES_BY_NAME[vm.meta["size"].lower()]
             if spec.boots and vm.meta["power"] == "deallocated":
-                self._check_quota(vm.body["location"], catalog.SIZES_BY_NAME[vm.meta["size"].lower()], vm.meta["spot"])
+                self._check_quota(vm.body["location"], size, vm.meta["spot"])
+                failure = failure or self._allocation(size)
             previous_power = vm.meta["power"]
             vm.meta["power"] = spec.transitional
             vm.set_state("Updating")

@@ -258,6 +258,11 @@ class FakeARM:
         """Override one ResourceSkus capability of a size ("AcceleratedNetworkingEnabled", "False")."""
         self._compute.set_capability(size, name, value)
 
+    def no_capacity(self, size: str, gone: bool = True) -> None:
+        """Azure has no hardware for `size` now (gone=False: again): an operation that must place a VM of that size
+        (a start, the resize of a running VM) ends Failed with AllocationFailed."""
+        self._compute.set_no_capacity(size, gone)
+
     def add_image(self, image: PlatformImage) -> None:
         """Offer another platform image (a Gen1 one, a larger OS disk, a purchase plan)."""
         self._compute.add_image(image)

@@ -227,6 +227,7 @@ class Routes:
         add("PUT", terms, self.put_terms)
         add("GET", vm, self.get_vm)
         add("GET", vm + "/instanceview", self.get_instance_view)
+        add("GET", vm + "/vmsizes", self.list_vm_sizes)
         add("POST", vm + "/{action}", self.vm_action, lro=True)
         add("GET", subnets, self.list_subnets)
         add("PUT", subnets + "/{subnet}", self.put_subnet, lro=True)
@@ -565,6 +566,9 @@ class Routes:
 
     def get_instance_view(self, request: Request, rg: str, name: str) -> Reply:
         return Reply(200, self.compute.get_instance_view(rg, name))
+
+    def list_vm_sizes(self, request: Request, rg: str, name: str) -> Reply:
+        return Reply(200, {"value": self.compute.available_sizes(rg, name)})
 
     def vm_action(self, request: Request, rg: str, name: str, action: str) -> Reply:
         """202, empty, both Azure-AsyncOperation and Location (recordings A, B, C); should the action fail, its
