@@ -283,3 +283,19 @@ def test_a_size_that_does_not_suit_the_image_or_network_is_one_line_and_changes_
     (error,) = errors(refused.stderr)
     assert message in error, refused.stderr
     assert vm_calls(arm, "unfit") == [] and size_of(arm, "unfit") == T4
+
+
+def test_a_deallocated_deployment_takes_any_size_of_its_region_and_stays_deallocated(azure_env, arm, state_dir):
+    assert provision("up", "--name", "idle", "--no-bootstrap").exit_code == 0
+    assert provision("stop", "idle").exit_code == 0
+    arm.clear_log()
+    moved = provision("resize", "idle", "--size", A100, "--yes")
+    assert moved.exit_code == 0, moved.stderr
+    assert f"'idle' is now {A100}, still deallocated; `provision start idle` runs it at $" in moved.stdout
+    assert "nothing bills until `provision start`" in moved.stderr
+    assert vm_calls(arm, "idle") == [("PUT", "idle")]  # the size alone: no deallocate, no start
+    assert size_of(arm, "idle") == A100 and power_of(arm, "idle") == "deallocated"
+    record = StateStore(state_dir).require("idle")
+    assert record.settings["size"] == A100
+    assert [e["state"] for e in record.power] == ["running", "deallocated", "deallocated"]
+    assert power.running_hours(record) < 0.1  # the resize started no billing period

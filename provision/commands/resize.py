@@ -37,6 +37,12 @@ def resize(name: str, size: str, flags: dict, store: StateStore, out: Output, op
         machine = target.resize(journal, move, out, on_power)
         _record(record, move)
         journal.save()
+        if not move.running:
+            out.result(
+                f"{name!r} is now {move.new.size}, still deallocated; `provision start {name}` runs it at "
+                f"{_hourly(move, move.new)}"
+            )
+            return
         if power.observe(record, target.status(record).get("power_state", ""))[0] == power.EVICTED:
             journal.save()
             raise ProvisionError(
@@ -66,7 +72,10 @@ def _confirm(move: Move, out: Output, *, yes: bool) -> None:
     cost = "an unknown amount" if move.move_cost is None else f"at most ${move.move_cost:.2f}"
     nodes = f" x {move.nodes} nodes" if move.nodes > 1 else ""
     out.note(f"{move.old.size}: {_hourly(move, move.old)}{nodes}; {move.new.size}: {_hourly(move, move.new)}{nodes}")
-    out.note(f"the move takes about {move.minutes} min {how}: it bills {cost}")
+    if move.running:
+        out.note(f"the move takes about {move.minutes} min {how}: it bills {cost}")
+    else:
+        out.note("the VM is deallocated: the size changes, nothing starts, nothing bills until `provision start`")
     if yes:
         return
     question = f"Resize {move.name!r} from {move.old.size} to {move.new.size} at {_hourly(move, move.new)}?"
@@ -86,4 +95,5 @@ def _record(record: Record, move: Move) -> None:
         "source": compute.source,
         "spot": move.spot,
     }
-    power.note(record, RUNNING, f"resized from {move.old.size} to {move.new.size}", usd_per_hour=compute.usd, was=was)
+    state = RUNNING if move.running else power.DEALLOCATED
+    power.note(record, state, f"resized from {move.old.size} to {move.new.size}", usd_per_hour=compute.usd, was=was)

@@ -71,6 +71,7 @@ class Move:
     in_place: bool  # the new size is on the hardware that runs the VM: no deallocation
     nodes: int = 1
     spot: bool = False
+    running: bool = True  # else the VM is deallocated: the size changes and it stays deallocated, billing nothing
 
     @property
     def minutes(self) -> int:
@@ -84,6 +85,8 @@ class Move:
     def move_cost(self) -> float | None:
         """The most the move's minutes bill: every node, at the dearer of the two sizes."""
         prices = [self.hourly(self.old), self.hourly(self.new)]
+        if not self.running:
+            return 0.0
         if None in prices:
             return None
         return max(p for p in prices if p is not None) * self.nodes * self.minutes / 60

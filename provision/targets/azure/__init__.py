@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from provision import keys
+from provision import keys, power
 from provision.errors import ProvisionError
 from provision.output import Output
 from provision.plan import Owner, Plan, Step, is_ours, make_plan, names_for
@@ -692,15 +692,18 @@ class AzureTarget:
     # -- resize ----------------------------------------------------------------------------
 
     def plan_resize(self, record: Record, size: str, out: Output) -> Move:
-        """Before any change: the VM runs; `size` is offered in its region and not restricted; quota holds the
-        vCPU difference x nodes; the image's generation and the VM's security type suit it; so does accelerated
-        networking, where the NIC has it. In place when every node's hardware offers the size (vmSizes)."""
+        """Before any change: the VM runs or is deallocated; `size` is offered in its region and not restricted;
+        quota holds the vCPU difference x nodes (all of the new size's, for a deallocated VM, which starts on it
+        later); the image's generation and the VM's security type suit it; so does accelerated networking, where
+        the NIC has it. In place when every node's hardware offers the size (vmSizes); a deallocated VM may take
+        any size its region offers."""
         settings, group = self.settings, self._group_name(record)
         old, region = record.settings["size"], record.settings["region"]
         if size.lower() == old.lower():
             raise ProvisionError(f"{record.name!r} is already {old}; nothing to change")
         live = self.status(record)
-        if live["power_state"] != RUNNING:
+        running = live["power_state"] == RUNNING
+        if not running and live["power_state"] != power.DEALLOCATED:
             raise ProvisionError(
                 f"the VM of {record.name!r} is {live['power_state']}; `provision start {record.name}` first, "
                 "then resize"
@@ -709,7 +712,7 @@ class AzureTarget:
             offered = self.quotas.region(region)
             new = quota.fit(offered, size, nodes=settings.nodes, spot=settings.spot)
             short = resize.shortfall(
-                offered, new, quota.fit(offered, old, nodes=settings.nodes, spot=settings.spot), running=True
+                offered, new, quota.fit(offered, old, nodes=settings.nodes, spot=settings.spot), running=running
             )
             if short is not None:
                 raise short
@@ -722,7 +725,7 @@ class AzureTarget:
                 trusted_launch=live["security_type"] == "TrustedLaunch",
             )
             self._check_network(record, offer)
-            in_place = all(size.lower() in self._cluster_sizes(group, vm) for vm in self._vms())
+            in_place = running and all(size.lower() in self._cluster_sizes(group, vm) for vm in self._vms())
         prices = Prices()
         return Move(
             record.name,
@@ -731,6 +734,7 @@ class AzureTarget:
             in_place,
             settings.nodes,
             settings.spot,
+            running,
         )
 
     def _check_network(self, record: Record, offer: preflight.Offer) -> None:
@@ -761,6 +765,10 @@ class AzureTarget:
         record, group, vms = journal.record, self._group_name(journal.record), self._vms()
         old, new = move.old.size, move.new.size
         compute = self.clients.compute.virtual_machines
+        if not move.running:  # nothing is allocated, so nothing to put back: a refusal leaves the size as it was
+            with out.step(f"Resizing VM {', '.join(vms)} to {new} (it stays deallocated)"):
+                self._set_size(group, new)
+            return Machine.from_dict(record.machine or {})
         try:
             if move.in_place:
                 with out.step(f"Resizing VM {', '.join(vms)} to {new} in place (Azure restarts it)"):
