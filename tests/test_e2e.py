@@ -16,6 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from provision.state import StateStore
 from tests.conftest import console
 from tests.fakes.sshd import new_ed25519_key
@@ -84,6 +86,7 @@ def render(url: str, tmp_path: Path, screenshot: str = "jupyterlab.png") -> str:
     return dom.stdout
 
 
+@pytest.mark.probes_every_python
 def test_up_detach_serves_jupyterlab_then_down_removes_everything(cloud, state_dir, tmp_path):
     up = console("up", "--name", "e2e", "--detach", "--allow-cpu", env=cloud.env, timeout=600)
     assert up.exit_code == 0, up.stderr
@@ -152,6 +155,7 @@ def test_host_key_mismatch_stops_before_jupyter_and_keeps_the_record(cloud, stat
     assert cloud.arm.inventory() == []
 
 
+@pytest.mark.probes_every_python
 def test_a_machine_without_a_gpu_stops_before_jupyter_and_keeps_the_deployment(cloud, state_dir):
     up = console("up", "--name", "nogpu", "--detach", env=cloud.env, timeout=600)
     assert up.exit_code == 1
