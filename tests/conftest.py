@@ -3,6 +3,7 @@
 import io
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -14,6 +15,20 @@ from tests.fakes.arm import FAST, FakeARM, RecordingBooter, user_token
 from tests.fakes.scenarios import pytest_runtest_logreport, pytest_terminal_summary  # noqa: F401 (fault suite summary)
 from tests.fakes.sshd import free_port
 from tests.fakes.vm import CONDA_DIR, FakeVMs, leftovers
+
+
+def pytest_configure(config):
+    """A suite started in the background (`cmd &` in a script) inherits SIGINT ignored, and every process it starts
+    would too: the Ctrl-C tests would then test nothing. A handler of our own is reset to the default at exec."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_collection_modifyitems(items):
+    """Tests on the whole fake cloud first (they take seconds each): under `--dist worksteal` the fast ones fill the
+    end, so neither worker waits alone on a long test."""
+    items.sort(key=lambda item: "cloud" not in getattr(item, "fixturenames", ()))
+
 
 # Settings a developer's own environment could carry into a test.
 FOREIGN = [k for k in os.environ if k.startswith(("PROVISION_", "AZURE_"))]
