@@ -20,6 +20,7 @@ from provision import session
 from provision.state import StateStore
 from tests.conftest import REPO, console, provision
 from tests.fakes import processes
+from tests.fakes.notebook import write_training_stand_in
 
 EXAMPLES = Path(REPO) / "examples"
 NODES = 2
@@ -97,6 +98,9 @@ def test_a_missing_script_is_one_line_before_anything_runs(cloud, state_dir):
 
 def test_up_on_two_nodes_proves_the_all_reduce_before_the_url(cloud, state_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("PYTHONPATH", REPO)  # the detached tunnel imports this checkout
+    stand_in = tmp_path / "notebooks"  # the all-reduce is under test here, beside the notebook: its stand-in will do
+    write_training_stand_in(stand_in / session.NOTEBOOK)
+    monkeypatch.setattr(session, "notebooks_dir", lambda: stand_in)
     monkeypatch.setenv("PROVISION_IDLE_PROBE", "1")
     up = provision("up", "--name", "duo", "--nodes", "2", "--detach", "--allow-cpu")
     assert up.exit_code == 0, up.stdout + up.stderr
