@@ -3,6 +3,7 @@
 import io
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -13,7 +14,21 @@ import pytest
 from tests.fakes.arm import FAST, FakeARM, RecordingBooter, user_token
 from tests.fakes.scenarios import pytest_runtest_logreport, pytest_terminal_summary  # noqa: F401 (fault suite summary)
 from tests.fakes.sshd import free_port
-from tests.fakes.vm import FakeVMs, leftovers
+from tests.fakes.vm import CONDA_DIR, FakeVMs, leftovers
+
+
+def pytest_configure(config):
+    """A suite started in the background (`cmd &` in a script) inherits SIGINT ignored, and every process it starts
+    would too: the Ctrl-C tests would then test nothing. A handler of our own is reset to the default at exec."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_collection_modifyitems(items):
+    """Tests on the whole fake cloud first (they take seconds each): under `--dist worksteal` the fast ones fill the
+    end, so neither worker waits alone on a long test."""
+    items.sort(key=lambda item: "cloud" not in getattr(item, "fixturenames", ()))
+
 
 # Settings a developer's own environment could carry into a test.
 FOREIGN = [k for k in os.environ if k.startswith(("PROVISION_", "AZURE_"))]
@@ -89,8 +104,13 @@ class Cloud:
         return self.env["PROVISION_ADMIN_USER"]
 
 
+# The fake VM's Python that suits (see tests/fakes/vm.py). Told to the kit, `up` probes it alone instead of
+# importing torch in every candidate; tests marked probes_every_python keep the kit's own search.
+SUITABLE_PYTHON = f"~/{CONDA_DIR}/envs/py38_default/bin/python"
+
+
 @pytest.fixture
-def cloud(state_dir, monkeypatch):
+def cloud(state_dir, monkeypatch, request):
     """The whole fake cloud: the fake ARM whose VMs boot a real sshd (as a unique user).
 
     The kit is given a free port for SSH (PROVISION_SSH_PORT); it reaches the fake VM's sshd
@@ -105,6 +125,8 @@ def cloud(state_dir, monkeypatch):
             "PROVISION_ADMIN_USER": "dsvm" + secrets.token_hex(4),
             "PROVISION_DATASET": "digits",
         }
+        if not request.node.get_closest_marker("probes_every_python"):
+            env["PROVISION_REMOTE_PYTHON"] = SUITABLE_PYTHON
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         yield Cloud(fake, vms, env)

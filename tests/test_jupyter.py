@@ -129,7 +129,10 @@ def test_jupyter_lifecycle(remote: Remote, env_python: str, notebook_dir: Path, 
 
 
 def test_wait_ready_reports_why_the_server_died(remote: Remote, env_python: str):
-    with socket.create_server(("127.0.0.1", 0)) as taken:
+    # Bound, not listening: Jupyter's bind fails as for any holder of the port, and the wait's HTTP probes are
+    # refused at once instead of hanging in a backlog nobody accepts from.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
         token = secrets.token_urlsafe(32)
         server = jupyter.start(remote, env_python, token, port=taken.getsockname()[1])
         with pytest.raises(BootstrapError, match="exited while starting: .*already in use") as caught:

@@ -115,7 +115,7 @@ def https_server(cert: ServerCertificate, tmp_path: Path):
     context.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield server.server_address[1], requests

@@ -20,6 +20,7 @@ from provision import session
 from provision.state import StateStore
 from tests.conftest import REPO, console, provision
 from tests.fakes import processes
+from tests.fakes.notebook import write_training_stand_in
 
 EXAMPLES = Path(REPO) / "examples"
 NODES = 2
@@ -34,7 +35,9 @@ def two_nodes(cloud, state_dir):
     assert provision("down", "pair", "--yes").exit_code == 0
 
 
-def test_each_node_is_its_own_sshd_and_workers_are_reached_only_through_the_head(cloud, two_nodes, monkeypatch):
+def test_each_node_is_its_own_sshd_reached_only_through_the_head_and_allreduce_sums_right(
+    cloud, two_nodes, monkeypatch
+):
     head, worker = two_nodes.nodes
     assert head["host"] == "127.0.0.1" and worker["host"] == worker["private_ip"] != head["private_ip"]
     assert head["host_key"] != worker["host_key"]
@@ -51,10 +54,6 @@ def test_each_node_is_its_own_sshd_and_workers_are_reached_only_through_the_head
     worker_log = next(s for s in sshds if s.address == worker["private_ip"]).log()
     assert "Accepted publickey" in worker_log  # the kit did log in on the worker: through the head's channel
 
-
-def test_allreduce_sums_right_across_two_nodes_of_two_processes(two_nodes):
-    result = provision("run", "pair", str(EXAMPLES / "allreduce_check.py"))
-    assert result.exit_code == 0, result.stdout + result.stderr
     found = re.search(r"all-reduce passed: (\d+) processes \(gloo\), sum (\S+) \(expected (\S+)\)", result.stdout)
     assert found, result.stdout
     assert found.groups() == ("4", "10", "10")  # ranks contribute 1+2+3+4
@@ -99,6 +98,9 @@ def test_a_missing_script_is_one_line_before_anything_runs(cloud, state_dir):
 
 def test_up_on_two_nodes_proves_the_all_reduce_before_the_url(cloud, state_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("PYTHONPATH", REPO)  # the detached tunnel imports this checkout
+    stand_in = tmp_path / "notebooks"  # the all-reduce is under test here, beside the notebook: its stand-in will do
+    write_training_stand_in(stand_in / session.NOTEBOOK)
+    monkeypatch.setattr(session, "notebooks_dir", lambda: stand_in)
     monkeypatch.setenv("PROVISION_IDLE_PROBE", "1")
     up = provision("up", "--name", "duo", "--nodes", "2", "--detach", "--allow-cpu")
     assert up.exit_code == 0, up.stdout + up.stderr

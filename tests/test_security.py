@@ -53,7 +53,7 @@ def test_the_detected_address_is_a_single_host(monkeypatch, arm, azure_env, tmp_
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     monkeypatch.setattr(caller, "ECHO_SERVICES", (f"http://127.0.0.1:{server.server_port}/",))
     monkeypatch.delenv("PROVISION_ALLOW_IP")
     try:

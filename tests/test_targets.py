@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import REPO, console
+from tests.conftest import REPO, SUITABLE_PYTHON, console
 from tests.fakes import processes
 
 pytest_plugins = ["tests.fakes.fixtures"]
@@ -61,6 +61,7 @@ def ssh_env(vm, state_dir):
         "PROVISION_TARGET": target,
         "PROVISION_IDENTITY": str(machine.endpoint.key_path),
         "PROVISION_HOST_KEY": machine.host_key.public_line,
+        "PROVISION_REMOTE_PYTHON": SUITABLE_PYTHON,  # the search among the fake VM's Pythons: test_e2e
     }
 
 

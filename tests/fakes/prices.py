@@ -90,7 +90,7 @@ class FakePrices:
         self._failures = times
 
     def __enter__(self) -> "FakePrices":
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def __exit__(self, *exc) -> None:

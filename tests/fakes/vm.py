@@ -93,6 +93,9 @@ def _venv(env: Path, *, test_packages: bool) -> Path:
     subprocess.run([str(base), "-m", "venv", "--without-pip", str(env)], check=True)
     if test_packages:
         (_site_packages(env) / "test-venv.pth").write_text(sysconfig.get_path("purelib") + "\n")
+        # jsonschema's optional IRI check: its grammar takes 1.4 s to build at each Jupyter or papermill start,
+        # and it checks nothing the kit sends. Shadowed here (the venv's own site-packages comes first).
+        (_site_packages(env) / "rfc3987_syntax.py").write_text('raise ImportError("left out of fake VMs")\n')
         for data in ("share", "etc"):
             if (Path(sys.prefix) / data / "jupyter").exists():
                 (env / data).mkdir(exist_ok=True)
