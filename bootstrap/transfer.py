@@ -9,6 +9,7 @@ The laptop side (provision/sync.py) imports the names below; nothing here import
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -65,7 +66,7 @@ def send(root: str, path: str, offset: int, size: int, mtime: int, out) -> None:
     """One file: a header line, its bytes from `offset` (if it is still the version of that size and mtime,
     whose start the laptop has staged; else all of them), a trailer line (ok false: it changed while read)."""
     try:
-        f = open(os.path.join(root, path), "rb")
+        f = open(os.path.join(root, path), "rb")  # noqa: SIM115 (closed below, once the header is sent)
     except OSError as e:
         out.write(_line({"path": path, "missing": str(e)}))
         return
@@ -90,7 +91,7 @@ def receive(root: str, request: dict, inp) -> str | None:
     error = None
     try:
         os.makedirs(os.path.dirname(staged), exist_ok=True)
-        f = open(staged, "r+b" if offset else "wb")
+        f = open(staged, "r+b" if offset else "wb")  # noqa: SIM115 (None on error: the bytes are still read)
         f.truncate(offset)
         f.seek(offset)
     except OSError as e:
@@ -150,10 +151,8 @@ def serve(root: str, inp, out) -> None:
 
 
 def _remove_empty(directory: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.rmdir(directory)
-    except OSError:
-        pass
 
 
 def _line(data: dict) -> bytes:

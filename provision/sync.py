@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -339,10 +339,8 @@ def _size(path: Path) -> int:
 
 
 def _remove_empty(directory: Path) -> None:
-    try:
+    with suppress(OSError):
         directory.rmdir()
-    except OSError:
-        pass
 
 
 @contextmanager
