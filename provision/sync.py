@@ -132,6 +132,7 @@ class Moved:
 
     files: int = 0
     size: int = 0
+    resumed: int = 0  # bytes a cut transfer had staged, not sent again
     conflicts: list[tuple[str, str]] = field(default_factory=list)  # (file kept, where the other copy went)
 
 
@@ -266,6 +267,7 @@ def _receive(link: Link, f: _File, dest: Path, staging: Path, bar, record: SyncR
         record.pulled[f.path] = version
     moved.files += 1
     moved.size += version[0]
+    moved.resumed += offset
 
 
 def local_files(sources: list[Path], dest: str, spec: pathspec.GitIgnoreSpec) -> dict[str, Path]:
@@ -310,6 +312,7 @@ def push(link: Link, files: dict[str, Path], record: SyncRecord, out: Output, ex
                 if f.to == f.path:
                     record.pushed[f.path] = f.version
                 moved.files, moved.size = moved.files + 1, moved.size + f.version[0]
+                moved.resumed += offset
     errors = link.ask({"op": "done"})["errors"]
     record.save()
     if errors:

@@ -50,7 +50,7 @@ def link(store: StateStore, name: str, node: int, machine: Machine) -> sync.Link
     if not machine.over_ssh:
         return sync.Link([sys.executable, *command[1:]], machine.label)
     argv = ssh_argv(store, name, [shlex.join(command)], node)
-    argv[1:1] = ["-T", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"]
+    argv[1:1] = ["-T", *("-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ServerAliveInterval=15")]
     return sync.Link(argv, f"node {node} ({machine.host})" if node else machine.label)
 
 
@@ -138,13 +138,15 @@ def _start_cost(record: Record) -> str:
 def _add(total: sync.Moved, moved: sync.Moved) -> None:
     total.files += moved.files
     total.size += moved.size
+    total.resumed += moved.resumed
     total.conflicts += moved.conflicts
 
 
 def _report(out: Output, what: str, moved: sync.Moved, side: str = "remote") -> None:
     for kept, other in moved.conflicts:
         out.warn(f"{kept} changed on both sides since the last pull: kept as it was; the {side} copy is {other}")
-    out.result(f"{what}: {moved.files} file(s), {_bytes(moved.size)}")
+    resumed = f" (resumed {_bytes(moved.resumed)} staged by a cut transfer)" if moved.resumed else ""
+    out.result(f"{what}: {moved.files} file(s), {_bytes(moved.size)}{resumed}")
 
 
 def _bytes(size: int) -> str:
