@@ -1,0 +1,147 @@
+"""`provision pull` next to OpenSSH `scp` and `rsync -e ssh`, in one run, over loopback against a real sshd.
+
+Boots a fake VM (a real sshd on 127.0.0.1 as a fresh user: run as root), then pulls its work directory with the
+kit's own code path (provision.commands.transfer.link + provision.sync.pull, the pinned known_hosts) and with
+the OpenSSH tools given the same key and known_hosts:
+
+- one 256 MiB file: the kit vs `scp` (goal: at least 0.8x scp's throughput);
+- 2,000 files of 4 KiB: the kit vs `rsync -a -e ssh` (goal: at least 0.5x rsync's);
+- a second pull of those 2,000 files with nothing changed (goal: under 2 s).
+
+Each figure is the best of --rounds runs.
+
+    .venv/bin/python bench/transfer.py [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from provision import sync
+from provision.commands.transfer import link
+from provision.output import Output
+from provision.sshfiles import KNOWN_HOSTS, write_known_hosts
+from provision.state import Record, StateStore
+from provision.targets import Machine
+from tests.fakes.sshd import free_port
+from tests.fakes.vm import FakeVMs, new_machine
+
+NAME = "bench"
+BIG = 256 << 20
+SMALL, SMALL_SIZE = 2000, 4096
+
+
+def best(rounds: int, prepare: Callable[[], None], run: Callable[[], None]) -> float:
+    """The fastest of `rounds` timed runs, each after `prepare` (untimed)."""
+    times = []
+    for _ in range(rounds):
+        prepare()
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def fresh(path: Path) -> Callable[[], None]:
+    return lambda: shutil.rmtree(path, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    rounds = parser.parse_args().rounds
+    scratch = Path(tempfile.mkdtemp(prefix="bench-transfer-"))
+    scratch.chmod(0o755)
+    fake = new_machine(scratch, free_port())
+    ep = fake.endpoint
+    machine = Machine(host=ep.host, port=ep.port, user=ep.user, key_path=str(ep.key_path), host_key=ep.host_key)
+    store = StateStore(scratch / "state")
+    store.save(Record(name=NAME, target="azure", created="now", machine=machine.to_dict(), nodes=[machine.to_dict()]))
+    write_known_hosts(store, NAME, machine)
+    ssh = [
+        "-i",
+        str(ep.key_path),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        f"UserKnownHostsFile={store.root / NAME / KNOWN_HOSTS}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+    ]
+    out = Output(quiet=True)
+
+    def kit_pull(dest: Path) -> sync.Moved:
+        with link(store, NAME, 0, machine) as channel:
+            return sync.pull(channel, dest, sync.SyncRecord(store, NAME, 0), out)
+
+    with FakeVMs(ep.port) as vms:
+        vms.boot(fake.spec)
+        home = Path(os.path.expanduser(f"~{ep.user}"))
+        work = home / "notebooks"
+
+        def as_user(*argv: str) -> None:
+            subprocess.run(["runuser", "-u", ep.user, "--", *argv], check=True)
+
+        as_user("mkdir", "-p", str(work / "small"))
+        as_user("dd", "if=/dev/urandom", f"of={work / 'big.bin'}", "bs=1M", f"count={BIG >> 20}", "status=none")
+
+        kit_dir, scp_dir = scratch / "kit-big", scratch / "scp-big"
+        kit_big = best(rounds, fresh(kit_dir), lambda: kit_pull(kit_dir))
+        assert (kit_dir / "big.bin").stat().st_size == BIG
+        scp_dir.mkdir()
+        remote = f"{ep.user}@{ep.host}"
+        scp = ["scp", "-q", "-P", str(ep.port), *ssh, f"{remote}:notebooks/big.bin", str(scp_dir / "big.bin")]
+        scp_big = best(rounds, lambda: None, lambda: subprocess.run(scp, check=True))
+
+        (work / "big.bin").unlink()
+        for i in range(SMALL):
+            (work / "small" / f"f{i:04d}.txt").write_bytes(os.urandom(SMALL_SIZE))
+        subprocess.run(["chown", "-R", f"{ep.user}:", str(work)], check=True)
+        kit_small_dir, rsync_dir = scratch / "kit-small", scratch / "rsync-small"
+        kit_small = best(rounds, fresh(kit_small_dir), lambda: kit_pull(kit_small_dir))
+        assert len(list((kit_small_dir / "small").iterdir())) == SMALL
+        shell = " ".join(["ssh", "-p", str(ep.port), *ssh])
+        rsync = ["rsync", "-a", "-e", shell, f"{remote}:notebooks/small/", f"{rsync_dir}/"]
+        rsync_small = best(rounds, fresh(rsync_dir), lambda: subprocess.run(rsync, check=True))
+        unchanged = best(rounds, lambda: None, lambda: kit_pull(kit_small_dir))
+
+    shutil.rmtree(scratch, ignore_errors=True)
+    mib = BIG / (1 << 20)
+    small_mib = SMALL * SMALL_SIZE / (1 << 20)
+    rows = [
+        (
+            "256 MiB file",
+            f"kit {mib / kit_big:7.1f} MiB/s",
+            f"scp   {mib / scp_big:7.1f} MiB/s",
+            scp_big / kit_big,
+            0.8,
+        ),
+        (
+            "2000 x 4 KiB",
+            f"kit {kit_small:7.2f} s    ",
+            f"rsync {rsync_small:7.2f} s    ",
+            rsync_small / kit_small,
+            0.5,
+        ),
+    ]
+    print(f"transfer over loopback ssh, best of {rounds} (kit: provision pull's code path; {small_mib:.1f} MiB small)")
+    for label, kit, other, ratio, goal in rows:
+        print(f"  {label:14} {kit}   {other}   {ratio:.2f}x (goal >= {goal}x): {'ok' if ratio >= goal else 'MISSED'}")
+    verdict = "ok" if unchanged < 2 else "MISSED"
+    print(f"  {'second pull':14} kit {unchanged:7.2f} s     nothing changed, 2000 files (goal < 2 s): {verdict}")
+
+
+if __name__ == "__main__":
+    main()
