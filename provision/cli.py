@@ -247,7 +247,7 @@ def push(
     quiet: Quiet = False,
 ) -> None:
     """Copy files and directories into the work directory: what changed; a file changed on the machine since
-    the last pull is kept, this copy set beside it as NAME.local.EXT."""
+    the last pull is kept, this copy set beside it as NAME.laptop.EXT."""
     from provision.commands.transfer import push as run_push
 
     name = None

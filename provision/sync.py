@@ -4,7 +4,7 @@ The machine side is bootstrap/transfer.py, run over the OpenSSH client with the 
 known_hosts (StrictHostKeyChecking yes): one stream carries every file, as fast as `scp`, with no round trip
 per file. A file counts as changed when its size or mtime (kept across the copy) differs; a file changed on
 both sides is compared by SHA-256 before it counts as a conflict. Conflicts never overwrite: the other side's
-copy goes beside the file as NAME.remote.EXT (pull) or NAME.local.EXT (push). The sync record (one per node, in
+copy goes beside the file as NAME.remote.EXT (pull) or NAME.laptop.EXT (push). The sync record (one per node, in
 the deployment's state directory) remembers the versions last pulled and pushed.
 """
 
@@ -288,7 +288,7 @@ def local_files(sources: list[Path], dest: str, spec: pathspec.GitIgnoreSpec) ->
 
 def push(link: Link, files: dict[str, Path], record: SyncRecord, out: Output, extra_ignore: str = "") -> Moved:
     """Copy laptop files into the work directory: a machine file is overwritten only if it is still as last
-    pulled or pushed; changed there, the laptop's copy goes beside it as NAME.local.EXT."""
+    pulled or pushed; changed there, the laptop's copy goes beside it as NAME.laptop.EXT."""
     remote = _listing(link, extra_ignore)
     send, unsure = [], []
     for path, source in files.items():
@@ -302,7 +302,7 @@ def push(link: Link, files: dict[str, Path], record: SyncRecord, out: Output, ex
             unsure.append(path)
     for path, same in zip(unsure, _same_content(link, [(p, files[p]) for p in unsure]), strict=True):
         if not same:
-            send.append(_File(path, _version(files[path]) or (0, 0), beside(path, "local")))
+            send.append(_File(path, _version(files[path]) or (0, 0), beside(path, "laptop")))
     moved = Moved(conflicts=[(f.path, f.to) for f in send if f.to != f.path])
     if send:
         offsets = link.ask({"op": "staged", "files": [[f.to, *f.version] for f in send]})["offsets"]

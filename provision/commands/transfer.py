@@ -80,7 +80,7 @@ def push(name: str, paths: list[Path], store: StateStore, out: Output, *, dest: 
             with link(store, name, k, machine) as channel:
                 _add(total, sync.push(channel, files, sync.SyncRecord(store, name, k), out, extra))
     into = "/".join(filter(None, [WORKDIR, dest.strip("/")]))
-    _report(out, f"pushed into {into} on {'every node of ' if all_nodes else ''}{name!r}", total, "local")
+    _report(out, f"pushed into {into} on {'every node of ' if all_nodes else ''}{name!r}", total, "laptop")
 
 
 def save_work(record: Record, target: Target, store: StateStore, out: Output, *, discard: bool) -> None:
