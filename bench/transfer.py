@@ -86,7 +86,7 @@ def main() -> None:
         with link(store, NAME, 0, machine) as channel:
             return sync.pull(channel, dest, sync.SyncRecord(store, NAME, 0), out)
 
-    with FakeVMs(ep.port) as vms:
+    with FakeVMs() as vms:
         vms.boot(fake.spec)
         home = Path(os.path.expanduser(f"~{ep.user}"))
         work = home / "notebooks"
