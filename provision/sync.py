@@ -37,9 +37,12 @@ class Link:
 
     def __init__(self, argv: list[str], where: str):
         self.where = where
-        self._proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=CHUNK
-        )
+        try:
+            self._proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=CHUNK
+            )
+        except FileNotFoundError:
+            raise ProvisionError(f"`{argv[0]}` is not installed here: transfers need the OpenSSH client") from None
         assert self._proc.stdin and self._proc.stdout
         self._in, self._out = self._proc.stdin, self._proc.stdout
 
@@ -233,6 +236,7 @@ def pull(link: Link, dest: Path, record: SyncRecord, out: Output, extra_ignore: 
     moved = Moved(conflicts=[(f.path, f.to) for f in plan.fetch if f.to != f.path])
     try:
         if plan.fetch:
+            staging.mkdir(parents=True, exist_ok=True)
             link.tell({"op": "get", "files": [[f.path, f.offset, *f.version] for f in plan.fetch]})
             with _progress(out, f"pulling from {link.where}", sum(f.version[0] - f.offset for f in plan.fetch)) as bar:
                 for f in plan.fetch:
@@ -248,7 +252,6 @@ def _receive(link: Link, f: _File, dest: Path, staging: Path, bar, record: SyncR
     if "missing" in header:  # deleted on the machine since it was listed
         return
     version, offset = (header["size"], header["mtime"]), header["offset"]
-    staging.mkdir(parents=True, exist_ok=True)
     staged = staging / staged_name(f.path, *version)
     with staged.open("r+b" if offset else "wb") as file:
         file.truncate(offset)
@@ -260,7 +263,8 @@ def _receive(link: Link, f: _File, dest: Path, staging: Path, bar, record: SyncR
         staged.unlink()
         return
     final = dest / f.to
-    final.parent.mkdir(parents=True, exist_ok=True)
+    if not final.parent.is_dir():
+        final.parent.mkdir(parents=True)
     os.replace(staged, final)
     os.utime(final, ns=(version[1], version[1]))
     if f.to == f.path:

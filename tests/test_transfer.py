@@ -6,9 +6,14 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 from provision.state import StateStore
 from tests.conftest import provision
 from tests.test_e2e import home_of
+from tests.test_stop_start import tunnel_closed_after_a_failure  # noqa: F401 (a fixture, used below)
+
+pytestmark = pytest.mark.usefixtures("tunnel_closed_after_a_failure")  # a failed test leaves no tunnel behind
 
 
 def up(name: str, *more: str) -> None:
@@ -125,11 +130,16 @@ def test_workers_files_come_into_node_k_and_down_discard_leaves_no_copy(cloud, s
     data = on_vm(cloud, "shared.txt", b"on every node").read_bytes()  # the fake's nodes share one user and home
     worker_sshd = next(s for s in map(cloud.vms.sshd, cloud.vms.running()) if s.address != "127.0.0.1")
     logins = worker_sshd.log().count("Accepted publickey")
+    one = provision("pull", "duo", "--node", "1", "--to", "mine")
+    assert one.exit_code == 0, one.stderr
+    assert "pulled from 'duo' into mine/: " in one.stdout
+    assert (tmp_path / "mine" / "node1" / "shared.txt").read_bytes() == data
+    assert not (tmp_path / "mine" / "shared.txt").exists()  # node 1 only
+    assert worker_sshd.log().count("Accepted publickey") > logins  # node1's files came from node1's own sshd
     pulled = provision("pull", "duo")
     assert pulled.exit_code == 0, pulled.stderr
     local = tmp_path / "work" / "duo"
     assert (local / "shared.txt").read_bytes() == data == (local / "node1" / "shared.txt").read_bytes()
-    assert worker_sshd.log().count("Accepted publickey") > logins  # node1's files came from node1's own sshd
     on_vm(cloud, "unsaved.txt", b"lost")
     down = provision("down", "duo", "--yes", "--discard")
     assert down.exit_code == 0, down.stderr
