@@ -195,15 +195,7 @@ def _same_content(link: Link, pairs: list[tuple[str, Path]]) -> list[bool]:
     return [h == _sha256(local) for h, (_, local) in zip(hashes, pairs, strict=True)]
 
 
-@dataclass
-class PullPlan:
-    """The files a pull fetches (and conflicts it sets beside), with what the laptop and the machine hold."""
-
-    fetch: list[_File]
-    remote: dict[str, Version]
-
-
-def plan_pull(link: Link, dest: Path, record: SyncRecord, extra_ignore: str) -> PullPlan:
+def plan_pull(link: Link, dest: Path, record: SyncRecord, extra_ignore: str) -> list[_File]:
     """What changed on the machine since the last pull, and where each file goes here. A local file is
     overwritten only if it is still as last pulled; changed on both sides, it is kept and the machine's copy
     goes beside it (unless their bytes are the same)."""
@@ -224,22 +216,22 @@ def plan_pull(link: Link, dest: Path, record: SyncRecord, extra_ignore: str) -> 
             pulled[path] = remote[path]
         elif _version(dest / beside(path, "remote")) != remote[path]:
             fetch.append(_File(path, remote[path], beside(path, "remote")))
-    return PullPlan(fetch, remote)
+    return fetch
 
 
 def pull(link: Link, dest: Path, record: SyncRecord, out: Output, extra_ignore: str = "") -> Moved:
     """Copy what changed on the machine into `dest`, resuming staged files; the record remembers it."""
-    plan = plan_pull(link, dest, record, extra_ignore)
+    fetch = plan_pull(link, dest, record, extra_ignore)
     staging = dest / STAGING
-    for f in plan.fetch:
+    for f in fetch:
         f.offset = min(_size(staging / staged_name(f.path, *f.version)), f.version[0])
-    moved = Moved(conflicts=[(f.path, f.to) for f in plan.fetch if f.to != f.path])
+    moved = Moved(conflicts=[(f.path, f.to) for f in fetch if f.to != f.path])
     try:
-        if plan.fetch:
+        if fetch:
             staging.mkdir(parents=True, exist_ok=True)
-            link.tell({"op": "get", "files": [[f.path, f.offset, *f.version] for f in plan.fetch]})
-            with _progress(out, f"pulling from {link.where}", sum(f.version[0] - f.offset for f in plan.fetch)) as bar:
-                for f in plan.fetch:
+            link.tell({"op": "get", "files": [[f.path, f.offset, *f.version] for f in fetch]})
+            with _progress(out, f"pulling from {link.where}", sum(f.version[0] - f.offset for f in fetch)) as bar:
+                for f in fetch:
                     _receive(link, f, dest, staging, bar, record, moved)
             _remove_empty(staging)
     finally:

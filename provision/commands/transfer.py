@@ -107,7 +107,7 @@ def save_work(record: Record, target: Target, store: StateStore, out: Output, *,
         lost = 0
         for k, machine in _nodes(record, None):
             with link(store, name, k, machine) as channel:
-                lost += len(sync.plan_pull(channel, node_dest(base, k), sync.SyncRecord(store, name, k), "").fetch)
+                lost += len(sync.plan_pull(channel, node_dest(base, k), sync.SyncRecord(store, name, k), ""))
         out.warn(f"discarded {lost} file(s) changed on {name!r} since the last pull (--discard)")
         return
     try:
