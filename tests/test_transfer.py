@@ -84,6 +84,10 @@ def test_push_pull_round_trip_conflict_ignores_a_cut_pull_resumes_and_down_saves
         "inputs/data/weights.bin changed on both sides since the last pull: kept as it was; the remote copy is "
         "inputs/data/weights.remote.bin" in " ".join(conflict.stderr.split())
     )
+    back = provision("push", "trip", str(mine), "--dest", "inputs/data")  # changed there too: set beside it
+    assert back.exit_code == 0, back.stderr
+    assert theirs == (remote_root / "weights.bin").read_bytes()
+    assert (remote_root / "weights.laptop.bin").read_bytes() == b"changed on the laptop"
 
     big = on_vm(cloud, "model.pt", os.urandom(24 << 20)).read_bytes()
     cut = cloud.vms.traps.arm("provision-transfer", snippet=CUT_AFTER_5_MB)
@@ -93,9 +97,9 @@ def test_push_pull_round_trip_conflict_ignores_a_cut_pull_resumes_and_down_saves
     assert "Traceback" not in first.stderr and not (local / "model.pt").exists()
     [staged] = (local / ".provision-partial").iterdir()
     assert 4_000_000 < staged.stat().st_size < 5_000_000
-    second = provision("pull", "trip")
+    second = provision("pull", "trip")  # model.pt, and the laptop's copy pushed beside weights.bin
     assert second.exit_code == 0, second.stderr
-    assert re.search(r": 1 file\(s\), 24\.0 MiB \(resumed 4\.\d MiB staged by a cut transfer\)", second.stdout)
+    assert re.search(r": 2 file\(s\), 24\.0 MiB \(resumed 4\.\d MiB staged by a cut transfer\)", second.stdout)
     assert (local / "model.pt").read_bytes() == big and not (local / ".provision-partial").exists()
 
     result = on_vm(cloud, "results/after-up.csv", os.urandom(100_000)).read_bytes()
