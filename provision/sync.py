@@ -175,7 +175,7 @@ def _version(path: Path) -> Version | None:
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as f:
+    with path.open("rb", buffering=0) as f:
         for block in iter(lambda: f.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -245,7 +245,7 @@ def _receive(link: Link, f: _File, dest: Path, staging: Path, bar, record: SyncR
         return
     version, offset = (header["size"], header["mtime"]), header["offset"]
     staged = staging / staged_name(f.path, *version)
-    with staged.open("r+b" if offset else "wb") as file:
+    with staged.open("r+b" if offset else "wb", buffering=0) as file:  # see CHUNK
         file.truncate(offset)
         file.seek(offset)
         for block in link.read(version[0] - offset):
@@ -318,7 +318,7 @@ def push(link: Link, files: dict[str, Path], record: SyncRecord, out: Output, ex
 
 def _send(link: Link, f: _File, source: Path, offset: int, bar) -> None:
     link.tell({"op": "put", "path": f.to, "size": f.version[0], "mtime": f.version[1], "offset": offset}, flush=False)
-    with source.open("rb") as file:
+    with source.open("rb", buffering=0) as file:
         file.seek(offset)
         left = f.version[0] - offset
         while left:
