@@ -8,7 +8,7 @@ tools given the same key and known_hosts:
 - 2,000 files of 4 KiB: the kit vs `rsync -a -e ssh` (goal: at least 0.5x rsync's);
 - a second pull of those 2,000 files with nothing changed (goal: under 2 s).
 
-Each figure is the best of --rounds runs.
+Each figure is the best of --rounds runs, the contenders taking turns within each round.
 
     .venv/bin/python bench/transfer.py [--rounds 3]
 """
@@ -38,15 +38,17 @@ BIG = 256 << 20
 SMALL, SMALL_SIZE = 2000, 4096
 
 
-def best(rounds: int, prepare: Callable[[], None], run: Callable[[], None]) -> float:
-    """The fastest of `rounds` timed runs, each after `prepare` (untimed)."""
-    times = []
+def side_by_side(rounds: int, *runs: tuple[Callable[[], None], Callable[[], None]]) -> list[float]:
+    """Each (prepare, run) pair's fastest of `rounds` timed runs, taken in turn within each round, so that a
+    change in the machine's load falls on every contender alike; `prepare` is not timed."""
+    times: list[list[float]] = [[] for _ in runs]
     for _ in range(rounds):
-        prepare()
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        for (prepare, run), taken in zip(runs, times, strict=True):
+            prepare()
+            started = time.perf_counter()
+            run()
+            taken.append(time.perf_counter() - started)
+    return [min(taken) for taken in times]
 
 
 def fresh(path: Path) -> Callable[[], None]:
@@ -97,24 +99,29 @@ def main() -> None:
         as_user("dd", "if=/dev/urandom", f"of={work / 'big.bin'}", "bs=1M", f"count={BIG >> 20}", "status=none")
 
         kit_dir, scp_dir = scratch / "kit-big", scratch / "scp-big"
-        kit_big = best(rounds, fresh(kit_dir), lambda: kit_pull(kit_dir))
-        assert (kit_dir / "big.bin").stat().st_size == BIG
-        scp_dir.mkdir()
         remote = f"{ep.user}@{ep.host}"
         scp = ["scp", "-q", "-P", str(ep.port), *ssh, f"{remote}:notebooks/big.bin", str(scp_dir / "big.bin")]
-        scp_big = best(rounds, lambda: None, lambda: subprocess.run(scp, check=True))
+        kit_big, scp_big = side_by_side(
+            rounds,
+            (fresh(kit_dir), lambda: kit_pull(kit_dir)),
+            (lambda: scp_dir.mkdir(exist_ok=True), lambda: subprocess.run(scp, check=True)),
+        )
+        assert (kit_dir / "big.bin").stat().st_size == BIG == (scp_dir / "big.bin").stat().st_size
 
         (work / "big.bin").unlink()
         for i in range(SMALL):
             (work / "small" / f"f{i:04d}.txt").write_bytes(os.urandom(SMALL_SIZE))
         subprocess.run(["chown", "-R", f"{ep.user}:", str(work)], check=True)
         kit_small_dir, rsync_dir = scratch / "kit-small", scratch / "rsync-small"
-        kit_small = best(rounds, fresh(kit_small_dir), lambda: kit_pull(kit_small_dir))
-        assert len(list((kit_small_dir / "small").iterdir())) == SMALL
         shell = " ".join(["ssh", "-p", str(ep.port), *ssh])
         rsync = ["rsync", "-a", "-e", shell, f"{remote}:notebooks/small/", f"{rsync_dir}/"]
-        rsync_small = best(rounds, fresh(rsync_dir), lambda: subprocess.run(rsync, check=True))
-        unchanged = best(rounds, lambda: None, lambda: kit_pull(kit_small_dir))
+        kit_small, rsync_small = side_by_side(
+            rounds,
+            (fresh(kit_small_dir), lambda: kit_pull(kit_small_dir)),
+            (fresh(rsync_dir), lambda: subprocess.run(rsync, check=True)),
+        )
+        assert len(list((kit_small_dir / "small").iterdir())) == SMALL == len(list(rsync_dir.iterdir()))
+        [unchanged] = side_by_side(rounds, (lambda: None, lambda: kit_pull(kit_small_dir)))
 
     shutil.rmtree(scratch, ignore_errors=True)
     mib = BIG / (1 << 20)

@@ -21,7 +21,7 @@ import pathspec
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from bootstrap import transfer
-from bootstrap.transfer import CHUNK, IGNORE_FILE, STAGING, staged_name
+from bootstrap.transfer import CHUNK, IGNORE_FILE, STAGING, staged_name, widen_pipe
 from provision.errors import ProvisionError
 from provision.output import Output
 from provision.state import StateStore
@@ -45,6 +45,7 @@ class Link:
             raise ProvisionError(f"`{argv[0]}` is not installed here: transfers need the OpenSSH client") from None
         assert self._proc.stdin and self._proc.stdout
         self._in, self._out = self._proc.stdin, self._proc.stdout
+        widen_pipe(self._out.fileno())
 
     def tell(self, request: dict, flush: bool = True) -> None:
         try:
