@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from bootstrap.pyenv import pin_kernel_script
 from bootstrap.remote import BootstrapError, Remote, expand
+from bootstrap.workdir import WORKDIR
 
 STATE_DIR = "~/.dsvm-kit"
 STATE_FILE = f"{STATE_DIR}/jupyter.json"
@@ -94,7 +95,7 @@ def start(
     python: str,
     token: str,
     *,
-    root: str = "~/notebooks",
+    root: str = WORKDIR,
     port: int | None = None,
     tls: TLSFiles | None = None,
 ) -> JupyterServer:

@@ -15,6 +15,7 @@ from pathlib import Path
 from bootstrap.gpucheck import NVIDIA_SMI_QUERY
 from bootstrap.pyenv import ensure_packages, pin_kernel_script
 from bootstrap.remote import BootstrapError, CommandTimedOut, Remote, expand
+from bootstrap.workdir import WORKDIR
 
 TRAINING = "first_pytorch_classifier.ipynb"  # the notebook the GPU check runs, and the one the URL opens
 SKIPPED = {".ipynb_checkpoints", "__pycache__", ".pytest_cache", ".git", ".DS_Store"}
@@ -83,7 +84,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def push(remote: Remote, local_dir: Path, remote_dir: str = "~/notebooks") -> list[str]:
+def push(remote: Remote, local_dir: Path, remote_dir: str = WORKDIR) -> list[str]:
     """Copy the files under local_dir that differ on the machine; returns the relative paths pushed."""
     files = _local_files(local_dir)
     if not files:
@@ -138,7 +139,7 @@ def execute(
     *,
     parameters: dict,
     timeout: float,
-    root: str = "~/notebooks",
+    root: str = WORKDIR,
     kernel: str = "python3",
 ) -> NotebookRun:
     """Run `notebook` (relative to root, or absolute) with papermill in `python`'s env, in `kernel` (`python3`

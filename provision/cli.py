@@ -212,14 +212,48 @@ def down(
     name: NameArg = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once deletion has started.")] = False,
+    discard: Annotated[
+        bool, typer.Option("--discard", help="Do not save the work directory first: its files are lost.")
+    ] = False,
     subscription: Subscription = None,
     quiet: Quiet = False,
 ) -> None:
-    """Delete everything `up` made for a deployment (only that), then its record."""
+    """Save the work directory into work/NAME/, then delete everything `up` made (only that), then its record."""
     from provision.commands.down import down as run_down
 
     flags = _flags({"subscription": subscription})
-    run_down(_name(name), flags, _store(), Output(quiet=quiet), wait=not no_wait, yes=yes)
+    run_down(_name(name), flags, _store(), Output(quiet=quiet), wait=not no_wait, yes=yes, discard=discard)
+
+
+@app.command()
+def pull(
+    name: NameArg = None,
+    to: Annotated[Path | None, typer.Option("--to", help="Local folder [default: work/NAME].")] = None,
+    node: Annotated[int | None, typer.Option(help="Only node K (0 the head) [default: every node].")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Copy the work directory (Jupyter's root) to this machine: what changed since the last pull; workers' into
+    nodeK/; a file changed here too is kept, the machine's copy set beside it as NAME.remote.EXT."""
+    from provision.commands.transfer import pull as run_pull
+
+    run_pull(_name(name), _store(), Output(quiet=quiet), to=to, node=node)
+
+
+@app.command()
+def push(
+    words: Annotated[list[str], typer.Argument(help="[NAME] PATH... files and directories to copy.")],
+    dest: Annotated[str, typer.Option("--dest", help="Folder inside the work directory [default: its top].")] = "",
+    all_nodes: Annotated[bool, typer.Option("--all-nodes", help="Copy to every node, not only the head.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Copy files and directories into the work directory: what changed; a file changed on the machine since
+    the last pull is kept, this copy set beside it as NAME.laptop.EXT."""
+    from provision.commands.transfer import push as run_push
+
+    name = None
+    if len(words) > 1 and not Path(words[0]).exists():
+        name, words = words[0], words[1:]
+    run_push(_name(name), [Path(w) for w in words], _store(), Output(quiet=quiet), dest=dest, all_nodes=all_nodes)
 
 
 @app.command()

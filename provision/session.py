@@ -14,6 +14,7 @@ from bootstrap import datasets, idle, jupyter, notebooks, pychoice
 from bootstrap.gpucheck import Verdict, judge
 from bootstrap.pyenv import install
 from bootstrap.remote import ConnectTimeout, Endpoint, LocalRemote, Remote, SSHRemote, connect
+from bootstrap.workdir import WORKDIR
 from provision.output import Output
 from provision.public import PublicJupyter, deployment_certificate
 from provision.settings import OPEN_TO_ALL, Settings
@@ -173,7 +174,7 @@ def prepare(remote: Remote, settings: Settings, out: Output, *, allow_cpu: bool 
         if choice.env.missing:
             install(remote, python, choice.env.missing)
             out.note(f"installed {', '.join(choice.env.missing)} into {python}")
-    with out.step("Pushing notebooks to ~/notebooks"):
+    with out.step(f"Pushing notebooks to {WORKDIR}"):
         pushed = notebooks.push(remote, notebooks_dir())
         out.note(f"{len(pushed)} changed file(s)" if pushed else "all up to date")
     return python

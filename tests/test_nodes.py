@@ -200,7 +200,7 @@ def test_an_idle_deployment_of_two_nodes_deallocates_both_with_the_heads_identit
         if r.method == "POST" and r.path.lower().endswith("/deallocate")
     }
     assert posts == {"idp": 202, "idp-1": 202}
-    down = console("down", "idp", "--yes", env=env, timeout=600)
+    down = console("down", "idp", "--yes", "--discard", env=env, timeout=600)  # deallocated: unreadable
     assert down.exit_code == 0, down.stderr
     assert cloud.arm.role_definitions() == [] and cloud.arm.role_assignments() == []
 
