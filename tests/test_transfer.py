@@ -144,9 +144,18 @@ def test_workers_files_come_into_node_k_and_down_discard_leaves_no_copy(cloud, s
     assert pulled.exit_code == 0, pulled.stderr
     local = tmp_path / "work" / "duo"
     assert (local / "shared.txt").read_bytes() == data == (local / "node1" / "shared.txt").read_bytes()
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"for every node")
+    logins = worker_sshd.log().count("Accepted publickey")
+    pushed = provision("push", "duo", str(notes), "--all-nodes")
+    assert pushed.exit_code == 0, pushed.stderr
+    assert "pushed into ~/notebooks on every node of 'duo'" in pushed.stdout, pushed.stdout
+    assert (home_of(cloud.user) / "notebooks" / "notes.txt").read_bytes() == b"for every node"
+    assert worker_sshd.log().count("Accepted publickey") > logins  # node 1 was reached, through its own sshd
     on_vm(cloud, "unsaved.txt", b"lost")
     down = provision("down", "duo", "--yes", "--discard")
     assert down.exit_code == 0, down.stderr
-    assert "discarded 2 file(s) changed on 'duo' since the last pull (--discard)" in " ".join(down.stderr.split())
+    # notes.txt and unsaved.txt, seen from each node: neither was pulled into work/duo/
+    assert "discarded 4 file(s) changed on 'duo' since the last pull (--discard)" in " ".join(down.stderr.split())
     assert not (local / "unsaved.txt").exists() and not (local / "node1" / "unsaved.txt").exists()
     assert "saved" not in down.stdout and cloud.arm.inventory() == []
