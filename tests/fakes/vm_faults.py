@@ -44,7 +44,7 @@ done
 unset __trap __waited
 """
 
-# Binds 127.0.0.1:PORT, then leaves a child holding it (plain TCP, or an HTTP server that
+# Binds 127.0.0.1:PORT, then leaves a child holding it (a bound socket, or an HTTP server that
 # answers 200 to everything, as a careless web server would) and exits: the port is taken.
 # The HTTP server marks (in the file MARK) any request that came with credentials.
 _SQUATTER = """\
@@ -63,8 +63,9 @@ if mode == "http":
         def log_message(self, *args):
             pass
     server = http.server.HTTPServer(("127.0.0.1", port), Everything)
-else:
-    server = socket.create_server(("127.0.0.1", port))
+else:  # bound, not listening: Jupyter's bind fails all the same, and no probe hangs in a backlog nobody accepts
+    server = socket.socket()
+    server.bind(("127.0.0.1", port))
 if os.fork():
     os._exit(0)
 os.setsid()
