@@ -101,6 +101,7 @@ EnvironmentAllowTorch = Annotated[
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Port = Annotated[int, typer.Option("--port", help="Local port for the tunnel [default: a free one].")]
+Detach = Annotated[bool, typer.Option("--detach", help="Print the URL and exit; the tunnel runs in the background.")]
 
 
 def _flags(values: dict[str, Any]) -> dict[str, Any]:
@@ -178,10 +179,7 @@ def up(
         bool, typer.Option("--check", help="Run the GPU check again on a deployment whose check passed.")
     ] = False,
     no_bootstrap: Annotated[bool, typer.Option("--no-bootstrap", help="Stop once the VM is ready.")] = False,
-    detach: Annotated[
-        bool,
-        typer.Option("--detach", help="Print the URL and exit; the tunnel runs in the background."),
-    ] = False,
+    detach: Detach = False,
     keep_on_failure: Annotated[
         bool, typer.Option("--keep-on-failure", help="Keep what was created if up fails.")
     ] = False,
@@ -267,10 +265,7 @@ def stop(name: NameArg = None, quiet: Quiet = False) -> None:
 @app.command()
 def start(
     name: NameArg = None,
-    detach: Annotated[
-        bool,
-        typer.Option("--detach", help="Print the URL and exit; the tunnel runs in the background."),
-    ] = False,
+    detach: Detach = False,
     port: Port = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -288,10 +283,7 @@ def resize(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     allow_cpu: AllowCpu = False,
     skip_check: Annotated[bool, typer.Option("--skip-check", help="Do not run the GPU check afterwards.")] = False,
-    detach: Annotated[
-        bool,
-        typer.Option("--detach", help="Print the URL and exit; the tunnel runs in the background."),
-    ] = False,
+    detach: Detach = False,
     port: Port = 0,
     quiet: Quiet = False,
 ) -> None:
