@@ -298,17 +298,22 @@ class AzureTarget:
             return [found.quote(choice.size, choice.region, disk_gb) for choice in self._choices]
         return [found.quote(size, region, disk_gb) for size in settings.sizes for region in settings.regions]
 
-    def _preflight(self, choice: quota.Fit) -> preflight.Offer:
-        """Preflight's offer; an image plan's marketplace terms accepted (with --accept-terms) or an error."""
+    def _offer(self, choice: quota.Fit, *, trusted_launch: bool) -> preflight.Offer:
+        """Preflight's checks of a size against the image (generation, security type, disk) in its region."""
         settings = self.settings
-        offer = preflight.check(
+        return preflight.check(
             self._call,
             self.clients.compute,
             choice,
             settings.image_parts,
             os_disk_gb=settings.os_disk_gb,
-            trusted_launch=settings.trusted_launch,
+            trusted_launch=trusted_launch,
         )
+
+    def _preflight(self, choice: quota.Fit) -> preflight.Offer:
+        """Preflight's offer; an image plan's marketplace terms accepted (with --accept-terms) or an error."""
+        settings = self.settings
+        offer = self._offer(choice, trusted_launch=settings.trusted_launch)
         if offer.image_plan:
             assert settings.subscription
             preflight.ensure_terms(
@@ -716,14 +721,7 @@ class AzureTarget:
             )
             if short is not None:
                 raise short
-            offer = preflight.check(
-                self._call,
-                self.clients.compute,
-                new,
-                settings.image_parts,
-                os_disk_gb=settings.os_disk_gb,
-                trusted_launch=live["security_type"] == "TrustedLaunch",
-            )
+            offer = self._offer(new, trusted_launch=live["security_type"] == "TrustedLaunch")
             self._check_network(record, offer)
             in_place = running and all(size.lower() in self._cluster_sizes(group, vm) for vm in self._vms())
         prices = Prices()
