@@ -86,7 +86,7 @@ def main() -> None:
         print(f"refused torch replacement (exit code {done.returncode}, {wall:.1f} s), its last line:")
         print(done.stderr.strip().splitlines()[-1])
         subprocess.run(
-            [str(Path(sys.executable).parent / "provision"), "down", "bench", "--yes"],
+            [str(Path(sys.executable).parent / "provision"), "down", "bench", "--yes", "--discard"],
             cwd=project,
             env=env,
             capture_output=True,

@@ -170,7 +170,7 @@ def main() -> None:
             rerun_requests = len(arm.requests) - len(requests)
         finally:
             subprocess.run(
-                [str(Path(sys.executable).parent / "provision"), "down", "bench", "--yes"],
+                [str(Path(sys.executable).parent / "provision"), "down", "bench", "--yes", "--discard"],
                 env=env,
                 capture_output=True,
                 timeout=300,

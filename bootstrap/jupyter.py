@@ -33,8 +33,11 @@ _LOCK_WAIT = 60  # seconds a start waits for another one on the machine
 
 _FREE_PORT = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"
 # JupyterLab with the token taken out of the environment first, so kernels do not inherit it.
+# Its first act: let go of the start lock (fd 9, inherited so that the lock outlives a start script killed with
+# its connection, until this server's state is written and its command line is JupyterLab's).
 _LAUNCH = """\
 import os, sys
+os.closerange(9, 10)
 from traitlets.config import Config
 from jupyterlab.labapp import LabApp
 config = Config()
@@ -105,7 +108,9 @@ def start(
     a running server (find_running + token_works) instead of starting another. The check
     and the start run under a lock on the machine, in one command that also writes
     STATE_FILE: run again after a dropped connection, it answers with the server the
-    first run started instead of starting a second one.
+    first run started instead of starting a second one. The process that becomes the server
+    writes STATE_FILE itself, under the lock, before it runs JupyterLab: a start script killed
+    with its connection (sshd restarted) cannot leave a server that no state file names.
     """
     python, root = expand(remote, python), expand(remote, root)
     py = shlex.quote(python)
@@ -141,10 +146,12 @@ esac
 {pin_kernel_script(remote, python)}port={port_value} || exit 1
 as_root=; [ "$(id -u)" -ne 0 ] || as_root=--ServerApp.allow_root=True  # local target run as root
 cd {shlex.quote(root)} || exit 1
-pid=$( (setsid {py} -c {shlex.quote(_LAUNCH)} {" ".join(options)} $as_root </dev/null >{log} 2>&1 9>&- &
-  echo $!) )
-printf {shlex.quote(record)} "$port" "$pid" >{state}.partial && mv {state}.partial {state} || exit 1
-echo "$pid $port"
+(
+  pid=$(exec sh -c 'echo "$PPID"')
+  printf {shlex.quote(record)} "$port" "$pid" >{state}.partial && mv {state}.partial {state} || exit 1
+  exec setsid {py} -c {shlex.quote(_LAUNCH)} {" ".join(options)} $as_root
+) </dev/null >{log} 2>&1 &
+echo "$! $port"
 """
     out = remote.run(script, stdin=token + "\n", step="starting Jupyter").stdout.split()
     return JupyterServer(python, int(out[1]), int(out[0]), root)

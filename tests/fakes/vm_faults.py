@@ -6,7 +6,7 @@ and ignores BASH_ENV then). An armed trap holds a fixed string: the first comman
 that contains it claims the trap (one shot), marks it fired, and waits while the test
 process acts as root (drops the connection, restarts sshd with another host key...). Once
 the trap is released, the command goes on, after sourcing the trap's shell snippet if it
-has one (e.g. a `setsid` function that takes Jupyter's port first).
+has one (e.g. a `setsid` ahead on PATH that takes Jupyter's port first).
 
 So a fault lands in a chosen step of `provision up`, before that step's command runs
 (or, armed `at_exit`, after it did its work and before the kit hears it ended: an EXIT
@@ -143,11 +143,19 @@ class Traps:
         return trap
 
     def squat_snippet(self, *, http: bool) -> str:
-        """Shell that makes the start of Jupyter find its port ($port) taken first."""
+        """Shell that makes the start of Jupyter find its port taken first: a `setsid` ahead on PATH that takes the
+        port named by --ServerApp.port, then execs the real one (the process keeps its pid, as the kit expects)."""
         mode = "http" if http else "tcp"
-        return (
-            f'setsid() {{ python3 {self._squatter} "$port" {mode} {self._credentials_mark} && command setsid "$@"; }}\n'
+        directory = self.directory / f"squat-{mode}"
+        directory.mkdir(mode=0o755, exist_ok=True)
+        wrapper = directory / "setsid"
+        wrapper.write_text(
+            "#!/bin/sh\n"
+            'for arg; do case $arg in --ServerApp.port=*) port=${arg#--ServerApp.port=} ;; esac; done\n'
+            f'python3 {self._squatter} "$port" {mode} {self._credentials_mark} && exec {shutil.which("setsid")} "$@"\n'
         )
+        wrapper.chmod(0o755)
+        return f"PATH={directory}:$PATH\n"
 
     @property
     def _credentials_mark(self) -> Path:
