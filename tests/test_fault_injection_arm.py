@@ -12,7 +12,7 @@ How the cells are read:
   network PUTs at once otherwise), and the fault is aimed at that operation's polls alone
   (`poll_of`): the status URL does not name the resource, and the three network creates
   poll at the same time.
-- 429 (with Retry-After: 1), 500 and a dropped connection are transient: azure-core
+- 429 (with Retry-After: 1, at the fake's time scale), 500 and a dropped connection are transient: azure-core
   retries them and `up` succeeds.
 - The other faults persist, as a shortage of quota or capacity does (`up` may try again in
   another size, region or zone; none is left to it here, so it must give up).

@@ -6,6 +6,7 @@ import re
 import threading
 from dataclasses import dataclass
 
+from . import pacing
 from .errors import ArmError
 
 _DEFAULT_CODES = {
@@ -42,9 +43,10 @@ class Fault:
     def error(self) -> ArmError:
         return ArmError(self.message, code=self.code, status=self.status)
 
-    def headers(self) -> dict[str, str]:
+    def headers(self, time_scale: float) -> dict[str, str]:
+        """A 429 asks to wait `retry_after` seconds, scaled as every wait the fake imposes (pacing.headers)."""
         if self.status == 429:
-            return {"Retry-After": str(int(self.retry_after or 0))}
+            return pacing.headers((self.retry_after or 0) * time_scale, time_scale)
         return {}
 
 

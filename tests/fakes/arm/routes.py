@@ -323,11 +323,10 @@ class Routes:
         except ValueError:
             raise InvalidRequestContent("The request content was invalid and could not be deserialized.") from None
 
-    @staticmethod
-    def _fault_reply(fault: Fault) -> Reply:
+    def _fault_reply(self, fault: Fault) -> Reply:
         if fault.drop_connection:
             return Reply(0, drop=True)
-        return Reply(fault.status, fault.error().envelope(), fault.headers())
+        return Reply(fault.status, fault.error().envelope(), fault.headers(self.state.time_scale))
 
     def _call(self, route: Route, params: dict[str, str], request: Request) -> Reply:
         subscription = params.pop("sub", None)
