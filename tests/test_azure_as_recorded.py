@@ -20,7 +20,7 @@ GROUP_KIND_HOLDS = (
 
 
 def test_up_then_down_with_idle_stop_under_read_lag_and_replication_delay_leaves_nothing(arm, azure_env):
-    arm.lag(reads=5, replication=5)
+    arm.lag(reads=2, replication=2)
     up = provision("--verbose", "up", "--name", NAME, "--no-bootstrap")
     assert up.exit_code == 0, up.stderr
     assert len(arm.role_definitions()) == 1 and len(arm.role_assignments()) == 1
