@@ -118,8 +118,9 @@ def test_up_on_two_nodes_proves_the_all_reduce_before_the_url(cloud, state_dir, 
     broken = tmp_path / "examples"
     broken.mkdir()
     (broken / "allreduce_check.py").write_text(
-        "import sys\nimport torch.distributed as dist\n"
-        "dist.init_process_group('gloo')\nsys.exit(3 if dist.get_rank() == 2 else 0)\n"
+        "import sys, time\nimport torch.distributed as dist\n"
+        "dist.init_process_group('gloo')\nif dist.get_rank() == 2:\n    sys.exit(3)\n"
+        "time.sleep(60)  # the others still at work: stopped, not waited for\n"
     )
     shipped = session.shipped
     monkeypatch.setattr(session, "shipped", lambda folder: broken if folder == "examples" else shipped(folder))
