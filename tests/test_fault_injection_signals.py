@@ -88,7 +88,7 @@ def test_a_signal_while_creating_rolls_back_everything(arm, azure_env, state_dir
     if kind:
         arm.hold(kind, 600)
     else:
-        arm.inject("PUT", path, status=429, code="SubscriptionRequestsThrottled", retry_after=3600)  # 36 s at FAST
+        arm.inject("PUT", path, status=429, code="SubscriptionRequestsThrottled", retry_after=36000)  # 72 s at FAST
     up = start_up("--no-bootstrap")
     wait_for(lambda: any(r.method == "PUT" and re.search(path, r.path.lower()) for r in arm.requests), up, step)
 

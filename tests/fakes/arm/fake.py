@@ -23,7 +23,7 @@ DEFAULT_TENANT = "00000000-0000-0000-0000-0000000000aa"
 # directory in about as long (nothing records how long: Azure/avdaccelerator#99 only shows that it happens).
 READ_LAG = 4.0
 REPLICATION = 5.0
-FAST = 0.01  # the time scale of tests that drive the kit: Azure's waits in hundredths
+FAST = 0.002  # the time scale of tests that drive the kit: Azure's waits in five-hundredths
 
 
 class FakeARM:
