@@ -109,8 +109,9 @@ def start(
     and the start run under a lock on the machine, in one command that also writes
     STATE_FILE: run again after a dropped connection, it answers with the server the
     first run started instead of starting a second one. The process that becomes the server
-    writes STATE_FILE itself, under the lock, before it runs JupyterLab: a start script killed
-    with its connection (sshd restarted) cannot leave a server that no state file names.
+    writes STATE_FILE itself, under the lock, before it runs JupyterLab (and this command answers
+    once it has): a start script killed with its connection (sshd restarted) cannot leave a
+    server that no state file names.
     """
     python, root = expand(remote, python), expand(remote, root)
     py = shlex.quote(python)
@@ -146,12 +147,14 @@ esac
 {pin_kernel_script(remote, python)}port={port_value} || exit 1
 as_root=; [ "$(id -u)" -ne 0 ] || as_root=--ServerApp.allow_root=True  # local target run as root
 cd {shlex.quote(root)} || exit 1
-(
+pid=$( (
   pid=$(exec sh -c 'echo "$PPID"')
   printf {shlex.quote(record)} "$port" "$pid" >{state}.partial && mv {state}.partial {state} || exit 1
-  exec setsid {py} -c {shlex.quote(_LAUNCH)} {" ".join(options)} $as_root
-) </dev/null >{log} 2>&1 &
-echo "$! $port"
+  echo "$pid"
+  exec setsid {py} -c {shlex.quote(_LAUNCH)} {" ".join(options)} $as_root </dev/null >{log} 2>&1
+) & )
+[ -n "$pid" ] || exit 1
+echo "$pid $port"
 """
     out = remote.run(script, stdin=token + "\n", step="starting Jupyter").stdout.split()
     return JupyterServer(python, int(out[1]), int(out[0]), root)

@@ -11,10 +11,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.fakes.arm import FAST, FakeARM, RecordingBooter, user_token
-from tests.fakes.scenarios import pytest_runtest_logreport, pytest_terminal_summary  # noqa: F401 (fault suite summary)
-from tests.fakes.sshd import free_port
-from tests.fakes.vm import CONDA_DIR, FakeVMs, leftovers
+# jsonschema's optional IRI format check builds its grammar (2.5 s) on import, in each worker; no test validates an
+# IRI. Left out here as in the fake VMs (tests/fakes/vm.py).
+sys.modules.setdefault("rfc3987_syntax", None)
+
+from tests.fakes.arm import FAST, FakeARM, RecordingBooter, user_token  # noqa: E402
+from tests.fakes.scenarios import pytest_runtest_logreport, pytest_terminal_summary  # noqa: F401, E402 (fault suite summary)
+from tests.fakes.sshd import free_port  # noqa: E402
+from tests.fakes.vm import CONDA_DIR, FakeVMs, leftovers  # noqa: E402
 
 
 def pytest_configure(config):

@@ -72,6 +72,14 @@ def _start_kernel(base_url: str, token: str) -> int:
         return response.status
 
 
+def _cmdline(pid: int) -> str:
+    """A process's command line; empty once it has ended (a short-lived child may go between listing and reading)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def _fresh(remote: Remote, request) -> Remote:
     """A new connection to the same machine."""
     if isinstance(remote, SSHRemote):
@@ -109,11 +117,7 @@ def test_jupyter_lifecycle(remote: Remote, env_python: str, notebook_dir: Path, 
             assert _start_kernel(base, token) == 201
 
         # the kernel runs the chosen python and did not inherit the token (same machine: /proc)
-        kernels = [
-            pid
-            for pid in processes.descendants(server.pid)
-            if "ipykernel_launcher" in Path(f"/proc/{pid}/cmdline").read_text()
-        ]
+        kernels = [pid for pid in processes.descendants(server.pid) if "ipykernel_launcher" in _cmdline(pid)]
         assert len(kernels) == 1
         argv = Path(f"/proc/{kernels[0]}/cmdline").read_text().split("\0")
         assert argv[0] == env_python

@@ -7,7 +7,6 @@ Every fixture that starts processes checks at teardown that none is left behind.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,8 +74,10 @@ def remote(request) -> Remote:
 
 @pytest.fixture
 def env_python(remote: Remote) -> str:
-    """A Python on `remote` with torch, jupyter_server and papermill."""
-    return machine_python() if isinstance(remote, SSHRemote) else sys.executable
+    """A Python on `remote` with torch, jupyter_server and papermill: the fake VMs' (this venv's packages, without the
+    IRI grammar jsonschema builds in 2.5 s at each Jupyter or papermill start; see tests/fakes/vm.py), on either side.
+    The local target's own choice, this venv's Python, is under test in tests/test_targets.py."""
+    return machine_python()
 
 
 @pytest.fixture

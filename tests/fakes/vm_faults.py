@@ -151,7 +151,7 @@ class Traps:
         wrapper = directory / "setsid"
         wrapper.write_text(
             "#!/bin/sh\n"
-            'for arg; do case $arg in --ServerApp.port=*) port=${arg#--ServerApp.port=} ;; esac; done\n'
+            "for arg; do case $arg in --ServerApp.port=*) port=${arg#--ServerApp.port=} ;; esac; done\n"
             f'python3 {self._squatter} "$port" {mode} {self._credentials_mark} && exec {shutil.which("setsid")} "$@"\n'
         )
         wrapper.chmod(0o755)
