@@ -89,7 +89,8 @@ class Link:
         return ProvisionError(f"the transfer with {self.where} was cut{why}; run it again: it resumes where it stopped")
 
     def close(self) -> None:
-        self._in.close()
+        with suppress(BrokenPipeError):  # a cut push: what it had not sent yet is moot (close still closes)
+            self._in.close()
         try:
             self._proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
