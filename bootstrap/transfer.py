@@ -98,7 +98,7 @@ def write_all(fd: int, data) -> None:
 def open_staged(path: str, offset: int) -> int:
     """The staged file's descriptor, positioned to write from `offset` (bytes after it dropped). A new file is not
     truncated: ext4 flushes a file truncated to nothing as it is closed (auto_da_alloc), ~70 ms for 256 MiB."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)  # O_BINARY: Windows only
     try:
         if os.fstat(fd).st_size != offset:
             os.ftruncate(fd, offset)
