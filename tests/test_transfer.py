@@ -36,10 +36,12 @@ def on_vm(cloud, relative: str, data: bytes, mtime: int | None = None) -> Path:
     return path
 
 
-# Faults on the machine: its side of the transfer is cut off after 5 MB of output, or of input (dd, unlike head,
-# passes each block on at once).
-CUT_AFTER_5_MB = 'python3() { command python3 "$@" | dd bs=65536 iflag=count_bytes count=5000000 status=none; }\n'
-CUT_INPUT_AFTER_5_MB = 'python3() { dd bs=65536 iflag=count_bytes count=5000000 status=none | command python3 "$@"; }\n'
+# Faults on the machine: its side of the transfer is cut off after 5 MB of output, or of input. The cut passes each
+# read on at once, as small requests and answers need (head holds them in its buffer), and counts bytes (dd counts
+# reads, and sshd writes the input a packet at a time).
+CUT = "import os\nleft = 5_000_000\nwhile left and (block := os.read(0, min(left, 65536))):\n    left -= os.write(1, block)"
+CUT_AFTER_5_MB = f'python3() {{ command python3 "$@" | command python3 -c "{CUT}"; }}\n'
+CUT_INPUT_AFTER_5_MB = f'python3() {{ command python3 -c "{CUT}" | command python3 "$@"; }}\n'
 
 
 def files_under(root: Path) -> dict[str, bytes]:
