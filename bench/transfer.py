@@ -8,7 +8,9 @@ tools given the same key and known_hosts:
 - 2,000 files of 4 KiB: the kit vs `rsync -a -e ssh` (goal: at least 0.5x rsync's);
 - a second pull of those 2,000 files with nothing changed (goal: under 2 s).
 
-Each figure is the best of --rounds runs, the contenders taking turns within each round.
+Each figure is the best of --rounds runs, the contenders taking turns within each round. All of them use OpenSSH's
+default cipher (the kit picks none). The load average before and after is printed: on a shared machine the
+figures move with it.
 
     .venv/bin/python bench/transfer.py [--rounds 3]
 """
@@ -59,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     rounds = parser.parse_args().rounds
+    load_before = os.getloadavg()[0]
     scratch = Path(tempfile.mkdtemp(prefix="bench-transfer-"))
     scratch.chmod(0o755)
     fake = new_machine(scratch, free_port())
@@ -143,7 +146,8 @@ def main() -> None:
         ),
     ]
     print(
-        f"transfer over loopback ssh, best of {rounds} (kit: `provision pull`, its own process; {small_mib:.1f} MiB small)"
+        f"transfer over loopback ssh, best of {rounds} (kit: `provision pull`, its own process; {small_mib:.1f} MiB small;"
+        f" load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after)"
     )
     for label, kit, other, ratio, goal in rows:
         print(f"  {label:14} {kit}   {other}   {ratio:.2f}x (goal >= {goal}x): {'ok' if ratio >= goal else 'MISSED'}")

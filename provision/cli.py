@@ -6,6 +6,7 @@ costs neither the Azure SDK nor paramiko.
 
 import os
 import sys
+from gc import freeze
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -589,7 +590,9 @@ def quota_status(
 
 def main() -> None:
     """Run the app; every expected failure becomes one line on stderr and an exit code."""
-    sys.exit(run(sys.argv[1:]))
+    code = run(sys.argv[1:])
+    freeze()  # exit frees everything anyway: no collector pass over every module loaded (~20-50 ms of each exit)
+    sys.exit(code)
 
 
 def _hoisted(argv: list[str]) -> list[str]:

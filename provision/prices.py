@@ -8,9 +8,7 @@ never worth failing a command for: any failure of the API falls back, and says s
 import json
 import os
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -156,6 +154,9 @@ class Prices:
 
 
 def _get(url: str) -> dict:
+    import urllib.error  # here: with http.client, ssl and email they cost every command ~15 ms; few ask prices
+    import urllib.request
+
     for attempt in range(ATTEMPTS):
         try:
             with urllib.request.urlopen(url, timeout=TIMEOUT) as response:

@@ -12,16 +12,15 @@ versions last pulled and pushed.
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pathspec
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from bootstrap import transfer
-from bootstrap.transfer import CHUNK, IGNORE_FILE, STAGING, staged_name, widen_pipe
+from bootstrap.transfer import CHUNK, IGNORE_FILE, STAGING, Stream, open_staged, staged_name, widen_pipe
 from provision.errors import ProvisionError
 from provision.output import Output
 from provision.state import StateStore
@@ -44,8 +43,8 @@ class Link:
         except FileNotFoundError:
             raise ProvisionError(f"`{argv[0]}` is not installed here: transfers need the OpenSSH client") from None
         assert self._proc.stdin and self._proc.stdout
-        self._in, self._out = self._proc.stdin, self._proc.stdout
-        widen_pipe(self._out.fileno())
+        self._in, self._out = self._proc.stdin, Stream(self._proc.stdout.fileno())
+        widen_pipe(self._out.fd)
 
     def tell(self, request: dict, flush: bool = True) -> None:
         try:
@@ -66,19 +65,17 @@ class Link:
         return self.answer()
 
     def answer(self) -> dict:
-        line = self._out.readline()
+        line = self._out.line()
         if not line.endswith(b"\n"):
             raise self._cut()
         return json.loads(line)
 
-    def read(self, size: int) -> Iterator[bytes]:
-        """Exactly `size` bytes, in blocks."""
-        while size:
-            block = self._out.read1(min(CHUNK, size))
-            if not block:
-                raise self._cut()
-            size -= len(block)
-            yield block
+    def copy(self, fd: int, size: int, advance: Callable[[int], None]) -> None:
+        """Exactly `size` bytes of the stream into the file `fd`."""
+        try:
+            self._out.copy(fd, size, advance)
+        except EOFError:
+            raise self._cut() from None
 
     def _cut(self) -> ProvisionError:
         try:
@@ -92,14 +89,15 @@ class Link:
         return ProvisionError(f"the transfer with {self.where} was cut{why}; run it again: it resumes where it stopped")
 
     def close(self) -> None:
-        self._in.close()
+        with suppress(BrokenPipeError):  # a cut push: what it had not sent yet is moot (close still closes)
+            self._in.close()
         try:
             self._proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        self._out.close()
-        assert self._proc.stderr
+        assert self._proc.stdout and self._proc.stderr
+        self._proc.stdout.close()
         self._proc.stderr.close()
 
     def __enter__(self) -> "Link":
@@ -166,9 +164,9 @@ def beside(path: str, side: str) -> str:
     return str(p.with_name(f"{p.stem}.{side}{p.suffix}"))
 
 
-def _version(path: Path) -> Version | None:
+def _version(path: str | Path) -> Version | None:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return st.st_size, st.st_mtime_ns
@@ -195,8 +193,9 @@ def plan_pull(link: Link, dest: Path, record: SyncRecord, extra_ignore: str) -> 
     remote = _listing(link, extra_ignore)
     pulled = record.pulled_into(dest)
     fetch, unsure = [], []
+    here = str(dest)
     for path, version in remote.items():
-        local = _version(dest / path)
+        local = _version(os.path.join(here, path))
         if local == version:
             pulled[path] = version
         elif local is None or local == pulled.get(path):
@@ -216,47 +215,63 @@ def pull(link: Link, dest: Path, record: SyncRecord, out: Output, extra_ignore: 
     """Copy what changed on the machine into `dest`, resuming staged files; the record remembers it."""
     fetch = plan_pull(link, dest, record, extra_ignore)
     staging = dest / STAGING
+    staged = _sizes(staging)
     for f in fetch:
-        f.offset = min(_size(staging / staged_name(f.path, *f.version)), f.version[0])
+        f.offset = min(staged.get(staged_name(f.path, *f.version), 0), f.version[0])
     moved = Moved(conflicts=[(f.path, f.to) for f in fetch if f.to != f.path])
     try:
         if fetch:
             staging.mkdir(parents=True, exist_ok=True)
             link.tell({"op": "get", "files": [[f.path, f.offset, *f.version] for f in fetch]})
             with _progress(out, f"pulling from {link.where}", sum(f.version[0] - f.offset for f in fetch)) as bar:
+                receiver = _Receiver(link, str(dest), str(staging), bar, record, moved)
                 for f in fetch:
-                    _receive(link, f, dest, staging, bar, record, moved)
+                    receiver.take(f)
             _remove_empty(staging)
     finally:
         record.save()
     return moved
 
 
-def _receive(link: Link, f: _File, dest: Path, staging: Path, bar, record: SyncRecord, moved: Moved) -> None:
-    header = link.answer()
-    if "missing" in header:  # deleted on the machine since it was listed
-        return
-    version, offset = (header["size"], header["mtime"]), header["offset"]
-    staged = staging / staged_name(f.path, *version)
-    with staged.open("r+b" if offset else "wb", buffering=0) as file:  # see CHUNK
-        file.truncate(offset)
-        file.seek(offset)
-        for block in link.read(version[0] - offset):
-            file.write(block)
-            bar(len(block))
-    if not link.answer()["ok"]:  # it changed while it was read: the next pull takes the new one
-        staged.unlink()
-        return
-    final = dest / f.to
-    if not final.parent.is_dir():
-        final.parent.mkdir(parents=True)
-    os.replace(staged, final)
-    os.utime(final, ns=(version[1], version[1]))
-    if f.to == f.path:
-        record.pulled[f.path] = version
-    moved.files += 1
-    moved.size += version[0]
-    moved.resumed += offset
+@dataclass
+class _Receiver:
+    """Files of a pull, as they come: each staged, then renamed into place with its mtime (paths as strings, and
+    each folder made once: thousands of small files cost little more than their bytes)."""
+
+    link: Link
+    dest: str
+    staging: str
+    bar: Callable[[int], None]
+    record: SyncRecord
+    moved: Moved
+    folders: set[str] = field(default_factory=set)  # made, or found there
+
+    def take(self, f: _File) -> None:
+        header = self.link.answer()
+        if "missing" in header:  # deleted on the machine since it was listed
+            return
+        version, offset = (header["size"], header["mtime"]), header["offset"]
+        staged = os.path.join(self.staging, staged_name(f.path, *version))
+        fd = open_staged(staged, offset)
+        try:
+            self.link.copy(fd, version[0] - offset, self.bar)
+        finally:
+            os.close(fd)
+        if not self.link.answer()["ok"]:  # it changed while it was read: the next pull takes the new one
+            os.unlink(staged)
+            return
+        final = os.path.join(self.dest, f.to)
+        folder = os.path.dirname(final)
+        if folder not in self.folders:
+            os.makedirs(folder, exist_ok=True)
+            self.folders.add(folder)
+        os.replace(staged, final)
+        os.utime(final, ns=(version[1], version[1]))
+        if f.to == f.path:
+            self.record.pulled[f.path] = version
+        self.moved.files += 1
+        self.moved.size += version[0]
+        self.moved.resumed += offset
 
 
 def local_files(sources: list[Path], dest: str, spec: pathspec.GitIgnoreSpec) -> dict[str, Path]:
@@ -323,11 +338,13 @@ def _send(link: Link, f: _File, source: Path, offset: int, bar) -> None:
             bar(len(block))
 
 
-def _size(path: Path) -> int:
+def _sizes(directory: Path) -> dict[str, int]:
+    """The size of each file in `directory` (none where it is not there), by name: one listing, not a stat each."""
     try:
-        return path.stat().st_size
+        with os.scandir(directory) as entries:
+            return {entry.name: entry.stat().st_size for entry in entries}
     except OSError:
-        return 0
+        return {}
 
 
 def _remove_empty(directory: Path) -> None:
@@ -338,7 +355,12 @@ def _remove_empty(directory: Path) -> None:
 @contextmanager
 def _progress(out: Output, label: str, total: int) -> Iterator:
     """A progress bar over `total` bytes on a terminal (nothing otherwise); yields advance(n)."""
+    if out.quiet or not out.err.is_terminal:
+        yield lambda n: None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn  # only for a bar shown
+
     columns = ("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=out.err, transient=True, disable=out.quiet or not out.err.is_terminal) as bar:
+    with Progress(*columns, console=out.err, transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)

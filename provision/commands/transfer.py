@@ -46,7 +46,7 @@ def _nodes(record: Record, node: int | None) -> list[tuple[int, Machine]]:
 def link(store: StateStore, name: str, node: int, machine: Machine) -> sync.Link:
     """The machine side of a transfer with one node: over OpenSSH with the pinned known_hosts (a worker through
     the head), or a local Python for this machine."""
-    command = ["python3", "-c", sync.SOURCE, WORKDIR]
+    command = ["python3", "-S", "-c", sync.SOURCE, WORKDIR]  # -S: no site-packages, the script is stdlib only
     if not machine.over_ssh:
         return sync.Link([sys.executable, *command[1:]], machine.label)
     argv = ssh_argv(store, name, [shlex.join(command)], node)
