@@ -23,6 +23,7 @@ _CHANNEL_GRACE = 90.0  # seconds the kit waits beyond the notebook's own limit
 RUNS_DIR = "~/.dsvm-kit/runs"  # a directory per run: its pid, and its exit status once it ended
 RUNNING = "running"  # what a look at a run that has not ended prints
 _POLL = 30.0  # seconds one look at a run waits for it to end
+_START_WAIT = 10.0  # seconds a run detached by the start command may take to write its pid
 
 # Runs on the machine after papermill: judge the run, fetch the result, ask nvidia-smi.
 _SUMMARY = """\
@@ -167,12 +168,18 @@ timeout -k 10 {limit} {q(python)} -m papermill --no-progress-bar -k {q(kernel)} 
   {q(source)} {q(executed)} >{q(log)} 2>&1
 echo $? >{q(run_dir)}/status.partial && mv {q(run_dir)}/status.partial {q(run_dir)}/status
 """
-    # mkdir claims the run id: a second try of this command finds it taken and starts nothing.
+    # The run claims its id (mkdir) and writes its pid once detached (its own session): a second try of this command,
+    # or one whose connection was killed before that, starts nothing twice and leaves no claim without a run.
+    claim = f"""\
+mkdir {q(run_dir)} 2>/dev/null || exit 0
+echo $$ >{q(run_dir)}/pid.partial && mv {q(run_dir)}/pid.partial {q(run_dir)}/pid || exit 1
+exec sh -c {q(papermill)}
+"""
     start = f"""\
 mkdir -p {q(runs)} {q(posixpath.dirname(run_dir))} || exit 1
-mkdir {q(run_dir)} 2>/dev/null || exit 0
+[ ! -e {q(run_dir)} ] || exit 0
 {pin_kernel_script(remote, python)}cd {q(root)} || exit 1
-(setsid sh -c {q(papermill)} </dev/null >/dev/null 2>&1 & echo $! >{q(run_dir)}/pid)
+setsid sh -c {q(claim)} </dev/null >/dev/null 2>&1 &
 """
     summary = f"{q(python)} -c {q(_SUMMARY)} {q(executed)} {q(result_path)} {q(log)} {limit} {NVIDIA_SMI_QUERY}"
     step = f"running {notebook}"
@@ -196,7 +203,11 @@ def _wait_script(run_dir: str, summary: str) -> str:
     return f"""\
 i=0
 while [ ! -e {d}/status ] && [ $i -lt {int(_POLL / 0.1)} ]; do
-  kill -0 "$(cat {d}/pid 2>/dev/null)" 2>/dev/null || [ -e {d}/status ] || {{ echo -1 >{d}/status; break; }}
+  if [ -e {d}/pid ]; then
+    kill -0 "$(cat {d}/pid)" 2>/dev/null || [ -e {d}/status ] || {{ echo -1 >{d}/status; break; }}
+  elif [ $i -ge {int(_START_WAIT / 0.1)} ]; then  # never started (its start was killed before it detached)
+    mkdir -p {d} && echo -1 >{d}/status; break
+  fi
   sleep 0.1; i=$((i + 1))
 done
 [ -e {d}/status ] || {{ echo {RUNNING}; exit 0; }}
