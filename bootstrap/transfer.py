@@ -238,13 +238,14 @@ def serve(root: str, inp: Stream, out) -> None:
             if error:
                 errors.append(error)
         elif op == "done":
-            _remove_empty(os.path.join(root, STAGING))
+            remove_empty(os.path.join(root, STAGING))
             out.write(_line({"errors": errors}))
             errors = []
         out.flush()
 
 
-def _remove_empty(directory: str) -> None:
+def remove_empty(directory) -> None:
+    """Remove `directory` if it is there and empty."""
     with contextlib.suppress(OSError):
         os.rmdir(directory)
 

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 import pathspec
 
 from bootstrap import transfer
-from bootstrap.transfer import CHUNK, IGNORE_FILE, STAGING, Stream, open_staged, staged_name, widen_pipe
+from bootstrap.transfer import CHUNK, IGNORE_FILE, STAGING, Stream, open_staged, remove_empty, staged_name, widen_pipe
 from provision.errors import ProvisionError
 from provision.output import Output
 from provision.state import StateStore
@@ -227,7 +227,7 @@ def pull(link: Link, dest: Path, record: SyncRecord, out: Output, extra_ignore: 
                 receiver = _Receiver(link, str(dest), str(staging), bar, record, moved)
                 for f in fetch:
                     receiver.take(f)
-            _remove_empty(staging)
+            remove_empty(staging)
     finally:
         record.save()
     return moved
@@ -345,11 +345,6 @@ def _sizes(directory: Path) -> dict[str, int]:
             return {entry.name: entry.stat().st_size for entry in entries}
     except OSError:
         return {}
-
-
-def _remove_empty(directory: Path) -> None:
-    with suppress(OSError):
-        directory.rmdir()
 
 
 @contextmanager

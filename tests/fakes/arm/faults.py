@@ -44,7 +44,8 @@ class Fault:
         return ArmError(self.message, code=self.code, status=self.status)
 
     def headers(self, time_scale: float) -> dict[str, str]:
-        """A 429 asks to wait `retry_after` seconds, scaled as every wait the fake imposes (pacing.headers)."""
+        """A 429 asks to wait `retry_after` seconds (ARM's throttling answer: 429 SubscriptionRequestsThrottled with
+        Retry-After, DESIGN.md "checked facts"), scaled as every wait the fake imposes (pacing.headers)."""
         if self.status == 429:
             return pacing.headers((self.retry_after or 0) * time_scale, time_scale)
         return {}
