@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -48,10 +49,23 @@ def public_line_of(private_openssh: str) -> str:
     return key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
 
 
+# Below Linux's ephemeral range (ip_local_port_range, 32768-60999 by default): a port handed out here cannot become the
+# local port of one of the suite's own client connections before the server it is meant for binds it (seen: a fake
+# VM's sshd found its port taken).
+_BELOW_EPHEMERAL = range(20000, 32768)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free on 127.0.0.1 now, below the ephemeral range."""
+    for _ in range(100):
+        port = random.choice(_BELOW_EPHEMERAL)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port on 127.0.0.1 in {_BELOW_EPHEMERAL.start}-{_BELOW_EPHEMERAL.stop - 1}")
 
 
 class SSHD:
