@@ -21,8 +21,8 @@ CANDIDATES = tuple(path for root in CONDA_ROOTS for path in (f"{root}/envs/*/bin
 SERVER_MAJOR = 2  # IdentityProvider.token, the trait jupyter.start sets, exists from jupyter_server 2
 _PROBE_TIMEOUT = 300.0  # seconds for every candidate to import torch and ask CUDA (a cold disk is slow)
 
-# Runs in each candidate (Python 3.8 or newer): versions from metadata, and torch imported only
-# when it is there, as the one way to learn whether it sees CUDA.
+# Runs in each candidate (Python 3.8 or newer): versions from metadata. torch is imported (1-5 s) only where it could
+# see a GPU: the build's own version file says, without an import, when it was built for the CPU alone.
 _PROBE = """\
 import json, sys, importlib.util as u
 from importlib.metadata import version
@@ -31,10 +31,23 @@ def installed(name):
         return version(name)
     except Exception:
         return "unknown"
+def cpu_build(spec):
+    facts = {}
+    try:
+        with open(spec.submodule_search_locations[0] + "/version.py") as f:
+            exec(f.read(), facts)
+    except Exception:
+        return None
+    gpu = facts.get("cuda") or facts.get("hip")  # what torch.cuda runs on: NVIDIA's CUDA or AMD's ROCm
+    return None if gpu or "__version__" not in facts else str(facts["__version__"])
 found = {key: bool(u.find_spec(name)) for key, name in (("pip", "pip"), ("lab", "jupyterlab"), ("kernel", "ipykernel"))}
 if u.find_spec("jupyter_server"):
     found["server"] = installed("jupyter_server")
-if u.find_spec("torch"):
+torch = u.find_spec("torch")
+cpu_version = torch and cpu_build(torch)
+if cpu_version:
+    found.update(torch=cpu_version, cuda=False, cpu_build=True)
+elif torch:
     try:
         import torch
         found["torch"] = str(getattr(torch, "__version__", "unknown"))
@@ -52,6 +65,7 @@ class Env:
     python: str
     torch: str | None = None
     cuda: bool = False
+    cpu_build: bool = False  # torch built for the CPU alone (known without importing it)
     server: str | None = None  # jupyter_server's version
     lab: bool = False
     kernel: bool = False
@@ -82,10 +96,15 @@ class Env:
         if self.torch is None:
             return "no torch"
         if not self.cuda and not allow_cpu:
-            return f"torch {self.torch} sees no CUDA GPU"
+            return self.no_gpu
         if self.missing and not self.pip:
             return f"{self.server_text()}, and no pip to install what is missing"
         return None
+
+    @property
+    def no_gpu(self) -> str:
+        """Why this env's torch does not use a GPU."""
+        return f"torch {self.torch} is a CPU-only build" if self.cpu_build else f"torch {self.torch} sees no CUDA GPU"
 
     def describe(self) -> str:
         gpu = "with CUDA" if self.cuda else "CPU only"
@@ -136,7 +155,7 @@ def choose(
 
 def _lost(env: Env, best: Env) -> str:
     if best.cuda and not env.cuda:
-        return f"torch {env.torch} sees no CUDA GPU"
+        return env.no_gpu
     if best.server_ok and not env.server_ok:
         return env.server_text()
     return "as good, found later"
@@ -149,8 +168,13 @@ def _none_fits(envs: list[Env], listed: list[str], allow_cpu: bool, preferred: s
         return f"no Python on the machine (looked for {', '.join(listed)} and python3 on PATH)"
     reasons = "; ".join(f"{env.label}: {env.flaw(allow_cpu)}" for env in envs)
     text = f"no Python on the machine can run the notebook ({reasons})"
-    if any(env.torch and not env.cuda for env in envs) and not allow_cpu:
-        text += "; on a GPU machine `nvidia-smi` shows whether the driver works; --allow-cpu accepts the CPU"
+    cpu_only = [env for env in envs if env.torch and not env.cuda]
+    if cpu_only and not allow_cpu:
+        if not all(env.cpu_build for env in cpu_only):
+            text += "; on a GPU machine `nvidia-smi` shows whether the driver works"
+        if any(env.cpu_build for env in cpu_only):
+            text += "; a CPU-only torch uses no GPU: install a CUDA build (pytorch.org/get-started/locally)"
+        text += "; --allow-cpu accepts the CPU"
     return text
 
 
@@ -176,7 +200,7 @@ def _env(path: str, answer: str) -> Env:
         facts = json.loads(answer)
     except ValueError:
         return Env(path, error="does not run the probe (Python 3.8 or newer needed)")
-    fields = ("torch", "cuda", "server", "lab", "kernel", "pip", "error")
+    fields = ("torch", "cuda", "cpu_build", "server", "lab", "kernel", "pip", "error")
     return Env(path, **{key: facts[key] for key in fields if key in facts})
 
 

@@ -23,6 +23,7 @@ def _fake_python(
     *,
     torch: str | None = None,
     cuda: bool = False,
+    build: str | None = None,  # torch/version.py's: "cpu", or the CUDA version it was built for
     broken_torch: bool = False,
     server: str | None = None,
     others: tuple[str, ...] = ("jupyterlab", "ipykernel", "pip"),
@@ -34,14 +35,18 @@ def _fake_python(
         modules["torch"] = f"__version__ = {torch!r}\nclass cuda:\n    is_available = staticmethod(lambda: {cuda})\n"
     if broken_torch:
         modules["torch"] = "raise ImportError('libcudart.so.12: cannot open shared object file')\n"
+    if build:  # as a wheel ships it
+        cuda_version = None if build == "cpu" else build
+        modules["torch/version.py"] = f"__version__ = {torch!r}\ncuda = {cuda_version!r}\nhip = None\n"
     if server:
         modules["jupyter_server"] = ""
         info = site / f"jupyter_server-{server}.dist-info"
         info.mkdir(parents=True)
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: jupyter_server\nVersion: {server}\n")
     for module, code in modules.items():
-        (site / module).mkdir(parents=True, exist_ok=True)
-        (site / module / "__init__.py").write_text(code)
+        file = site / module if module.endswith(".py") else site / module / "__init__.py"
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(code)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec /usr/bin/python3 -S "$@"\n')
     path.chmod(0o755)
@@ -118,6 +123,26 @@ def test_cpu_only_envs_need_allow_cpu_and_are_then_chosen_deterministically(tmp_
         f"Python: {choice.python} (torch 2.3.1+cpu CPU only, jupyter_server 2.14.1); "
         "skipped a_old: jupyter_server 1.24.0 (needs 2 or newer), c_good: as good, found later"
     )
+
+
+def test_torch_is_imported_only_where_its_build_could_see_a_gpu(tmp_path):
+    """A CPU build says so in torch/version.py: the probe reads that and never imports it (here, an import would
+    fail); a CUDA build, or a torch without that file, is imported to ask CUDA."""
+    remote, candidates = _dsvm(
+        tmp_path,
+        {
+            "a_cpu_build": {"torch": "2.3.1+cpu", "build": "cpu", "broken_torch": True, "server": "2.14.1"},
+            "b_cuda_build": {"torch": "2.3.1+cu121", "build": "12.1", "server": "2.14.1"},
+        },
+    )
+    with pytest.raises(BootstrapError) as refused:
+        choose(remote, candidates=candidates)
+    message = str(refused.value)
+    assert "a_cpu_build: torch 2.3.1+cpu is a CPU-only build" in message
+    assert "b_cuda_build: torch 2.3.1+cu121 sees no CUDA GPU" in message  # imported: its stub answers False
+    assert "`nvidia-smi`" in message and "install a CUDA build" in message and "--allow-cpu" in message
+    choice = choose(remote, allow_cpu=True, candidates=candidates)
+    assert choice.env.label == "a_cpu_build" and choice.env.cpu_build and choice.env.error is None
 
 
 def test_no_python_at_all_names_where_it_looked(tmp_path):
