@@ -161,7 +161,7 @@ def test_a_machine_without_a_gpu_stops_before_jupyter_and_keeps_the_deployment(c
     error = up.stderr.strip().splitlines()[-1]
     assert error.startswith("error: no Python on the machine can run the notebook")
     assert "py38_default: torch 2" in error and "is a CPU-only build" in error and "install a CUDA build" in error
-    assert "--allow-cpu" in error and "nvidia-smi" not in error  # the fake VM's torch is a CPU build: no driver question
+    assert "--allow-cpu" in error and "nvidia-smi" not in error  # a CPU build: no question about the driver
     assert "provision down nogpu" in error
     record = StateStore(state_dir).require("nogpu")
     assert record.jupyter is None and record.phase == "created"
