@@ -46,7 +46,7 @@ from tests.fakes.scenarios import BOOTSTRAP_STEPS, Scenario, cloud_leftovers, on
 from tests.fakes.sshd import new_ed25519_key
 
 NAME = "faults"
-DELAY = 1.0  # seconds SSH is away when "not up yet"
+DELAY = 0.5  # seconds SSH is away when "not up yet"
 URL = re.compile(r"http://127\.0\.0\.1:(\d+)/lab/tree/first_pytorch_classifier\.ipynb\?token=([\w-]+)")
 
 STEPS = BOOTSTRAP_STEPS

@@ -77,8 +77,8 @@ def test_a_failing_cell_is_reported_and_its_copy_kept(pushed: Remote, env_python
 
 
 def test_a_slow_notebook_hits_the_time_limit(pushed: Remote, env_python: str):
-    run = notebooks.execute(pushed, env_python, "demo.ipynb", parameters={"mode": "sleep"}, timeout=4)
-    assert run.error == "timed out after 4 s"
+    run = notebooks.execute(pushed, env_python, "demo.ipynb", parameters={"mode": "sleep"}, timeout=2)
+    assert run.error == "timed out after 2 s"
     assert run.result is None
 
 

@@ -74,11 +74,11 @@ def test_a_failed_vm_create_gives_up_the_early_ssh_and_rolls_back(cloud, state_d
 
 @pytest.fixture
 def stand_in_cloud(cloud, monkeypatch, tmp_path):
-    """The cloud, with the training notebook replaced by its stand-in that "trains" 3 s, and the detached
-    tunnel importing this checkout."""
+    """The cloud, with the training notebook replaced by its quick stand-in, and the detached tunnel importing this
+    checkout."""
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
     notebooks = tmp_path / "notebooks"
-    write_training_stand_in(notebooks / session.NOTEBOOK, seconds=3.0)
+    write_training_stand_in(notebooks / session.NOTEBOOK)
     monkeypatch.setattr(session, "notebooks_dir", lambda: notebooks)
     return cloud
 
@@ -91,6 +91,7 @@ def jupyter_ready_at(home: Path) -> float:
 
 
 def test_jupyter_starts_while_the_check_runs_on_one_connection(stand_in_cloud):
+    write_training_stand_in(session.notebooks_dir() / session.NOTEBOOK, seconds=3.0)  # Jupyter starts meanwhile
     before = SSHRemote.connections_opened
     up = provision("up", "--name", "overlap", "--detach", "--allow-cpu")
     assert up.exit_code == 0, up.stderr
