@@ -14,7 +14,6 @@ import re
 import socket
 import ssl
 import subprocess
-import threading
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from provision.state import StateStore
 from provision.targets import Machine
 from provision.tls import ServerCertificate, https_get, make_certificate
 from tests.conftest import console, provision
+from tests.fakes.serving import serve
 from tests.fakes.sshd import free_port
 
 SUB = "11111111-2222-3333-4444-555555555555"
@@ -115,8 +115,7 @@ def https_server(cert: ServerCertificate, tmp_path: Path):
     context.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    thread = serve(server)
     try:
         yield server.server_address[1], requests
     finally:

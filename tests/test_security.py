@@ -8,6 +8,7 @@ import pytest
 
 from provision.targets.azure import caller
 from tests.conftest import provision
+from tests.fakes.serving import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = [*ROOT.glob("provision/**/*.py"), *ROOT.glob("bootstrap/**/*.py")]
@@ -41,7 +42,6 @@ def test_by_default_no_rule_admits_everyone(arm, azure_env):
 def test_the_detected_address_is_a_single_host(monkeypatch, arm, azure_env, tmp_path):
     """Without --allow-ip, the rule admits the caller's own address, a /32."""
     import http.server
-    import threading
 
     class Echo(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -53,7 +53,7 @@ def test_the_detected_address_is_a_single_host(monkeypatch, arm, azure_env, tmp_
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    serve(server)
     monkeypatch.setattr(caller, "ECHO_SERVICES", (f"http://127.0.0.1:{server.server_port}/",))
     monkeypatch.delenv("PROVISION_ALLOW_IP")
     try:

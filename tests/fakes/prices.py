@@ -7,9 +7,10 @@ Shape of a response (https://learn.microsoft.com/rest/api/cost-management/retail
 
 import json
 import re
-import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.fakes.serving import serve
 
 PATH = "/api/retail/prices"
 TERM = re.compile(r"^(\w+) eq '([^']*)'$")
@@ -90,7 +91,7 @@ class FakePrices:
         self._failures = times
 
     def __enter__(self) -> "FakePrices":
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        serve(self._server)
         return self
 
     def __exit__(self, *exc) -> None:

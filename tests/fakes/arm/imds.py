@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import pwd
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from ..serving import serve
 from .tokens import access_token
 
 TOKEN_PATH = "/metadata/identity/oauth2/token"
@@ -79,8 +79,7 @@ class FakeIMDS:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        self._thread = serve(self._server)
 
     @property
     def url(self) -> str:

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import trustme
 
+from ..serving import serve
 from .routes import Reply
 
 HandleFn = Callable[[str, str, object, bytes], Reply]
@@ -114,10 +115,7 @@ class HttpsServer:
         ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
         self._server = _TLSServer(handle_fn, context)
         self.url = f"https://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-arm", daemon=True
-        )
-        self._thread.start()
+        self._thread = serve(self._server, name="fake-arm")
 
     def stop(self) -> None:
         self._server.shutdown()
