@@ -33,7 +33,7 @@ from provision.state import StateStore
 from provision.targets import Machine
 from provision.tls import ServerCertificate, https_get, make_certificate
 from tests.conftest import console, provision
-from tests.fakes.serving import serve
+from tests.fakes.serving import serve, stop
 from tests.fakes.sshd import free_port
 
 SUB = "11111111-2222-3333-4444-555555555555"
@@ -119,8 +119,7 @@ def https_server(cert: ServerCertificate, tmp_path: Path):
     try:
         yield server.server_address[1], requests
     finally:
-        server.shutdown()
-        server.server_close()
+        stop(server)
         thread.join()
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from provision.targets.azure import caller
 from tests.conftest import provision
-from tests.fakes.serving import serve
+from tests.fakes.serving import serve, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = [*ROOT.glob("provision/**/*.py"), *ROOT.glob("bootstrap/**/*.py")]
@@ -59,7 +59,7 @@ def test_the_detected_address_is_a_single_host(monkeypatch, arm, azure_env, tmp_
     try:
         assert provision("up", "--name", "sec", "--no-bootstrap").exit_code == 0
     finally:
-        server.shutdown()
+        stop(server)
     assert [r["properties"]["sourceAddressPrefix"] for r in nsg_rules(arm)] == ["198.51.100.23/32"]
 
 

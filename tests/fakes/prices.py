@@ -10,7 +10,7 @@ import re
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.fakes.serving import serve
+from tests.fakes.serving import serve, stop
 
 PATH = "/api/retail/prices"
 TERM = re.compile(r"^(\w+) eq '([^']*)'$")
@@ -95,8 +95,7 @@ class FakePrices:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        stop(self._server)
 
     def answer(self, path: str) -> tuple[int, dict]:
         self.requests.append(path)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from ..serving import serve
+from ..serving import serve, stop
 from .tokens import access_token
 
 TOKEN_PATH = "/metadata/identity/oauth2/token"
@@ -121,5 +121,4 @@ class FakeIMDS:
         return system[0] if system else identities[0] if len(identities) == 1 else None
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        stop(self._server)

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import trustme
 
-from ..serving import serve
+from ..serving import serve, stop
 from .routes import Reply
 
 HandleFn = Callable[[str, str, object, bytes], Reply]
@@ -118,8 +118,7 @@ class HttpsServer:
         self._thread = serve(self._server, name="fake-arm")
 
     def stop(self) -> None:
-        self._server.shutdown()
+        stop(self._server)
         self._server.close_connections()
-        self._server.server_close()
         self._thread.join()
         self._dir.cleanup()
