@@ -236,10 +236,18 @@ def test_retried_banner_errors_are_not_logged_as_errors(tmp_path, caplog):
 
 def test_a_command_cut_by_a_drop_runs_again_on_a_new_connection(vm, ssh_remote: SSHRemote):
     before = SSHRemote.connections_opened
-    dropper = threading.Timer(0.5, vm.sshd.drop_sessions)
+    runs = Path(ssh_remote.home) / "runs.txt"  # the fake VM's home is on this machine
+
+    def drop_once_it_runs() -> None:
+        deadline = time.monotonic() + 30
+        while not runs.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        vm.sshd.drop_sessions()
+
+    dropper = threading.Thread(target=drop_once_it_runs)
     dropper.start()
     try:
-        result = ssh_remote.run("echo run >> runs.txt; sleep 1.5; echo finished")
+        result = ssh_remote.run("echo run >> runs.txt; sleep 1; echo finished")
     finally:
         dropper.join()
     assert result.stdout == "finished\n"
