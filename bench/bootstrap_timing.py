@@ -35,7 +35,7 @@ def one_round(workdir: Path) -> tuple[dict[str, float], float, int]:
     notebook_dir = workdir / "notebooks"
     write_notebook(notebook_dir / "demo.ipynb")
     times: dict[str, float] = {}
-    with FakeVMs(machine.endpoint.port) as vms:
+    with FakeVMs() as vms:
         vms.boot(machine.spec)
         before = SSHRemote.connections_opened
         token = secrets.token_urlsafe(32)
