@@ -23,7 +23,7 @@ def _fake_python(
     *,
     torch: str | None = None,
     cuda: bool = False,
-    build: str | None = None,  # torch/version.py's: "cpu", or the CUDA version it was built for
+    build: str | None = None,  # torch/version.py's: "cpu", or the GPU platform it was built for ("cuda=12.1")
     broken_torch: bool = False,
     server: str | None = None,
     others: tuple[str, ...] = ("jupyterlab", "ipykernel", "pip"),
@@ -36,8 +36,10 @@ def _fake_python(
     if broken_torch:
         modules["torch"] = "raise ImportError('libcudart.so.12: cannot open shared object file')\n"
     if build:  # as a wheel ships it
-        cuda_version = None if build == "cpu" else build
-        modules["torch/version.py"] = f"__version__ = {torch!r}\ncuda = {cuda_version!r}\nhip = None\n"
+        platforms = {"cuda": None, "hip": None} | dict([build.split("=")] if "=" in build else [])
+        modules["torch/version.py"] = f"__version__ = {torch!r}\n" + "".join(
+            f"{k} = {v!r}\n" for k, v in platforms.items()
+        )
     if server:
         modules["jupyter_server"] = ""
         info = site / f"jupyter_server-{server}.dist-info"
@@ -132,7 +134,8 @@ def test_torch_is_imported_only_where_its_build_could_see_a_gpu(tmp_path):
         tmp_path,
         {
             "a_cpu_build": {"torch": "2.3.1+cpu", "build": "cpu", "broken_torch": True, "server": "2.14.1"},
-            "b_cuda_build": {"torch": "2.3.1+cu121", "build": "12.1", "server": "2.14.1"},
+            "b_cuda_build": {"torch": "2.3.1+cu121", "build": "cuda=12.1", "server": "2.14.1"},
+            "c_rocm_build": {"torch": "2.3.1+rocm6.0", "build": "hip=6.0", "server": "2.14.1"},
         },
     )
     with pytest.raises(BootstrapError) as refused:
@@ -140,6 +143,7 @@ def test_torch_is_imported_only_where_its_build_could_see_a_gpu(tmp_path):
     message = str(refused.value)
     assert "a_cpu_build: torch 2.3.1+cpu is a CPU-only build" in message
     assert "b_cuda_build: torch 2.3.1+cu121 sees no CUDA GPU" in message  # imported: its stub answers False
+    assert "c_rocm_build: torch 2.3.1+rocm6.0 sees no CUDA GPU" in message  # torch.cuda runs on ROCm too
     assert "`nvidia-smi`" in message and "install a CUDA build" in message and "--allow-cpu" in message
     choice = choose(remote, allow_cpu=True, candidates=candidates)
     assert choice.env.label == "a_cpu_build" and choice.env.cpu_build and choice.env.error is None
