@@ -143,6 +143,11 @@ def _the_head_agent_counts_a_session_on_a_worker(cloud, record) -> None:
         f"{worker['private_ip']}:{worker['port']}"
     ]
     log = agent_dir / "agent.log"
+    # The agent logs a change of activity only: wait until it has seen the kit's own links to the worker (the
+    # all-reduce check's) end, or a session opened before that would add no line.
+    deadline = time.monotonic() + 60
+    while "SSH to workers" in _last_activity(log) and time.monotonic() < deadline:
+        time.sleep(0.5)
     before = log.read_text().count("SSH to workers")
     script = os.path.join(os.path.dirname(sys.executable), "provision")
     with subprocess.Popen(
@@ -154,6 +159,12 @@ def _the_head_agent_counts_a_session_on_a_worker(cloud, record) -> None:
         session.stdin.close()  # the remote `cat` ends, and the session with it
         assert session.wait(timeout=30) == 0
     assert log.read_text().count("SSH to workers") > before, log.read_text()
+
+
+def _last_activity(log: Path) -> str:
+    """The idle agent's last word on activity ("active: ..." or "no activity"); empty before its first."""
+    lines = [line for line in log.read_text().splitlines() if " active: " in line or line.endswith(" no activity")]
+    return lines[-1] if lines else ""
 
 
 def test_plain_openssh_reaches_the_worker_through_the_head(cloud, two_nodes):
