@@ -15,6 +15,8 @@ import pytest
 # IRI. Left out here as in the fake VMs (tests/fakes/vm.py).
 sys.modules.setdefault("rfc3987_syntax", None)
 
+from provision import tunnel  # noqa: E402
+from provision.state import StateStore  # noqa: E402
 from tests.fakes.arm import FAST, FakeARM, RecordingBooter, user_token  # noqa: E402
 from tests.fakes.scenarios import pytest_runtest_logreport, pytest_terminal_summary  # noqa: F401, E402 (fault suite summary)
 from tests.fakes.sshd import free_port  # noqa: E402
@@ -134,7 +136,17 @@ def cloud(state_dir, monkeypatch, request):
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         yield Cloud(fake, vms, env)
+        close_tunnels_of_recorded(state_dir)
     assert leftovers(env["PROVISION_ADMIN_USER"], None) == []
+
+
+def close_tunnels_of_recorded(state_dir) -> None:
+    """A test that fails before its `down` leaves the tunnel of `up --detach` or `start --detach` running, which the
+    leftover check would add to the failure as a running orphan. Close the tunnel of every deployment still
+    recorded; after a `down` none is, so a tunnel that `down` left stays for the check to find."""
+    store = StateStore(state_dir)
+    for name in store.names():
+        tunnel.stop(store, name)
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -17,7 +17,7 @@ from provision.targets import target_for
 from tests.conftest import provision
 from tests.fakes.prices import ROWS, FakePrices, vm_row
 from tests.test_e2e import URL, http, listing, render
-from tests.test_stop_start import http_put, tunnel_closed_after_a_failure, vm_id  # noqa: F401 (a fixture)
+from tests.test_stop_start import http_put, vm_id
 
 T4, T4_8, A100 = "Standard_NC4as_T4_v3", "Standard_NC8as_T4_v3", "Standard_NC24ads_A100_v4"
 A100_FAMILY = "standardNCADSA100v4Family"
@@ -49,7 +49,6 @@ def power_of(arm, name: str) -> str:
     return json.loads(found.stdout)["power_state"]
 
 
-@pytest.mark.usefixtures("tunnel_closed_after_a_failure")
 def test_an_in_place_resize_keeps_the_token_and_the_work_files_and_the_url_opens(cloud, state_dir, tmp_path):
     up = provision("up", "--name", "grow", "--detach", "--skip-check")
     assert up.exit_code == 0, up.stderr
@@ -82,7 +81,6 @@ def test_an_in_place_resize_keeps_the_token_and_the_work_files_and_the_url_opens
     assert provision("down", "grow", "--yes").exit_code == 0
 
 
-@pytest.mark.usefixtures("tunnel_closed_after_a_failure")
 def test_a_resize_off_the_cluster_deallocates_puts_and_starts_and_costs_each_size_at_its_price(
     cloud, state_dir, monkeypatch
 ):
@@ -183,7 +181,6 @@ def test_allocation_failed_on_the_new_size_puts_the_old_one_back_running(azure_e
     assert [e["state"] for e in record.power] == ["running", "deallocated", "running"]
 
 
-@pytest.mark.usefixtures("tunnel_closed_after_a_failure")
 def test_two_nodes_resize_together_and_the_all_reduce_runs_again(cloud, state_dir, monkeypatch):
     monkeypatch.setenv("PROVISION_EPOCHS", "1")  # the check's verdict, not its training, is under test
     up = provision("up", "--name", "pair", "--nodes", "2", "--detach", "--skip-check")

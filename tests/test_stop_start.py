@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from provision import power, tunnel
+from provision import power
 from provision.errors import ProvisionError
 from provision.output import Output
 from provision.settings import load
@@ -30,24 +30,10 @@ def status_of(name: str) -> dict:
     return json.loads(result.stdout)
 
 
-@pytest.fixture
-def tunnel_closed_after_a_failure(cloud, state_dir):
-    """`up --detach` and `start --detach` leave a tunnel process running until `down`; a test that fails before its
-    `down` would leave it too, and the cloud fixture would then report it as a running orphan on top of the failure.
-    Close the tunnel of every deployment still recorded (after a `down` none is, so a tunnel `down` left stays
-    for the cloud fixture to find)."""
-    yield
-    store = StateStore(state_dir)
-    for name in store.names():
-        tunnel.stop(store, name)
-
-
 SERVED_T4 = 0.5  # $/hour of the fake Retail Prices API's Linux pay-as-you-go T4 row (tests/fakes/prices.py)
 
 
-def test_stop_deallocates_and_start_brings_back_the_same_machine_token_and_notebooks(
-    cloud, state_dir, tmp_path, tunnel_closed_after_a_failure
-):
+def test_stop_deallocates_and_start_brings_back_the_same_machine_token_and_notebooks(cloud, state_dir, tmp_path):
     with FakePrices() as prices:  # `up` records the price it quoted; status and stop use that record
         env = {**cloud.env, "PROVISION_PRICES_ENDPOINT": prices.url}
         up = console("up", "--name", "sst", "--detach", "--skip-check", env=env, timeout=600)

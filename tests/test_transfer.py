@@ -13,9 +13,6 @@ from bootstrap.transfer import Stream
 from provision.state import StateStore
 from tests.conftest import provision
 from tests.test_e2e import home_of
-from tests.test_stop_start import tunnel_closed_after_a_failure  # noqa: F401 (a fixture, used below)
-
-pytestmark = pytest.mark.usefixtures("tunnel_closed_after_a_failure")  # a failed test leaves no tunnel behind
 
 
 def up(name: str, *more: str) -> None:
