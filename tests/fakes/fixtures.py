@@ -73,7 +73,7 @@ def remote(request) -> Remote:
 
 
 @pytest.fixture
-def env_python(remote: Remote) -> str:
+def env_python() -> str:
     """A Python on `remote` with torch, jupyter_server and papermill: the fake VMs' (this venv's packages, without the
     IRI grammar jsonschema builds in 2.5 s at each Jupyter or papermill start; see tests/fakes/vm.py), on either side.
     The local target's own choice, this venv's Python, is under test in tests/test_targets.py."""
